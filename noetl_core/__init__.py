@@ -1,0 +1,1 @@
+"""NoETL playbooks as event-sourced atomic blocks: embedded default and Google Cloud."""

@@ -1,0 +1,108 @@
+"""Payload store on any fsspec URL (`file://` for the embedded default).
+
+Tables are Arrow IPC files, everything else JSON. A reference carries uri, format,
+shape, sha256, size, rows and schema; reads verify the hash, and errors name the key.
+Local writes go to a temporary name first, then rename, so a reader never sees half a
+payload.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from typing import Any
+
+from ..errors import PayloadError
+
+
+def _arrow() -> Any:
+    import pyarrow as pa
+    import pyarrow.ipc
+
+    return pa
+
+
+class FsspecPayloadStore:
+    def __init__(self, url: str):
+        import fsspec.core
+
+        self.url = url.rstrip("/")
+        self.fs, self.root = fsspec.core.url_to_fs(self.url)
+        self.protocol = self.url.split("://", 1)[0] if "://" in self.url else "file"
+
+    def _path(self, key: str) -> str:
+        return f"{self.root.rstrip('/')}/{key}"
+
+    def put(self, key: str, value: Any, *, tabular: bool) -> dict[str, Any]:
+        if tabular:
+            data, meta = self._encode_arrow(value)
+            path = self._path(key + ".arrow")
+        else:
+            data = json.dumps(value, separators=(",", ":"), default=str).encode()
+            meta = {
+                "format": "json",
+                "shape": "value",
+                "rows": len(value) if isinstance(value, list) else None,
+            }
+            path = self._path(key + ".json")
+        digest = hashlib.sha256(data).hexdigest()
+        self._write(path, data)
+        return {
+            "uri": f"{self.protocol}://{path}",
+            "key": key,
+            "sha256": digest,
+            "size": len(data),
+            **meta,
+        }
+
+    def _encode_arrow(self, value: Any) -> tuple[Any, dict[str, Any]]:
+        pa = _arrow()
+        shape = "table" if isinstance(value, pa.Table) else "records"
+        table = value if shape == "table" else pa.Table.from_pylist(value)
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table)
+        schema = [{"name": f.name, "type": str(f.type)} for f in table.schema]
+        return memoryview(sink.getvalue()), {
+            "format": "arrow",
+            "shape": shape,
+            "rows": table.num_rows,
+            "schema": schema,
+        }
+
+    def _write(self, path: str, data: Any) -> None:
+        parent = path.rsplit("/", 1)[0]
+        try:
+            if self.protocol == "file":
+                os.makedirs(parent, exist_ok=True)
+                tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+                with open(tmp, "wb") as fh:
+                    fh.write(data)
+                os.replace(tmp, path)
+            else:
+                self.fs.pipe_file(path, bytes(data))
+        except OSError as exc:
+            raise PayloadError(f"cannot write payload {path}: {exc}", retryable=True) from None
+
+    def get(self, ref: dict[str, Any]) -> Any:
+        uri = ref.get("uri", "")
+        path = uri.split("://", 1)[1] if "://" in uri else uri
+        try:
+            data = self.fs.cat_file(path)
+        except FileNotFoundError:
+            raise PayloadError(f"payload {uri} is missing") from None
+        except OSError as exc:
+            raise PayloadError(f"cannot read payload {uri}: {exc}", retryable=True) from None
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != ref.get("sha256"):
+            raise PayloadError(
+                f"payload {uri} is corrupt: sha256 {digest} differs from "
+                f"the recorded {ref.get('sha256')}"
+            )
+        if ref.get("format") == "arrow":
+            pa = _arrow()
+            table = pa.ipc.open_file(pa.py_buffer(data)).read_all()
+            return table if ref.get("shape") == "table" else table.to_pylist()
+        return json.loads(data)

@@ -1,0 +1,205 @@
+"""The embedded event log: one SQLite table in WAL mode, rows created once.
+
+Each row is one entry (several events may share it); `seq` is the commit order. A
+record batch is one transaction, so one commit per block. Rows are never updated, so an
+in-process cache of entries by id is always valid.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections import OrderedDict
+from collections.abc import Collection, Sequence
+from pathlib import Path
+
+from ..engine.entries import Entry
+from ..runtime.ports import Open
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS entries (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    execution_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    step TEXT,
+    grp TEXT,
+    dc INTEGER NOT NULL DEFAULT 0,
+    da INTEGER NOT NULL DEFAULT 0,
+    dj INTEGER NOT NULL DEFAULT 0,
+    halt INTEGER NOT NULL DEFAULT 0,
+    resulting INTEGER NOT NULL DEFAULT 0,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS entries_by_kind ON entries(execution_id, kind, grp);
+CREATE INDEX IF NOT EXISTS entries_open ON entries(execution_id, step, dc, da, dj)
+    WHERE dc != 0 OR da != 0 OR dj != 0;
+CREATE INDEX IF NOT EXISTS entries_halt ON entries(execution_id) WHERE halt = 1;
+CREATE INDEX IF NOT EXISTS entries_result ON entries(execution_id, seq) WHERE resulting = 1;
+"""
+COLUMNS = "id, execution_id, kind, step, grp, dc, da, dj, halt, resulting, data"
+OPEN_WHERE = "(dc != 0 OR da != 0 OR dj != 0)"
+
+
+def _is_result(entry: Entry) -> bool:
+    if entry.body.get("status") != "ok" or entry.body.get("result") is None:
+        return False
+    return entry.kind == "loopdone" or (entry.kind == "done" and entry.group is None)
+
+
+def _row(entry: Entry) -> tuple[object, ...]:
+    data = entry.to_dict()
+    data.pop("seq", None)
+    return (
+        entry.id,
+        entry.execution_id,
+        entry.kind,
+        entry.step,
+        entry.group,
+        entry.dc,
+        entry.da,
+        entry.dj,
+        int(entry.halt),
+        int(_is_result(entry)),
+        json.dumps(data, separators=(",", ":"), default=str),
+    )
+
+
+class SqliteEventLog:
+    deferred_claims = True
+
+    def __init__(self, path: Path, *, sync: str = "FULL", cache_size: int = 20_000):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.sync = sync
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        self._cache: OrderedDict[str, Entry] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self._cache_size = cache_size
+        self._writer = self._connect()
+        self._writer.executescript(SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={self.sync}")
+        conn.execute("PRAGMA busy_timeout=30000")
+        return conn
+
+    @property
+    def _reader(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+        return conn
+
+    def close(self) -> None:
+        self._writer.close()
+
+    # -- writes ---------------------------------------------------------------------
+
+    def append(self, entries: Sequence[Entry]) -> bool:
+        if not entries:
+            return True
+        rows = [_row(e) for e in entries]
+        with self._write_lock:
+            conn = self._writer
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(
+                    f"INSERT INTO entries({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows
+                )
+            except sqlite3.IntegrityError:
+                conn.execute("ROLLBACK")
+                return False
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        with self._cache_lock:
+            for entry in entries:
+                self._remember(entry)
+        return True
+
+    def _remember(self, entry: Entry) -> None:
+        self._cache[entry.id] = entry
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
+    # -- reads ----------------------------------------------------------------------
+
+    def _decode(self, seq: int, data: str) -> Entry:
+        return Entry.from_dict({**json.loads(data), "seq": seq})
+
+    def _select(self, where: str, args: Sequence[object], tail: str = "") -> list[Entry]:
+        rows = self._reader.execute(f"SELECT seq, data FROM entries WHERE {where} {tail}", args)
+        return [self._decode(seq, data) for seq, data in rows]
+
+    def get(self, entry_id: str) -> Entry | None:
+        with self._cache_lock:
+            cached = self._cache.get(entry_id)
+        if cached is not None:
+            return cached
+        found = self._select("id = ?", (entry_id,))
+        if not found:
+            return None
+        with self._cache_lock:
+            self._remember(found[0])
+        return found[0]
+
+    def find(
+        self, execution_id: str, kind: str, *, step: str | None = None, group: str | None = None
+    ) -> list[Entry]:
+        where, args = "execution_id = ? AND kind = ?", [execution_id, kind]
+        if step is not None:
+            where, args = where + " AND step = ?", [*args, step]
+        if group is not None:
+            where, args = where + " AND grp = ?", [*args, group]
+        return self._select(where, args, "ORDER BY seq")
+
+    def count(self, execution_id: str, kind: str, *, group: str | None = None) -> int:
+        sql = "SELECT count(*) FROM entries WHERE execution_id = ? AND kind = ?"
+        args: list[object] = [execution_id, kind]
+        if group is not None:
+            sql, args = sql + " AND grp = ?", [*args, group]
+        return int(self._reader.execute(sql, args).fetchone()[0])
+
+    def open_work(self, execution_id: str, steps: Collection[str] | None = None) -> Open:
+        sql = (
+            f"SELECT sum(dc), sum(da), sum(dj) FROM entries WHERE execution_id = ? AND {OPEN_WHERE}"
+        )
+        args: list[object] = [execution_id]
+        if steps is not None:
+            if not steps:
+                return Open()
+            sql += f" AND step IN ({','.join('?' * len(steps))})"
+            args.extend(steps)
+        c, a, j = self._reader.execute(sql, args).fetchone()
+        return Open(c or 0, a or 0, j or 0)
+
+    def halted(self, execution_id: str) -> bool:
+        row = self._reader.execute(
+            "SELECT 1 FROM entries WHERE execution_id = ? AND halt = 1 LIMIT 1", (execution_id,)
+        ).fetchone()
+        return row is not None
+
+    def last_result(self, execution_id: str) -> Entry | None:
+        found = self._select(
+            "execution_id = ? AND resulting = 1", (execution_id,), "ORDER BY seq DESC LIMIT 1"
+        )
+        return found[0] if found else None
+
+    def entries(self, execution_id: str) -> list[Entry]:
+        return self._select("execution_id = ?", (execution_id,), "ORDER BY seq")
+
+    def executions(self, limit: int = 20) -> list[Entry]:
+        return self._select("kind = 'start'", (), f"ORDER BY seq DESC LIMIT {int(limit)}")
+
+    def find_execution(self, prefix: str) -> list[str]:
+        rows = self._reader.execute(
+            "SELECT execution_id FROM entries WHERE kind = 'start' AND execution_id LIKE ? LIMIT 5",
+            (prefix + "%",),
+        )
+        return [r[0] for r in rows]

@@ -1,0 +1,204 @@
+"""`noetl`: upstream NoETL's verbs on the embedded default.
+
+    noetl run FILE|CATALOG_PATH [--set k=v]... [--workload JSON|@file] [--json]
+    noetl validate FILE...
+    noetl status [EXEC]          noetl events EXEC         noetl replay EXEC [--at N]
+    noetl register FILE|DIR      noetl catalog list        noetl cancel EXEC
+
+Exit codes: 0 completed (or ok), 1 failed / cancelled / invalid, 2 usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from . import embedded, settings
+from .errors import NoetlError, WorkloadError
+from .playbook.loader import LoadedPlaybook, load_file
+from .runtime.block import Runtime
+from .view import Progress, print_events, print_replay, print_result, print_status, resolve_id
+
+
+def _parse_value(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def workload_from(args: argparse.Namespace) -> dict[str, Any]:
+    workload: dict[str, Any] = {}
+    if args.workload:
+        text = args.workload
+        if text.startswith("@"):
+            try:
+                text = Path(text[1:]).read_text(encoding="utf-8")
+            except OSError as exc:
+                raise WorkloadError(
+                    f"--workload {args.workload}: cannot read: {exc.strerror}"
+                ) from None
+        try:
+            workload = json.loads(text)
+        except ValueError as exc:
+            raise WorkloadError(f"--workload is not JSON: {exc}") from None
+        if not isinstance(workload, dict):
+            raise WorkloadError(f"--workload must be a JSON object, got {type(workload).__name__}")
+    for item in args.set or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise WorkloadError(f"--set {item!r}: expected key=value")
+        node = workload
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise WorkloadError(f"--set {item!r}: {part} is not a mapping")
+        node[parts[-1]] = _parse_value(value)
+    return workload
+
+
+def _target(rt: Runtime, target: str) -> LoadedPlaybook:
+    if Path(target).is_file():
+        return load_file(target)
+    path, _, version = target.partition("@")
+    loaded: LoadedPlaybook = rt.catalog.resolve(path, version or None)
+    return loaded
+
+
+def cmd_run(args: argparse.Namespace, conf: settings.Settings) -> int:
+    workload = workload_from(args)
+    with embedded.runtime(conf) as rt:
+        loaded = _target(rt, args.target)
+        progress = Progress(sys.stderr, quiet=args.json)
+        rt.subscribe(progress)
+        execution_id = rt.start(loaded, workload)
+        progress.started(execution_id, loaded)
+        terminal = rt.wait(execution_id, args.timeout)
+        if terminal is None:
+            print(
+                f"noetl: execution {execution_id} did not finish within {args.timeout}s; "
+                f"`noetl status {execution_id}` shows it",
+                file=sys.stderr,
+            )
+            rt.cancel(execution_id, "timed out waiting in `noetl run`")
+            return 1
+        print_result(rt, execution_id, terminal, as_json=args.json)
+        return 0 if terminal.body.get("status") == "completed" else 1
+
+
+def cmd_validate(args: argparse.Namespace, conf: settings.Settings) -> int:
+    failed = 0
+    for file in args.files:
+        try:
+            loaded = load_file(file)
+        except NoetlError as exc:
+            failed += 1
+            print(exc.message, file=sys.stderr)
+            continue
+        steps = len(loaded.playbook.workflow)
+        print(f"ok: {file} ({loaded.playbook.metadata.name}, {steps} steps)")
+    return 1 if failed else 0
+
+
+def cmd_status(args: argparse.Namespace, conf: settings.Settings) -> int:
+    with embedded.runtime(conf) as rt:
+        return print_status(rt, resolve_id(rt, args.execution) if args.execution else None)
+
+
+def cmd_events(args: argparse.Namespace, conf: settings.Settings) -> int:
+    with embedded.runtime(conf) as rt:
+        return print_events(rt, resolve_id(rt, args.execution), as_json=args.json)
+
+
+def cmd_replay(args: argparse.Namespace, conf: settings.Settings) -> int:
+    with embedded.runtime(conf) as rt:
+        return print_replay(rt, resolve_id(rt, args.execution), args.at)
+
+
+def cmd_register(args: argparse.Namespace, conf: settings.Settings) -> int:
+    with embedded.runtime(conf) as rt:
+        target = Path(args.target)
+        done = (
+            rt.catalog.register_tree(target) if target.is_dir() else [rt.catalog.register(target)]
+        )
+        for item in done:
+            state = "registered" if item.new else "unchanged"
+            print(f"{state}: {item.path} v{item.version}")
+    return 0
+
+
+def cmd_catalog(args: argparse.Namespace, conf: settings.Settings) -> int:
+    with embedded.runtime(conf) as rt:
+        for path, versions in rt.catalog.entries():
+            plural = "s" if len(versions) > 1 else ""
+            print(f"{path}  latest v{versions[-1]}  ({len(versions)} version{plural})")
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace, conf: settings.Settings) -> int:
+    with embedded.runtime(conf) as rt:
+        execution_id = resolve_id(rt, args.execution)
+        rt.cancel(execution_id, args.reason)
+        print(f"cancel recorded for {execution_id}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="noetl", description="Run NoETL playbooks (noetl.io/v2).")
+    sub = top.add_subparsers(dest="verb", required=True)
+    run = sub.add_parser("run", help="run a playbook file or catalog path and wait for it")
+    run.add_argument("target")
+    run.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="workload value (JSON or text)"
+    )
+    run.add_argument("--workload", help="workload as JSON, or @file")
+    run.add_argument("--json", action="store_true", help="print the result as JSON only")
+    run.add_argument("--timeout", type=float, default=None, help="seconds to wait")
+    run.set_defaults(func=cmd_run)
+    val = sub.add_parser("validate", help="check playbook files")
+    val.add_argument("files", nargs="+")
+    val.set_defaults(func=cmd_validate)
+    st = sub.add_parser("status", help="an execution's state, or the recent executions")
+    st.add_argument("execution", nargs="?")
+    st.set_defaults(func=cmd_status)
+    ev = sub.add_parser("events", help="an execution's events as a timeline")
+    ev.add_argument("execution")
+    ev.add_argument("--json", action="store_true")
+    ev.set_defaults(func=cmd_events)
+    rp = sub.add_parser("replay", help="rebuild an execution's state and check its decisions")
+    rp.add_argument("execution")
+    rp.add_argument("--at", type=int, default=None, help="stop after event N (1-based)")
+    rp.set_defaults(func=cmd_replay)
+    reg = sub.add_parser("register", help="add a playbook file or a directory tree to the catalog")
+    reg.add_argument("target")
+    reg.set_defaults(func=cmd_register)
+    cat = sub.add_parser("catalog", help="the catalog")
+    cat.add_argument("action", choices=["list"])
+    cat.set_defaults(func=cmd_catalog)
+    can = sub.add_parser("cancel", help="cancel an execution and its children")
+    can.add_argument("execution")
+    can.add_argument("--reason", default="cancelled by `noetl cancel`")
+    can.set_defaults(func=cmd_cancel)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        conf = settings.load()
+        code: int = args.func(args, conf)
+        return code
+    except NoetlError as exc:
+        print(f"noetl: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,17 @@
+"""The pure engine: decisions from events, no I/O, no clock, no random ids."""
+
+from .decide import Outcome, Scene, close, join, record, start, terminal
+from .loops import activate, loop_done, record_iteration
+
+__all__ = [
+    "Outcome",
+    "Scene",
+    "activate",
+    "close",
+    "join",
+    "loop_done",
+    "record",
+    "record_iteration",
+    "start",
+    "terminal",
+]

@@ -1,0 +1,345 @@
+"""The pure engine: given what a block produced, decide the entries to record.
+
+No I/O, no clock, no random ids: the caller passes the time and the hydrated names, and
+every id is derived from the ids it was given. So replaying a log through these
+functions reproduces exactly the entries the blocks recorded.
+
+Order after a tool finishes (PLAYBOOK_LANGUAGE.md): step `set` -> evaluate arcs ->
+chosen arcs' `set` -> issue the targets. On `call.error`, only arcs with a `when` are
+candidates (recovery arcs); they see `event.name == 'call.error'` and `error`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from .. import ids, templating
+from ..playbook.model import Playbook, Step
+from ..templating import ResultView
+from . import entries as E
+from .entries import Command, Entry
+from .graph import Graph
+from .scope import Patches, merge, render_set
+
+DONE_OK = ("call.done", "step.exit", "command.completed")
+DONE_ERROR = ("call.error", "step.exit", "command.failed")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A tool's final outcome for one command, after its policy."""
+
+    status: str
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    view: ResultView | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    patches: Patches | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def output(self) -> dict[str, Any]:
+        return {
+            "status": "ok" if self.ok else "error",
+            "data": self.view,
+            "error": self.error,
+            "meta": self.meta,
+        }
+
+
+@dataclass(frozen=True)
+class Scene:
+    """What every decision about one execution needs."""
+
+    playbook: Playbook
+    graph: Graph
+    execution_id: str
+    ts: float
+
+    def step(self, name: str) -> Step:
+        return self.playbook.step_named(name)
+
+
+def start(
+    execution_id: str,
+    playbook: Playbook,
+    header: dict[str, Any],
+    workload: dict[str, Any],
+    parent: dict[str, Any] | None,
+    ts: float,
+) -> list[Entry]:
+    entry_step = playbook.entry_step
+    command = _command(
+        execution_id,
+        playbook,
+        entry_step,
+        ids.command(execution_id, "entry"),
+        {"ctx": {}, "results": {}},
+        None,
+    )
+    parent_id = parent["execution_id"] if parent else None
+    first = Entry(
+        id=E.start_id(execution_id),
+        execution_id=execution_id,
+        kind="start",
+        events=("playbook.initialized", "workflow.initialized"),
+        ts=ts,
+        body={
+            **header,
+            "workload": workload,
+            "parent": parent,
+            "parent_execution_id": parent_id,
+            "entry_command": command.id,
+        },
+    )
+    return [first, E.issue_entry(command, ts)]
+
+
+def _command(
+    execution_id: str,
+    playbook: Playbook,
+    step: str,
+    command_id: str,
+    frame: dict[str, Any],
+    parent: str | None,
+) -> Command:
+    kind = "loop" if playbook.step_named(step).loop is not None else "step"
+    return Command(command_id, execution_id, step, kind, frame, parent=parent)
+
+
+def record(
+    scene: Scene,
+    command: Command,
+    attempt: int,
+    outcome: Outcome,
+    names: Mapping[str, Any],
+) -> list[Entry]:
+    """The record batch of a finished command (not an iteration): done + what it issues."""
+    step = scene.step(command.step)
+    local = _local(step.step, outcome)
+    scope = {**names, **local}
+    patches = _step_patches(step, outcome, scope) if outcome.ok else Patches()
+    ctx = merge(command.frame.get("ctx", {}), patches.ctx)
+    done_id = E.done_id(scene.execution_id, command.id)
+    chosen = choose_arcs(
+        step, outcome.ok, {**scope, "ctx": merge(scope["ctx"], patches.ctx), "step": patches.step}
+    )
+    done = Entry(
+        id=done_id,
+        execution_id=scene.execution_id,
+        kind="done",
+        events=DONE_OK if outcome.ok else DONE_ERROR,
+        ts=scene.ts,
+        step=step.step,
+        command_id=command.id,
+        attempt=attempt,
+        dc=-1 if command.kind != "loop" else 0,
+        da=-1 if command.kind == "loop" else 0,
+        halt=not outcome.ok and not chosen,
+        body=_done_body(outcome, patches, chosen, recovered=not outcome.ok and bool(chosen)),
+    )
+    frame = {"ctx": ctx, "results": {**command.frame.get("results", {}), step.step: done_id}}
+    scope = {**scope, "ctx": merge(scope["ctx"], patches.ctx), "step": patches.step}
+    return with_issued(done, successors(scene, step, command.id, chosen, frame, scope))
+
+
+def with_issued(head: Entry, made: Sequence[Entry]) -> list[Entry]:
+    """`head` noting what its batch issued, so a redelivery can publish it again."""
+    body = {
+        **head.body,
+        "issued": [e.command_id for e in made if e.kind == "issue"],
+        "arrived": [e.id for e in made if e.kind == "arrive"],
+    }
+    return [replace(head, body=body), *made]
+
+
+def _local(step: str, outcome: Outcome) -> dict[str, Any]:
+    event = {"name": "call.done" if outcome.ok else "call.error", "step": step}
+    return {step: outcome.view, "output": outcome.output(), "error": outcome.error, "event": event}
+
+
+def _step_patches(step: Step, outcome: Outcome, scope: Mapping[str, Any]) -> Patches:
+    patches = render_set(step.set, scope, f"step {step.step}: set")
+    if outcome.patches is not None:
+        patches.ctx = merge(patches.ctx, outcome.patches.ctx)
+        patches.iter = merge(patches.iter, outcome.patches.iter)
+        patches.step = merge(patches.step, outcome.patches.step)
+    return patches
+
+
+def _done_body(
+    outcome: Outcome, patches: Patches, chosen: Sequence[int], recovered: bool
+) -> dict[str, Any]:
+    policy_set = outcome.patches
+    body: dict[str, Any] = {
+        "status": outcome.status,
+        "result": outcome.result,
+        "arcs": list(chosen),
+    }
+    if outcome.error is not None:
+        body["error"] = outcome.error
+    if patches.ctx or patches.iter or patches.step:
+        body["set"] = {"ctx": patches.ctx, "iter": patches.iter, "step": patches.step}
+    if recovered:
+        body["recovered"] = True
+    if policy_set is not None and (policy_set.ctx or policy_set.iter or policy_set.step):
+        body["policy_set"] = {
+            "ctx": policy_set.ctx,
+            "iter": policy_set.iter,
+            "step": policy_set.step,
+        }
+    if outcome.meta:
+        body["meta"] = outcome.meta
+    return body
+
+
+def choose_arcs(step: Step, ok: bool, scope: Mapping[str, Any]) -> list[int]:
+    """Indices of the arcs that fire (exclusive: the first match; inclusive: all)."""
+    chosen = []
+    for i, arc in enumerate(step.arcs):
+        if not ok and arc.when is None:
+            continue
+        if templating.condition(arc.when, scope, f"step {step.step}: next.arcs[{i}].when"):
+            chosen.append(i)
+            if step.next is not None and step.next.spec.mode == "exclusive":
+                break
+    return chosen
+
+
+def has_recovery(step: Step) -> bool:
+    return any(arc.when is not None for arc in step.arcs)
+
+
+def successors(
+    scene: Scene,
+    step: Step,
+    source_id: str,
+    chosen: Sequence[int],
+    frame: dict[str, Any],
+    scope: Mapping[str, Any],
+) -> list[Entry]:
+    out = []
+    for i in chosen:
+        arc = step.arcs[i]
+        arc_patch = render_set(arc.set, scope, f"step {step.step}: next.arcs[{i}].set")
+        target_frame = {**frame, "ctx": merge(frame["ctx"], arc_patch.ctx)}
+        made = successor(scene, step.step, source_id, i, arc.step, target_frame)
+        if made is not None:
+            out.append(made)
+    return out
+
+
+def successor(
+    scene: Scene, source_step: str, source_id: str, arc: int, target: str, frame: dict[str, Any]
+) -> Entry | None:
+    """An arrival at a join, or a new command; None for an arc to an absent `end`."""
+    if target not in scene.graph.arcs:
+        return None
+    execution_id = scene.execution_id
+    if scene.graph.is_join_arc(source_step, target):
+        return Entry(
+            id=E.arrive_id(execution_id, target, source_id, arc),
+            execution_id=execution_id,
+            kind="arrive",
+            events=(),
+            ts=scene.ts,
+            step=target,
+            command_id=source_id,
+            dj=1,
+            body={"frame": frame, "from": source_step},
+        )
+    command = _command(
+        execution_id,
+        scene.playbook,
+        target,
+        ids.command(execution_id, target, source_id, arc),
+        frame,
+        source_id,
+    )
+    return E.issue_entry(command, scene.ts)
+
+
+def join(scene: Scene, target: str, arrivals: Sequence[Entry]) -> Entry:
+    """The join's command: arrivals' frames merged in commit order, consumed at once."""
+    ctx: dict[str, Any] = {}
+    results: dict[str, Any] = {}
+    for arrival in arrivals:
+        ctx = merge(ctx, arrival.body["frame"].get("ctx", {}))
+        results.update(arrival.body["frame"].get("results", {}))
+    key = ids.digest(*sorted(a.id for a in arrivals))
+    command = _command(
+        scene.execution_id,
+        scene.playbook,
+        target,
+        ids.command(scene.execution_id, target, "join", key),
+        {"ctx": ctx, "results": results},
+        None,
+    )
+    issued = E.issue_entry(command, scene.ts)
+    return Entry(
+        **{
+            **issued.__dict__,
+            "dj": -len(arrivals),
+            "body": {**issued.body, "arrivals": [a.id for a in arrivals]},
+        }
+    )
+
+
+def terminal(
+    execution_id: str,
+    status: str,
+    result: dict[str, Any] | None,
+    error: dict[str, Any] | None,
+    ts: float,
+) -> Entry:
+    events = {
+        "completed": ("workflow.completed", "playbook.completed"),
+        "failed": ("workflow.failed", "playbook.failed"),
+        "cancelled": ("playbook.cancelled",),
+    }[status]
+    body: dict[str, Any] = {"status": status, "result": result}
+    if error is not None:
+        body["error"] = error
+    return Entry(
+        id=E.terminal_id(execution_id),
+        execution_id=execution_id,
+        kind="terminal",
+        events=events,
+        ts=ts,
+        body=body,
+    )
+
+
+def close(command: Command, attempt: int, status: str, error: dict[str, Any], ts: float) -> Entry:
+    """Close a command without running it (halted execution) or after an internal failure.
+
+    `status` is `skipped` (not run: the execution halted) or `error` (the block itself
+    failed outside the tool); an error halts the execution.
+    """
+    is_loop = command.kind == "loop"
+    return Entry(
+        id=E.done_id(command.execution_id, command.id),
+        execution_id=command.execution_id,
+        kind="done",
+        events=("command.failed",) if status == "skipped" else DONE_ERROR,
+        ts=ts,
+        step=command.step,
+        command_id=command.id,
+        attempt=attempt,
+        dc=0 if is_loop else -1,
+        da=-1 if is_loop else 0,
+        group=command.activation,
+        halt=status == "error",
+        body={
+            "status": status,
+            "result": None,
+            "arcs": [],
+            "error": error,
+            "issued": [],
+            "arrived": [],
+        },
+    )

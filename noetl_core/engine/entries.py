@@ -1,0 +1,177 @@
+"""Log entries: what the event log stores, created once and never updated.
+
+An entry holds one or more logical events (`events`) and the data they share. Entries
+that open or close work carry deltas of three counters, per `step`:
+
+| counter | opened by | closed by |
+|---|---|---|
+| `dc` commands | `command.issued` (+1) | `command.completed` / `command.failed` (-1) |
+| `da` loop activations | the loop command's `command.issued` (+1) | `loop.done` (-1) |
+| `dj` join arrivals | an arrival at a join (+1) | the join's `command.issued` (-k) |
+
+Summing deltas answers "is anything still in flight?" with one consistent read, with
+no shared counter to update (see ARCHITECTURE.md).
+
+Entry kinds: start, issue, claim, done, attempt, pending, arrive, loopdone, terminal,
+cancel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from .. import ids
+
+
+@dataclass(frozen=True)
+class Entry:
+    id: str
+    execution_id: str
+    kind: str
+    events: tuple[str, ...]
+    ts: float
+    step: str | None = None
+    command_id: str | None = None
+    attempt: int = 0
+    dc: int = 0
+    da: int = 0
+    dj: int = 0
+    group: str | None = None
+    halt: bool = False
+    body: dict[str, Any] = field(default_factory=dict)
+    seq: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["events"] = list(self.events)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Entry:
+        return cls(**{**data, "events": tuple(data["events"])})
+
+    def with_seq(self, seq: int) -> Entry:
+        return replace(self, seq=seq)
+
+
+@dataclass(frozen=True)
+class Command:
+    """A unit of work: one step (or one loop activation, or one iteration) to run.
+
+    `kind` is `step`, `loop` (evaluate `loop.in` and issue iterations), `iteration` or
+    `join`. `frame` is what the block reads: `ctx` (the set mutations on this path),
+    `results` (step name -> id of the entry holding its latest result) and, in a loop,
+    `iter`.
+    """
+
+    id: str
+    execution_id: str
+    step: str
+    kind: str
+    frame: dict[str, Any]
+    parent: str | None = None
+    activation: str | None = None
+    index: int | None = None
+    length: int | None = None
+    width: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Command:
+        return cls(**data)
+
+
+def issue_entry(command: Command, ts: float) -> Entry:
+    return Entry(
+        id=issue_id(command.execution_id, command.id),
+        execution_id=command.execution_id,
+        kind="issue",
+        events=("command.issued",),
+        ts=ts,
+        step=command.step,
+        command_id=command.id,
+        attempt=1,
+        dc=0 if command.kind == "loop" else 1,
+        da=1 if command.kind == "loop" else 0,
+        group=command.activation,
+        body={"command": command.to_dict()},
+    )
+
+
+def issue_id(execution_id: str, command_id: str) -> str:
+    return ids.entry(execution_id, "issue", command_id)
+
+
+def done_id(execution_id: str, command_id: str) -> str:
+    return ids.entry(execution_id, "done", command_id)
+
+
+def claim_id(execution_id: str, command_id: str, attempt: int) -> str:
+    return ids.entry(execution_id, "claim", command_id, attempt)
+
+
+def attempt_id(execution_id: str, command_id: str, attempt: int) -> str:
+    return ids.entry(execution_id, "attempt", command_id, attempt)
+
+
+def pending_id(execution_id: str, command_id: str, attempt: int) -> str:
+    return ids.entry(execution_id, "pending", command_id, attempt)
+
+
+def start_id(execution_id: str) -> str:
+    return ids.entry(execution_id, "start")
+
+
+def terminal_id(execution_id: str) -> str:
+    return ids.entry(execution_id, "terminal")
+
+
+def cancel_id(execution_id: str) -> str:
+    return ids.entry(execution_id, "cancel")
+
+
+def loopdone_id(execution_id: str, activation: str) -> str:
+    return ids.entry(execution_id, "loopdone", activation)
+
+
+def arrive_id(execution_id: str, join: str, command_id: str, arc: int) -> str:
+    return ids.entry(execution_id, "arrive", join, command_id, arc)
+
+
+def expand(entry: Entry) -> list[dict[str, Any]]:
+    """The logical events an entry stands for, in the upstream NoETL event shape."""
+    body = entry.body
+    result = body.get("result")
+    out = []
+    for i, name in enumerate(entry.events):
+        event: dict[str, Any] = {
+            "execution_id": entry.execution_id,
+            "event_id": f"{entry.id}:{i}",
+            "type": name,
+            "step": entry.step,
+            "command_id": entry.command_id,
+            "attempt": entry.attempt,
+            "parent_execution_id": body.get("parent_execution_id"),
+            "timestamp": entry.ts,
+            "status": body.get("status"),
+        }
+        if result is not None and name in RESULT_EVENTS:
+            event["result"] = {"status": body.get("status"), "reference": result}
+        if body.get("error") is not None and name in ERROR_EVENTS:
+            event["error"] = body["error"]
+        out.append(event)
+    return out
+
+
+RESULT_EVENTS = {
+    "call.done",
+    "step.exit",
+    "command.completed",
+    "loop.done",
+    "workflow.completed",
+    "playbook.completed",
+}
+ERROR_EVENTS = {"call.error", "command.failed", "workflow.failed", "playbook.failed"}

@@ -1,0 +1,111 @@
+"""The names a template sees, and how `set` changes them (pure).
+
+Layering of bare names, later wins: workload keys, ctx keys, step results, loop names,
+then block-local names (`output`, `error`, `event`, `step`, `_prev`, task names).
+
+`set` keys are scoped: `ctx.x` (execution-wide, travels with the flow), `iter.x` (this
+iteration), `step.x` (this step's arcs). A key without a scope means `ctx.`. Dotted keys
+below the scope set nested fields (`ctx.page.next: 2`). All values of one `set` are
+rendered against the names as they were before it, then applied in order.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import templating
+from ..errors import TemplateError
+from ..templating import ResultView
+
+
+@dataclass
+class Patches:
+    ctx: dict[str, Any] = field(default_factory=dict)
+    iter: dict[str, Any] = field(default_factory=dict)
+    step: dict[str, Any] = field(default_factory=dict)
+
+
+def context(
+    *,
+    workload: Mapping[str, Any],
+    ctx: Mapping[str, Any],
+    results: Mapping[str, ResultView],
+    execution_id: str,
+    parent_execution_id: str | None,
+    loop: Mapping[str, Any] | None = None,
+    local: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    merged_ctx = merge(workload, ctx)
+    names: dict[str, Any] = {**merged_ctx, **results}
+    if loop:
+        names.update(loop)
+    names.update(
+        workload=dict(workload),
+        ctx=merged_ctx,
+        execution_id=execution_id,
+        parent_execution_id=parent_execution_id,
+    )
+    if local:
+        names.update(local)
+    return names
+
+
+def loop_names(
+    iterator: str, item: Any, index: int, length: int, patch: Mapping[str, Any]
+) -> dict[str, Any]:
+    first, last = index == 0, index == length - 1
+    it = {iterator: item, "_index": index, "_first": first, "_last": last, **patch}
+    return {
+        iterator: item,
+        "iter": it,
+        "loop": {"index": index, "first": first, "last": last, "length": length},
+        "loop_index": index,
+    }
+
+
+def render_set(
+    assignments: Mapping[str, Any] | None, names: Mapping[str, Any], where: str
+) -> Patches:
+    patches = Patches()
+    if not assignments:
+        return patches
+    for key, template in assignments.items():
+        value = templating.render(template, names, f"{where}.{key}")
+        scope, _, rest = key.partition(".")
+        if scope not in ("ctx", "iter", "step") or not rest:
+            scope, rest = "ctx", key
+        target = getattr(patches, scope)
+        _assign(target, rest.split("."), value, f"{where}.{key}")
+    return patches
+
+
+def _assign(target: dict[str, Any], parts: list[str], value: Any, where: str) -> None:
+    node = target
+    for part in parts[:-1]:
+        existing = node.get(part)
+        if existing is None:
+            existing = node[part] = {}
+        if not isinstance(existing, dict):
+            raise TemplateError(
+                f"{where}: cannot set a field below {part!r}, which is not a mapping"
+            )
+        node = existing
+    node[parts[-1]] = value
+
+
+def merge(base: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep-merge `patch` over `base` (mappings merge, everything else replaces)."""
+    out = copy.copy(dict(base))
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def set_names(assignments: Mapping[str, Any] | None) -> set[str]:
+    return templating.names(dict(assignments)) if assignments else set()

@@ -1,0 +1,174 @@
+"""Pydantic models of the noetl.io/v2 playbook language (see docs/language.md).
+
+The models describe the canonical form; `normalize.py` turns the lenient forms upstream
+accepts into it before validation, and `validate.py` checks what a schema cannot
+(unique names, arc targets, templates, tool fields).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Open(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
+
+
+Action = Literal["continue", "retry", "fail", "break", "jump"]
+
+
+class RuleAction(Strict):
+    do: Action
+    attempts: int = Field(default=3, ge=1)
+    backoff: Literal["none", "linear", "exponential"] = "none"
+    delay: float = Field(default=0.0, ge=0)
+    max_delay: float | None = Field(default=None, ge=0)
+    to: str | None = None
+    set: dict[str, Any] | None = None
+
+
+class PolicyRule(Strict):
+    when: str | bool | None = None
+    then: RuleAction
+    is_else: bool = False
+
+
+class Policy(Strict):
+    rules: list[PolicyRule] = Field(default_factory=list)
+
+
+class ToolSpec(Open):
+    policy: Policy | None = None
+
+
+class Tool(Open):
+    """A tool call: `kind` plus the tool's own fields (kept as extra fields)."""
+
+    kind: str
+    spec: ToolSpec = Field(default_factory=ToolSpec)
+
+    def fields(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    @property
+    def policy(self) -> Policy | None:
+        return self.spec.policy
+
+
+class Task(Tool):
+    """One task of a pipeline (`tool:` given as a list)."""
+
+    name: str
+    input: dict[str, Any] | None = None
+    set: dict[str, Any] | None = None
+
+
+class Arc(Strict):
+    step: str
+    when: str | bool | None = None
+    set: dict[str, Any] | None = None
+
+
+class NextSpec(Strict):
+    mode: Literal["exclusive", "inclusive"] = "exclusive"
+
+
+class Next(Strict):
+    spec: NextSpec = Field(default_factory=NextSpec)
+    arcs: list[Arc] = Field(default_factory=list)
+
+
+class LoopSpec(Strict):
+    mode: Literal["sequential", "parallel"] = "sequential"
+    max_in_flight: int | None = Field(default=None, ge=1)
+
+
+class Loop(Strict):
+    in_: str | list[Any] = Field(alias="in")
+    iterator: str = "item"
+    spec: LoopSpec = Field(default_factory=LoopSpec)
+
+    @property
+    def width(self) -> int:
+        """How many iterations may run at once."""
+        if self.spec.mode == "sequential":
+            return 1
+        return self.spec.max_in_flight or 1_000_000
+
+
+class OutputSpec(Strict):
+    select: list[str] = Field(default_factory=list)
+
+
+class Step(Strict):
+    step: str
+    desc: str | None = None
+    input: dict[str, Any] | None = None
+    loop: Loop | None = None
+    tool: Tool | list[Task]
+    set: dict[str, Any] | None = None
+    next: Next | None = None
+    output: OutputSpec | None = None
+
+    @property
+    def is_pipeline(self) -> bool:
+        return isinstance(self.tool, list)
+
+    @property
+    def arcs(self) -> list[Arc]:
+        return self.next.arcs if self.next else []
+
+
+class WorkbookEntry(Strict):
+    name: str
+    desc: str | None = None
+    tool: Tool
+
+
+class Metadata(Open):
+    name: str
+    path: str | None = None
+    version: int | str | None = None
+    description: str | None = None
+
+
+class ExecutorSpec(Open):
+    entry_step: str | None = None
+
+
+class Executor(Open):
+    spec: ExecutorSpec = Field(default_factory=ExecutorSpec)
+
+
+class Playbook(Strict):
+    api_version: Literal["noetl.io/v2"] = Field(alias="apiVersion")
+    kind: Literal["Playbook"]
+    metadata: Metadata
+    executor: Executor = Field(default_factory=Executor)
+    workload: dict[str, Any] = Field(default_factory=dict)
+    keychain: list[dict[str, Any]] = Field(default_factory=list)
+    workbook: list[WorkbookEntry] = Field(default_factory=list)
+    workflow: list[Step] = Field(min_length=1)
+
+    def step_named(self, name: str) -> Step:
+        for step in self.workflow:
+            if step.step == name:
+                return step
+        raise KeyError(name)
+
+    @property
+    def entry_step(self) -> str:
+        explicit = self.executor.spec.entry_step
+        if explicit:
+            return explicit
+        names = [s.step for s in self.workflow]
+        return "start" if "start" in names else names[0]
+
+    def workbook_entry(self, name: str) -> WorkbookEntry | None:
+        return next((w for w in self.workbook if w.name == name), None)

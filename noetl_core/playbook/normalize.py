@@ -1,0 +1,162 @@
+"""Lenient forms in, canonical form out; retired v1 forms rejected.
+
+Accepted (as upstream NoETL does):
+- `next` as a single step name, a list of names, a list of `{step, when, set}`, or a
+  single `{step, ...}` mapping;
+- `args` as an alias of `input` (on steps and pipeline tasks);
+- a tool's own fields nested under its `spec:` (only `spec.policy` stays there);
+- unnamed pipeline tasks (named `task_<i>`);
+- `output_select: [...]` for `output: {select: [...]}`, and `store:` beside it;
+- a policy rule written `- else: {then: {...}}`.
+
+Rejected with the replacement named: step `case`, step `type`, root `vars`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import SourceLocation
+from .yamlsrc import Path, SourceMap
+
+Problems = list[tuple[SourceLocation, str]]
+
+RETIRED_STEP_KEYS = {
+    "case": "`case` was retired in noetl.io/v2: route with `next: {arcs: [{step, when}]}`",
+    "type": "step `type:` was retired in noetl.io/v2: give the step a `tool: {kind: ...}`",
+}
+RETIRED_ROOT_KEYS = {
+    "vars": "root `vars:` was retired in noetl.io/v2: put inputs in `workload:` and "
+    "mutations in `set: {ctx.<name>: ...}`",
+}
+SPEC_ONLY_KEYS = {"policy"}
+
+
+class Normalizer:
+    def __init__(self, smap: SourceMap):
+        self.smap = smap
+        self.problems: Problems = []
+
+    def problem(self, path: Path, message: str) -> None:
+        self.problems.append((self.smap.at(path), message))
+
+    def alias(self, old: Path, new: Path) -> None:
+        line = self.smap.line_of(old)
+        if line is not None:
+            self.smap.lines.setdefault(new, line)
+
+    def playbook(self, doc: Any) -> Any:
+        if not isinstance(doc, dict):
+            self.problem((), f"a playbook must be a mapping, got {type(doc).__name__}")
+            return doc
+        out = dict(doc)
+        for key, message in RETIRED_ROOT_KEYS.items():
+            if key in out:
+                self.problem((key,), message)
+        if isinstance(out.get("workflow"), list):
+            out["workflow"] = [self.step(s, ("workflow", i)) for i, s in enumerate(out["workflow"])]
+        if isinstance(out.get("workbook"), list):
+            out["workbook"] = [
+                self.workbook_entry(w, ("workbook", i)) for i, w in enumerate(out["workbook"])
+            ]
+        return out
+
+    def workbook_entry(self, entry: Any, path: Path) -> Any:
+        if not isinstance(entry, dict):
+            return entry
+        out = dict(entry)
+        if "tool" in out:
+            out["tool"] = self.tool(out["tool"], (*path, "tool"))
+        return out
+
+    def step(self, step: Any, path: Path) -> Any:
+        if not isinstance(step, dict):
+            return step
+        out = dict(step)
+        for key, message in RETIRED_STEP_KEYS.items():
+            if key in out:
+                self.problem((*path, key), message)
+                out.pop(key)
+        self.rename(out, "args", "input", path)
+        if "output_select" in out:
+            if "output" in out:
+                self.problem((*path, "output_select"), "give either `output` or `output_select`")
+            out["output"] = {"select": out.pop("output_select")}
+            self.alias((*path, "output_select"), (*path, "output"))
+        out.pop("store", None)
+        if "next" in out:
+            out["next"] = self.next(out["next"], (*path, "next"))
+        tool = out.get("tool")
+        if isinstance(tool, list):
+            out["tool"] = [self.task(t, (*path, "tool", i), i) for i, t in enumerate(tool)]
+        elif tool is not None:
+            out["tool"] = self.tool(tool, (*path, "tool"))
+        return out
+
+    def rename(self, mapping: dict[str, Any], old: str, new: str, path: Path) -> None:
+        if old not in mapping:
+            return
+        if new in mapping:
+            self.problem((*path, old), f"`{old}` is an alias of `{new}`: give only one of them")
+            return
+        mapping[new] = mapping.pop(old)
+        self.alias((*path, old), (*path, new))
+
+    def next(self, value: Any, path: Path) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            return {"arcs": [{"step": value}]}
+        if isinstance(value, list):
+            arcs = []
+            for i, item in enumerate(value):
+                self.alias((*path, i), (*path, "arcs", i))
+                arcs.append({"step": item} if isinstance(item, str) else item)
+            return {"arcs": arcs}
+        if isinstance(value, dict) and "step" in value and "arcs" not in value:
+            self.alias(path, (*path, "arcs", 0))
+            return {"arcs": [value]}
+        return value
+
+    def tool(self, tool: Any, path: Path) -> Any:
+        if not isinstance(tool, dict):
+            return tool
+        out = dict(tool)
+        spec = out.get("spec")
+        if isinstance(spec, dict):
+            kept = {}
+            for key, value in spec.items():
+                if key in SPEC_ONLY_KEYS:
+                    kept[key] = value
+                elif key in out:
+                    self.problem(
+                        (*path, "spec", key), f"`{key}` is given both here and on the tool"
+                    )
+                else:
+                    out[key] = value
+                    self.alias((*path, "spec", key), (*path, key))
+            out["spec"] = kept
+        if isinstance(out.get("spec"), dict) and isinstance(out["spec"].get("policy"), dict):
+            out["spec"]["policy"] = self.policy(out["spec"]["policy"], (*path, "spec", "policy"))
+        return out
+
+    def task(self, task: Any, path: Path, index: int) -> Any:
+        if not isinstance(task, dict):
+            return task
+        out = self.tool(task, path)
+        self.rename(out, "args", "input", path)
+        out.setdefault("name", f"task_{index}")
+        return out
+
+    def policy(self, policy: dict[str, Any], path: Path) -> dict[str, Any]:
+        rules = policy.get("rules")
+        if not isinstance(rules, list):
+            return policy
+        out_rules = []
+        for i, rule in enumerate(rules):
+            if isinstance(rule, dict) and set(rule) == {"else"} and isinstance(rule["else"], dict):
+                out_rules.append({**rule["else"], "is_else": True})
+                self.alias((*path, "rules", i, "else"), (*path, "rules", i))
+            else:
+                out_rules.append(rule)
+        return {**policy, "rules": out_rules}

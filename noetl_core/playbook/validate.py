@@ -1,0 +1,108 @@
+"""What a schema cannot check: names, arc targets, templates, tool fields, pipelines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import templating
+from ..errors import SourceLocation
+from ..tools import registry
+from .model import Playbook, Policy, Step, Tool
+from .yamlsrc import Path, SourceMap
+
+Problems = list[tuple[SourceLocation, str]]
+
+
+def semantic_problems(playbook: Playbook, data: dict[str, Any], smap: SourceMap) -> Problems:
+    problems: Problems = []
+
+    def add(path: Path, message: str) -> None:
+        problems.append((smap.at(path), message))
+
+    names = [s.step for s in playbook.workflow]
+    seen: set[str] = set()
+    for i, name in enumerate(names):
+        if name in seen:
+            add(("workflow", i, "step"), f"step name {name!r} is used twice; names are unique")
+        seen.add(name)
+    if playbook.entry_step not in seen:
+        add(("executor", "spec", "entry_step"), f"entry step {playbook.entry_step!r} is not a step")
+
+    workbook_names = [w.name for w in playbook.workbook]
+    for i, entry in enumerate(playbook.workbook):
+        if workbook_names.count(entry.name) > 1:
+            add(("workbook", i, "name"), f"workbook name {entry.name!r} is used twice")
+        _check_tool(entry.tool, ("workbook", i, "tool"), workbook_names, add)
+
+    for i, step in enumerate(playbook.workflow):
+        _check_step(step, ("workflow", i), seen, workbook_names, add)
+
+    for sub, message in templating.check(data):
+        add(_split(sub), message)
+    return problems
+
+
+def _check_step(step: Step, path: Path, steps: set[str], workbook: list[str], add: Any) -> None:
+    for j, arc in enumerate(step.arcs):
+        if arc.step not in steps and arc.step != "end":
+            known = ", ".join(sorted(steps))
+            add(
+                (*path, "next", "arcs", j, "step"),
+                f"arc to unknown step {arc.step!r} (steps: {known})",
+            )
+    if step.loop is not None and not step.loop.iterator.isidentifier():
+        add((*path, "loop", "iterator"), f"iterator {step.loop.iterator!r} is not a valid name")
+    if isinstance(step.tool, list):
+        task_names = [t.name for t in step.tool]
+        if not task_names:
+            add((*path, "tool"), "a pipeline needs at least one task")
+        for k, task in enumerate(step.tool):
+            if task_names.count(task.name) > 1:
+                add((*path, "tool", k, "name"), f"task name {task.name!r} is used twice")
+            _check_tool(task, (*path, "tool", k), workbook, add, task_names)
+    else:
+        _check_tool(step.tool, (*path, "tool"), workbook, add)
+
+
+def _check_tool(
+    tool: Tool, path: Path, workbook: list[str], add: Any, tasks: list[str] | None = None
+) -> None:
+    if tool.kind not in registry.KINDS:
+        known = ", ".join(sorted(registry.KINDS))
+        add((*path, "kind"), f"unknown tool kind {tool.kind!r} (known: {known})")
+        return
+    if tool.kind in registry.LATER:
+        add((*path, "kind"), f"tool kind {tool.kind!r} is not available in this version yet")
+        return
+    fields = tool.fields()
+    for sub, message in registry.module(tool.kind).validate(fields):
+        add((*path, *_split(sub)), message)
+    if tool.kind == "workbook" and isinstance(fields.get("name"), str):
+        name = fields["name"]
+        if not templating.is_template(name) and name not in workbook:
+            add((*path, "name"), f"no workbook entry named {name!r}")
+    if tool.policy is not None:
+        _check_policy(tool.policy, (*path, "spec", "policy"), tasks, add)
+
+
+def _check_policy(policy: Policy, path: Path, tasks: list[str] | None, add: Any) -> None:
+    for r, rule in enumerate(policy.rules):
+        rule_path = (*path, "rules", r)
+        if rule.is_else and r != len(policy.rules) - 1:
+            add(rule_path, "`else` must be the last rule")
+        action = rule.then
+        if action.do == "jump":
+            if tasks is None:
+                add((*rule_path, "then", "do"), "`jump` works only between tasks of a pipeline")
+            elif action.to not in tasks:
+                add((*rule_path, "then", "to"), f"jump to unknown task {action.to!r}")
+
+
+def _split(sub: str) -> Path:
+    """'workflow[3].tool.code' -> ('workflow', 3, 'tool', 'code')."""
+    out: list[str | int] = []
+    for part in sub.replace("]", "").replace("[", ".").split("."):
+        if part == "":
+            continue
+        out.append(int(part) if part.isdigit() else part)
+    return tuple(out)

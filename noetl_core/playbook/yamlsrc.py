@@ -1,0 +1,93 @@
+"""YAML loading that remembers where every value came from.
+
+`parse_yaml` returns plain Python data plus a `SourceMap`: for each YAML path
+(`("workflow", 3, "next", "arcs", 0, "step")`) the 1-based line it starts on. Errors
+anywhere in the playbook pipeline use it to say file, line and path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from ..errors import PlaybookError, SourceLocation
+
+Path = tuple[str | int, ...]
+
+
+def format_path(path: Sequence[str | int]) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+@dataclass
+class SourceMap:
+    file: str
+    lines: dict[Path, int] = field(default_factory=dict)
+
+    def line_of(self, path: Sequence[str | int]) -> int | None:
+        """The line of `path`, or of its nearest ancestor that the source has."""
+        probe = tuple(path)
+        while True:
+            if probe in self.lines:
+                return self.lines[probe]
+            if not probe:
+                return None
+            probe = probe[:-1]
+
+    def at(self, path: Sequence[str | int]) -> SourceLocation:
+        return SourceLocation(self.file, self.line_of(path), format_path(path))
+
+    def error(self, path: Sequence[str | int], message: str) -> PlaybookError:
+        return PlaybookError([(self.at(path), message)])
+
+
+def parse_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
+    smap = SourceMap(file)
+    try:
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                raise smap.error((), "the file is empty; expected a playbook mapping")
+            data = _build(loader, node, (), smap)
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        problem = exc.problem or exc.context or "malformed YAML"
+        raise PlaybookError([(SourceLocation(file, line, ""), f"YAML syntax: {problem}")]) from None
+    except yaml.YAMLError as exc:
+        raise PlaybookError([(SourceLocation(file, None, ""), f"YAML: {exc}")]) from None
+    return data, smap
+
+
+def _build(loader: yaml.SafeLoader, node: yaml.Node, path: Path, smap: SourceMap) -> Any:
+    smap.lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        loader.flatten_mapping(node)
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            if not isinstance(key, str | int | float | bool) and key is not None:
+                raise smap.error(path, f"mapping keys must be scalars, got {type(key).__name__}")
+            if key in out:
+                raise PlaybookError(
+                    [(smap.at((*path, str(key))), f"duplicate key {key!r} in this mapping")]
+                )
+            child_path = (*path, str(key))
+            smap.lines.setdefault(child_path, key_node.start_mark.line + 1)
+            out[key] = _build(loader, value_node, child_path, smap)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_build(loader, item, (*path, i), smap) for i, item in enumerate(node.value)]
+    return loader.construct_object(node, deep=True)

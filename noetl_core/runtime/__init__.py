@@ -1,0 +1,1 @@
+"""The block runtime: claim, hydrate, execute, persist, record, settle, publish."""

@@ -1,0 +1,448 @@
+"""The block runtime: one command = one atomic block, written once against the ports.
+
+    claim -> hydrate -> execute -> persist -> record (one atomic batch) -> settle -> publish
+
+A delivery of a command that already has its record is harmless: the block does not run
+again, it settles and publishes again (duplicates die at the claim of their target).
+Retry delays are timer entries; a sub-playbook leaves its step `call.pending` until the
+child's terminal entry completes it. Embedded and Google Cloud backends share this code.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .. import engine, ids
+from ..engine import entries as E
+from ..engine.entries import Command, Entry
+from ..engine.scope import merge
+from ..errors import ClaimConflict, ExecutionNotFound, NoetlError, WorkloadError
+from ..playbook.loader import LoadedPlaybook, load_text
+from ..settings import Settings
+from ..templating import ResultView
+from ..tools.base import ToolCall
+from . import children, execute, payloads, settle
+from .blueprint import Blueprint
+from .hydrate import PathContext, names_for
+from .ports import Clock, CommandBus, EventLog, Note, PayloadStore, Timer
+
+log = logging.getLogger(__name__)
+Listener = Callable[[Sequence[Entry]], None]
+
+
+@dataclass(frozen=True)
+class Execution:
+    id: str
+    blueprint: Blueprint
+    workload: dict[str, Any]
+    parent: dict[str, Any] | None
+
+    @property
+    def parent_execution_id(self) -> str | None:
+        return self.parent["execution_id"] if self.parent else None
+
+
+def new_execution_id(now: float) -> str:
+    """Time-ordered: milliseconds in hex, then randomness."""
+    return f"{int(now * 1000):011x}{uuid.uuid4().hex[:8]}"
+
+
+class Runtime:
+    def __init__(
+        self,
+        *,
+        log: EventLog,
+        bus: CommandBus,
+        payloads: PayloadStore,
+        timer: Timer,
+        clock: Clock,
+        settings: Settings,
+        catalog: Any = None,
+    ):
+        self.log = log
+        self.bus = bus
+        self.payloads = payloads
+        self.timer = timer
+        self.clock = clock
+        self.settings = settings
+        self.catalog = catalog
+        self.worker_id = f"{socket.gethostname()}-{os.getpid()}"
+        self._blueprints: dict[str, Blueprint] = {}
+        self._executions: OrderedDict[str, Execution] = OrderedDict()
+        self._lock = threading.Lock()
+        self._running: set[tuple[str, int]] = set()
+        self._listeners: list[Listener] = []
+        self._terminal = threading.Condition()
+
+    # -- executions -------------------------------------------------------------------
+
+    def blueprint(self, loaded: LoadedPlaybook) -> Blueprint:
+        with self._lock:
+            found = self._blueprints.get(loaded.digest)
+            if found is None:
+                found = self._blueprints[loaded.digest] = Blueprint(loaded)
+            return found
+
+    def start(
+        self,
+        loaded: LoadedPlaybook,
+        workload: Mapping[str, Any] | None = None,
+        *,
+        parent: dict[str, Any] | None = None,
+        execution_id: str | None = None,
+    ) -> str:
+        """Record an execution's start and publish its entry command."""
+        if workload is not None and not isinstance(workload, Mapping):
+            raise WorkloadError(
+                f"the workload must be a JSON object, got {type(workload).__name__}"
+            )
+        merged = merge(loaded.playbook.workload, dict(workload or {}))
+        try:
+            merged = json.loads(payloads.to_json(merged))
+        except (TypeError, ValueError) as exc:
+            raise WorkloadError(f"the workload is not JSON: {exc}") from None
+        now = self.clock.now()
+        execution_id = execution_id or new_execution_id(now)
+        meta = loaded.playbook.metadata
+        header = {
+            "playbook": {
+                "name": meta.name,
+                "path": loaded.path,
+                "version": meta.version,
+                "digest": loaded.digest,
+                "file": loaded.file,
+            },
+            "source": loaded.source,
+        }
+        batch = engine.start(execution_id, loaded.playbook, header, merged, parent, now)
+        self.append(batch)
+        self.bus.publish(settle.issued_notes(batch))
+        return execution_id
+
+    def execution(self, execution_id: str) -> Execution:
+        with self._lock:
+            found = self._executions.get(execution_id)
+        if found is not None:
+            return found
+        start = self.log.get(E.start_id(execution_id))
+        if start is None:
+            raise ExecutionNotFound(f"no execution {execution_id}")
+        header = start.body
+        loaded = load_text(header["source"], header["playbook"].get("file") or "<stored>")
+        found = Execution(
+            execution_id, self.blueprint(loaded), header["workload"], header["parent"]
+        )
+        with self._lock:
+            self._executions[execution_id] = found
+            if len(self._executions) > 1000:
+                self._executions.popitem(last=False)
+        return found
+
+    def scene(self, ex: Execution) -> engine.Scene:
+        return engine.Scene(ex.blueprint.playbook, ex.blueprint.graph, ex.id, self.clock.now())
+
+    def command(self, ex: Execution, command_id: str) -> Command:
+        issued = self.log.get(E.issue_id(ex.id, command_id))
+        if issued is None:
+            raise ExecutionNotFound(f"execution {ex.id} has no command {command_id}")
+        return Command.from_dict(issued.body["command"])
+
+    def view_of(self, entry_id: str) -> ResultView:
+        entry = self.log.get(entry_id)
+        ref = entry.body.get("result") if entry is not None else None
+        return payloads.view(self.payloads, ref)
+
+    def names(self, ex: Execution, command: Command) -> dict[str, Any]:
+        return names_for(
+            playbook=ex.blueprint.playbook,
+            command=command,
+            workload=ex.workload,
+            execution_id=ex.id,
+            parent_execution_id=ex.parent_execution_id,
+            view_of=self.view_of,
+            wanted=ex.blueprint.names(command.step),
+        )
+
+    # -- log writes, listeners, terminal waits ------------------------------------------
+
+    def subscribe(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def append(self, batch: Sequence[Entry]) -> bool:
+        if not self.log.append(batch):
+            return False
+        for listener in self._listeners:
+            listener(batch)
+        if any(e.kind == "terminal" for e in batch):
+            with self._terminal:
+                self._terminal.notify_all()
+        return True
+
+    def on_terminal(self, ex: Execution, terminal: Entry) -> None:
+        children.resume_parent(self, ex, terminal)
+
+    def wait(self, execution_id: str, timeout: float | None = None) -> Entry | None:
+        """Block the caller (never a worker) until the execution's terminal entry exists."""
+        deadline = None if timeout is None else self.clock.now() + timeout
+        with self._terminal:
+            while True:
+                found = self.log.get(E.terminal_id(execution_id))
+                if found is not None:
+                    return found
+                left = 0.5 if deadline is None else min(0.5, deadline - self.clock.now())
+                if left <= 0:
+                    return None
+                self._terminal.wait(left)
+
+    # -- one block ----------------------------------------------------------------------
+
+    def handle(self, note: Note) -> None:
+        key = (note.command_id, note.attempt)
+        with self._lock:
+            if key in self._running:
+                return
+            self._running.add(key)
+        try:
+            ex = self.execution(note.execution_id)
+            command = self.command(ex, note.command_id)
+            try:
+                self._block(ex, command, note.attempt)
+            except ClaimConflict:
+                raise
+            except Exception as exc:  # a failure of the block itself, not of the tool
+                log.exception("block %s of %s failed", command.id, ex.id)
+                self._fail_block(ex, command, note.attempt, exc)
+        finally:
+            with self._lock:
+                self._running.discard(key)
+
+    def _block(self, ex: Execution, command: Command, attempt: int) -> None:
+        done = self.log.get(E.done_id(ex.id, command.id))
+        if done is not None:
+            self.resettle(ex, done)
+            return
+        retry = self.log.get(E.attempt_id(ex.id, command.id, attempt))
+        if retry is not None:
+            self.timer.schedule(Note(ex.id, command.id, attempt + 1), retry.body["retry"]["due"])
+            return
+        if self.log.get(E.pending_id(ex.id, command.id, attempt)) is not None:
+            return
+        claim = self._claim(ex, command, attempt)
+        if self.log.halted(ex.id):
+            reason = "cancelled" if self.log.get(E.cancel_id(ex.id)) else "execution_failed"
+            error = {
+                "kind": "halted",
+                "code": reason,
+                "message": f"not run: {reason}",
+                "retryable": False,
+            }
+            self.commit(
+                ex, [*claim, engine.close(command, attempt, "skipped", error, self.clock.now())]
+            )
+            return
+        if command.kind == "loop":
+            self._activate(ex, command, attempt, claim)
+        else:
+            self._execute(ex, command, attempt, claim)
+
+    def _claim(self, ex: Execution, command: Command, attempt: int) -> list[Entry]:
+        now = self.clock.now()
+        entry = Entry(
+            id=E.claim_id(ex.id, command.id, attempt),
+            execution_id=ex.id,
+            kind="claim",
+            events=("command.claimed", "command.started", "step.enter"),
+            ts=now,
+            step=command.step,
+            command_id=command.id,
+            attempt=attempt,
+            body={
+                "worker": self.worker_id,
+                "lease_until": now + self.settings.lease_seconds,
+                "parent_execution_id": ex.parent_execution_id,
+            },
+        )
+        if self.log.deferred_claims:
+            return [entry]
+        if self.append([entry]):
+            return []
+        held = self.log.get(entry.id)
+        if held is not None and held.body["lease_until"] > now:
+            raise ClaimConflict(
+                f"command {command.id} attempt {attempt} is held by {held.body['worker']}"
+            )
+        raise ClaimConflict(f"command {command.id} attempt {attempt}: lease expired, redeliver")
+
+    def _activate(self, ex: Execution, command: Command, attempt: int, claim: list[Entry]) -> None:
+        step = ex.blueprint.step(command.step)
+        assert step.loop is not None
+        names = self.names(ex, command)
+        try:
+            items = children.loop_items(step, names)
+        except NoetlError as exc:
+            self.conclude(
+                ex, command, attempt, execute.StepRun("error", error=exc.to_dict()), names, claim
+            )
+            return
+        key = f"executions/{ex.id}/{step.step}/{command.id}/items"
+        items_ref, _ = payloads.persist(self.payloads, items, key, self.settings.inline_limit)
+        batch = engine.activate(
+            self.scene(ex), command, attempt, items, items_ref, names, ResultView([])
+        )
+        self.commit(ex, [*claim, *batch])
+
+    def _execute(self, ex: Execution, command: Command, attempt: int, claim: list[Entry]) -> None:
+        step = ex.blueprint.step(command.step)
+        names = self.names(ex, command)
+        context = PathContext(names, command.frame.get("results", {}), self.view_of)
+        resume = None
+        if attempt > 1:
+            previous = self.log.get(E.attempt_id(ex.id, command.id, attempt - 1))
+            resume = children.resume_state(self, previous)
+        inv = execute.Invocation(ex.id, command.id, attempt, step.step, services=self)
+        run = execute.run_step(step, names, inv, context, resume)
+        self.conclude(ex, command, attempt, run, names, claim)
+
+    def conclude(
+        self,
+        ex: Execution,
+        command: Command,
+        attempt: int,
+        run: execute.StepRun,
+        names: Mapping[str, Any],
+        claim: list[Entry],
+    ) -> None:
+        """Record what a step run came to: a retry, a child execution, or its outcome."""
+        if run.status == "retry":
+            children.schedule_retry(self, ex, command, attempt, run, claim)
+            return
+        if run.status == "child" and run.child is not None:
+            children.start_child(self, ex, command, attempt, run.child, claim)
+            return
+        outcome = self._outcome(ex, command, attempt, run)
+        scene = self.scene(ex)
+        if command.kind == "iteration":
+            batch = engine.record_iteration(
+                scene,
+                ex.blueprint.step(command.step),
+                command,
+                attempt,
+                outcome,
+                names,
+                self._next_item(ex, command),
+            )
+        else:
+            batch = engine.record(scene, command, attempt, outcome, names)
+        self.commit(ex, [*claim, *batch])
+
+    def _outcome(
+        self, ex: Execution, command: Command, attempt: int, run: execute.StepRun
+    ) -> engine.Outcome:
+        meta = dict(run.meta)
+        meta.pop("action", None)
+        meta.pop("to", None)
+        if run.log:
+            meta["log"] = run.log[-execute.MAX_LOG_CHARS :]
+        if run.status != "ok":
+            return engine.Outcome(
+                "error", error=run.error, view=ResultView(None), meta=meta, patches=run.patches
+            )
+        step = ex.blueprint.step(command.step)
+        key = f"executions/{ex.id}/{step.step}/{command.id}/{attempt}/result"
+        select = step.output.select if step.output else ()
+        ref, view = payloads.persist(
+            self.payloads, run.value, key, self.settings.inline_limit, select
+        )
+        return engine.Outcome("ok", result=ref, view=view, meta=meta, patches=run.patches)
+
+    def _next_item(self, ex: Execution, command: Command) -> Callable[[int], Any]:
+        def item(index: int) -> Any:
+            activation = self.log.get(E.done_id(ex.id, command.activation or ""))
+            assert activation is not None
+            return children.items_of(self, activation)[index]
+
+        return item
+
+    def _fail_block(self, ex: Execution, command: Command, attempt: int, exc: Exception) -> None:
+        error = {
+            "kind": "internal",
+            "code": type(exc).__name__,
+            "retryable": False,
+            "message": f"step {command.step}: the block failed: {exc}",
+        }
+        entry = engine.close(command, attempt, "error", error, self.clock.now())
+        claim = (
+            []
+            if not self.log.deferred_claims
+            else [
+                Entry(
+                    id=E.claim_id(ex.id, command.id, attempt),
+                    execution_id=ex.id,
+                    kind="claim",
+                    events=("command.claimed", "command.started", "step.enter"),
+                    ts=self.clock.now(),
+                    step=command.step,
+                    command_id=command.id,
+                    attempt=attempt,
+                    body={"worker": self.worker_id},
+                )
+            ]
+        )
+        if self.log.get(claim[0].id if claim else "") is not None:
+            claim = []
+        self.commit(ex, [*claim, entry])
+
+    # -- record, settle, publish --------------------------------------------------------
+
+    def commit(self, ex: Execution, batch: Sequence[Entry]) -> None:
+        if not self.append(batch):
+            head = next((e for e in batch if e.kind != "claim"), None)
+            existing = self.log.get(head.id) if head is not None else None
+            if existing is not None:
+                self.resettle(ex, existing)
+            return
+        self.bus.publish(settle.settle(self, ex, batch))
+
+    def resettle(self, ex: Execution, head: Entry) -> None:
+        """Redo steps 7-8 for a record that is already in the log."""
+        made: list[Entry] = [head]
+        for command_id in head.body.get("issued", ()):
+            issued = self.log.get(E.issue_id(ex.id, command_id))
+            if issued is not None:
+                made.append(issued)
+        for arrival_id in head.body.get("arrived", ()):
+            arrival = self.log.get(arrival_id)
+            if arrival is not None:
+                made.append(arrival)
+        self.bus.publish(settle.settle(self, ex, made))
+
+    # -- services lent to tools ---------------------------------------------------------
+
+    def load(self, ref: Mapping[str, Any]) -> Any:
+        return payloads.load(self.payloads, dict(ref))
+
+    def run_tool(self, tool: Any, input: Mapping[str, Any], call: ToolCall) -> Any:
+        inv = execute.Invocation(call.execution_id, call.command_id, call.attempt, call.step, self)
+        value, log_text = execute.call_tool(
+            tool, input, call.names, inv, f"step {call.step}: workbook {tool.kind}", call.context
+        )
+        call.log.write(log_text)
+        return value
+
+    # -- cancellation -------------------------------------------------------------------
+
+    def cancel(self, execution_id: str, reason: str = "cancelled by request") -> None:
+        children.cancel(self, self.execution(execution_id), reason)
+
+
+def child_execution_id(parent_execution_id: str, command_id: str, attempt: int) -> str:
+    return "x" + ids.digest(parent_execution_id, command_id, attempt)[:18]

@@ -1,0 +1,108 @@
+"""Hydrate a block: the names its templates read, and nothing more.
+
+The step's templates are parsed once (Jinja's AST) for the names they read; only the
+results of steps among those names are put in scope, each as a lazy view that reads
+its entry (and its payload, if stored) on first access. The python tool's `context`
+is a mapping that can reach every step on the path, loading on access.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from .. import templating
+from ..engine import policy, scope
+from ..engine.entries import Command
+from ..playbook.model import Playbook, Step, Tool
+from ..templating import ResultView
+from ..tools import registry
+
+ViewOf = Callable[[str], ResultView]
+
+
+def tool_templates(tool: Tool, playbook: Playbook) -> list[Any]:
+    fields = tool.fields()
+    raw = registry.module(tool.kind).RAW_FIELDS if tool.kind in registry.KINDS else frozenset()
+    found: list[Any] = [{k: v for k, v in fields.items() if k not in raw}]
+    found.append(sorted(policy.names(tool.policy)))
+    if tool.kind == "workbook":
+        entry = playbook.workbook_entry(str(fields.get("name")))
+        if entry is not None:
+            found.extend(tool_templates(entry.tool, playbook))
+    return found
+
+
+def step_names(playbook: Playbook, step: Step) -> frozenset[str]:
+    """Every name the step's templates read (cache it: see Blueprint)."""
+    parts: list[Any] = [step.input, step.set]
+    tools = step.tool if isinstance(step.tool, list) else [step.tool]
+    for tool in tools:
+        parts.extend(tool_templates(tool, playbook))
+        parts.append(getattr(tool, "input", None))
+        parts.append(getattr(tool, "set", None))
+    found = templating.names(*[p for p in parts if p is not None and not isinstance(p, list)])
+    for p in parts:
+        if isinstance(p, list):
+            found |= set(p) if all(isinstance(x, str) for x in p) else templating.names(p)
+    for arc in step.arcs:
+        found |= templating.condition_names(arc.when) | scope.set_names(arc.set)
+    if step.loop is not None:
+        found |= templating.names(step.loop.in_)
+    return frozenset(found)
+
+
+class PathContext(Mapping[str, Any]):
+    """The python tool's `context`: the render names, plus every step on the path."""
+
+    def __init__(self, names: Mapping[str, Any], frame_results: Mapping[str, str], view_of: ViewOf):
+        self._names = names
+        self._frame = frame_results
+        self._view_of = view_of
+        self._loaded: dict[str, Any] = {}
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self._names:
+            return templating.unwrap(self._names[key])
+        if key in self._frame:
+            if key not in self._loaded:
+                self._loaded[key] = self._view_of(self._frame[key]).value
+            return self._loaded[key]
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._names
+        yield from (k for k in self._frame if k not in self._names)
+
+    def __len__(self) -> int:
+        return len(set(self._names) | set(self._frame))
+
+
+def names_for(
+    *,
+    playbook: Playbook,
+    command: Command,
+    workload: Mapping[str, Any],
+    execution_id: str,
+    parent_execution_id: str | None,
+    view_of: ViewOf,
+    wanted: frozenset[str],
+) -> dict[str, Any]:
+    """The render names of one command, with results loaded lazily."""
+    step = playbook.step_named(command.step)
+    frame_results: Mapping[str, str] = command.frame.get("results", {})
+    results = {n: view_of(frame_results[n]) for n in wanted if n in frame_results}
+    loop = None
+    it = command.frame.get("iter")
+    if it is not None and step.loop is not None and command.length is not None:
+        loop = scope.loop_names(step.loop.iterator, it["item"], it["index"], command.length, {})
+    names = scope.context(
+        workload=workload,
+        ctx=command.frame.get("ctx", {}),
+        results=results,
+        execution_id=execution_id,
+        parent_execution_id=parent_execution_id,
+        loop=loop,
+    )
+    names["__playbook__"] = playbook
+    return names

@@ -1,0 +1,84 @@
+"""Step results: inline when small, else in the payload store; loaded lazily.
+
+A result reference is `{"inline": value}` for JSON up to the inline limit, else the
+payload store's reference (Arrow IPC for tables and lists of records, JSON otherwise),
+plus `select`: the top-level fields named by the step's `output.select`, kept inline.
+A pyarrow Table is always stored as Arrow, whatever its size, so it comes back a Table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from ..templating import ResultView
+from .ports import PayloadStore
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, ResultView):
+        return value.value
+    return str(value)
+
+
+def to_json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=_default)
+
+
+def _is_table(value: Any) -> bool:
+    return type(value).__module__.startswith("pyarrow") and type(value).__name__ == "Table"
+
+
+def _is_records(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
+
+
+def persist(
+    store: PayloadStore, value: Any, key: str, limit: int, select: Sequence[str] = ()
+) -> tuple[dict[str, Any], ResultView]:
+    """Store a result; return its reference and the view later templates in this block use."""
+    if _is_table(value):
+        table_ref = store.put(key, value, tabular=True)
+        return table_ref, ResultView(value, ref=table_ref)
+    text = to_json(value)
+    plain = json.loads(text)
+    if len(text) <= limit:
+        return {"inline": plain}, ResultView(plain)
+    ref: dict[str, Any] | None = None
+    if _is_records(plain):
+        try:
+            ref = store.put(key, plain, tabular=True)
+        except Exception:  # mixed column types: keep it as JSON
+            ref = None
+    if ref is None:
+        ref = store.put(key, plain, tabular=False)
+    if select and isinstance(plain, dict):
+        ref["select"] = {k: plain.get(k) for k in select}
+    return ref, ResultView(plain, ref=ref, selected=ref.get("select"))
+
+
+def view(store: PayloadStore, ref: dict[str, Any] | None) -> ResultView:
+    """A lazy view of a recorded result."""
+    if ref is None:
+        return ResultView(None)
+    if "inline" in ref:
+        return ResultView(ref["inline"])
+    if "list" in ref:
+        items = ref["list"]
+        return ResultView(ref=ref, loader=lambda: [load(store, r) for r in items])
+    return ResultView(ref=ref, loader=lambda: store.get(ref), selected=ref.get("select"))
+
+
+def load(store: PayloadStore, ref: dict[str, Any] | None) -> Any:
+    return view(store, ref).value

@@ -1,0 +1,162 @@
+"""Step 7 of the block protocol: settle what depends on other blocks.
+
+After a batch commits, with strongly consistent reads: the loop's `loop.done` when all
+its iterations have records, a join's command when nothing that can reach it is in
+flight, and the execution's terminal entry when nothing at all is. Each is created with
+a deterministic id, so two blocks settling at once create it once. A batch that a settle
+creates is settled in turn. Returns the notes to publish.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from .. import engine
+from ..engine import entries as E
+from ..engine.entries import Command, Entry
+from . import payloads
+from .ports import Note
+
+if TYPE_CHECKING:
+    from .block import Execution, Runtime
+
+
+def issued_notes(batch: Sequence[Entry]) -> list[Note]:
+    return [Note(e.execution_id, e.command_id or "") for e in batch if e.kind == "issue"]
+
+
+def _opens_work(batch: Sequence[Entry]) -> bool:
+    return any(e.dc > 0 or e.da > 0 or e.dj > 0 for e in batch)
+
+
+def settle(rt: Runtime, ex: Execution, batch: Sequence[Entry]) -> list[Note]:
+    notes = issued_notes(batch)
+    queue = [list(batch)]
+    while queue:
+        current = queue.pop(0)
+        halted = rt.log.halted(ex.id)
+        if not halted:
+            for made in _loops(rt, ex, current) + _joins(rt, ex, current):
+                notes.extend(issued_notes(made))
+                queue.append(made)
+        if halted or not _opens_work(current):
+            maybe_terminal(rt, ex, halted)
+    return notes
+
+
+def _loops(rt: Runtime, ex: Execution, batch: Sequence[Entry]) -> list[list[Entry]]:
+    made = []
+    for entry in batch:
+        if entry.kind == "done" and entry.group is not None:
+            created = maybe_loop_done(rt, ex, entry.group)
+            if created:
+                made.append(created)
+    return made
+
+
+def maybe_loop_done(rt: Runtime, ex: Execution, activation_id: str) -> list[Entry] | None:
+    activation = rt.log.get(E.done_id(ex.id, activation_id))
+    if activation is None:
+        return None
+    length = activation.body["loop"]["length"]
+    if rt.log.count(ex.id, "done", group=activation_id) < length:
+        return None
+    if rt.log.get(E.loopdone_id(ex.id, activation_id)) is not None:
+        return None
+    iterations = sorted(
+        rt.log.find(ex.id, "done", group=activation_id), key=lambda d: d.body["index"]
+    )
+    command = rt.command(ex, activation_id)
+    outcome = _loop_outcome(rt, ex, command, iterations)
+    names = rt.names(ex, command)
+    batch = engine.loop_done(rt.scene(ex), command, iterations, outcome, names)
+    return batch if rt.append(batch) else None
+
+
+def _loop_outcome(
+    rt: Runtime, ex: Execution, command: Command, iterations: Sequence[Entry]
+) -> engine.Outcome:
+    failed = [d for d in iterations if d.body.get("status") != "ok"]
+    refs = [d.body.get("result") for d in iterations]
+    ref: dict[str, object] = {"list": refs}
+    if all(r is not None and "inline" in r for r in refs):
+        ref = {"inline": [r["inline"] for r in refs if r is not None]}
+    if len(payloads.to_json(ref)) > rt.settings.inline_limit:
+        values = [payloads.load(rt.payloads, r) for r in refs]
+        key = f"executions/{ex.id}/{command.step}/{command.id}/loop/result"
+        ref, _ = payloads.persist(rt.payloads, values, key, rt.settings.inline_limit)
+    view = payloads.view(rt.payloads, ref)
+    if failed:
+        error = dict(failed[0].body.get("error") or {})
+        error["failed_iterations"] = [d.body["index"] for d in failed]
+        return engine.Outcome("error", result=ref, error=error, view=view)
+    return engine.Outcome("ok", result=ref, view=view)
+
+
+def _joins(rt: Runtime, ex: Execution, batch: Sequence[Entry]) -> list[list[Entry]]:
+    graph = ex.blueprint.graph
+    candidates: list[str] = []
+    for entry in batch:
+        if entry.kind == "arrive" and entry.step:
+            candidates.append(entry.step)
+        elif entry.kind in ("done", "loopdone") and entry.step:
+            candidates.extend(graph.joins_below.get(entry.step, ()))
+    made = []
+    for join in dict.fromkeys(candidates):
+        created = maybe_join(rt, ex, join)
+        if created:
+            made.append(created)
+    return made
+
+
+def maybe_join(rt: Runtime, ex: Execution, join: str) -> list[Entry] | None:
+    if rt.log.open_work(ex.id, [join]).arrivals <= 0:
+        return None
+    upstream = rt.log.open_work(ex.id, ex.blueprint.graph.reach[join])
+    if upstream.commands + upstream.loops > 0:
+        return None
+    consumed = {
+        a
+        for issue in rt.log.find(ex.id, "issue", step=join)
+        for a in issue.body.get("arrivals", ())
+    }
+    arrivals = [a for a in rt.log.find(ex.id, "arrive", step=join) if a.id not in consumed]
+    if not arrivals:
+        return None
+    entry = engine.join(rt.scene(ex), join, arrivals)
+    return [entry] if rt.append([entry]) else None
+
+
+def maybe_terminal(rt: Runtime, ex: Execution, halted: bool) -> None:
+    existing = rt.log.get(E.terminal_id(ex.id))
+    if existing is None:
+        work = rt.log.open_work(ex.id)
+        if (work.commands if halted else work.total) > 0:
+            return
+        existing = _terminal(rt, ex, halted)
+        if not rt.append([existing]):
+            existing = rt.log.get(E.terminal_id(ex.id))
+    if existing is not None:
+        rt.on_terminal(ex, existing)
+
+
+def _terminal(rt: Runtime, ex: Execution, halted: bool) -> Entry:
+    last = rt.log.last_result(ex.id)
+    result = last.body.get("result") if last else None
+    if not halted:
+        return engine.terminal(ex.id, "completed", result, None, rt.clock.now())
+    cancelled = rt.log.get(E.cancel_id(ex.id))
+    if cancelled is not None:
+        error = {
+            "kind": "cancelled",
+            "code": "cancelled",
+            "retryable": False,
+            "message": cancelled.body.get("reason", "cancelled"),
+        }
+        return engine.terminal(ex.id, "cancelled", result, error, rt.clock.now())
+    failure = next((e for e in rt.log.entries(ex.id) if e.halt), None)
+    error = dict(failure.body.get("error") or {}) if failure else {}
+    if failure is not None:
+        error.setdefault("step", failure.step)
+    return engine.terminal(ex.id, "failed", result, error, rt.clock.now())

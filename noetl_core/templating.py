@@ -1,0 +1,286 @@
+"""Jinja2 templating for playbooks: sandboxed, type-preserving, lazily hydrated.
+
+- A string that is exactly one `{{ expr }}` renders to the expression's value with its
+  type (list, dict, number, bool); any other string renders to a string.
+- Undefined names and attributes chain (`a.b.c` on nothing is undefined, not an error)
+  and fall through to `| default(...)`.
+- Extra filters: `tojson`, `fromjson`, `b64encode`, `b64decode`.
+- `names()` finds the names a template reads (from Jinja's AST), so a block loads only
+  the step results it needs.
+- Step results are wrapped in `ResultView`: `.data` on a result without a `data` key is
+  the result itself, `._ref` is its payload reference, and a stored result is loaded on
+  first access.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from functools import lru_cache
+from typing import Any
+
+import jinja2
+import jinja2.meta
+from jinja2.sandbox import SandboxedEnvironment
+
+from .errors import TemplateError
+
+_SINGLE = re.compile(r"^\s*\{\{(?P<expr>.*)\}\}\s*$", re.DOTALL)
+_FALSY_STRINGS = {"", "false", "0", "none", "null", "no", "off"}
+
+
+class ResultView:
+    """A step's result as templates see it; loads a stored result on first access."""
+
+    __slots__ = ("_loaded", "_loader", "_lock", "_ref", "_selected", "_value")
+
+    def __init__(
+        self,
+        value: Any = None,
+        *,
+        ref: dict[str, Any] | None = None,
+        loader: Callable[[], Any] | None = None,
+        selected: dict[str, Any] | None = None,
+    ):
+        self._value = value
+        self._ref = ref
+        self._loader = loader
+        self._loaded = loader is None
+        self._selected = selected or {}
+        self._lock = threading.Lock()
+
+    @property
+    def value(self) -> Any:
+        if not self._loaded:
+            with self._lock:
+                if not self._loaded and self._loader is not None:
+                    self._value = self._loader()
+                    self._loaded = True
+        return self._value
+
+    def __getitem__(self, key: Any) -> Any:
+        if key == "_ref" and self._ref is not None:
+            return self._ref
+        if isinstance(key, str) and key in self._selected:
+            return self._selected[key]
+        if key == "data":
+            value = self.value
+            if isinstance(value, Mapping) and "data" in value:
+                return value["data"]
+            return value
+        return child(self.value, key)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        try:
+            return self[name]
+        except (KeyError, IndexError, TypeError, AttributeError):
+            raise AttributeError(name) from None
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.value)
+
+    def __len__(self) -> int:
+        return len(self.value)
+
+    def __contains__(self, item: Any) -> bool:
+        return item in self.value
+
+    def __bool__(self) -> bool:
+        return bool(self.value)
+
+    def __eq__(self, other: object) -> bool:
+        return bool(self.value == unwrap(other))
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __str__(self) -> str:
+        value = self.value
+        return value if isinstance(value, str) else json.dumps(plain(value), default=str)
+
+    def __repr__(self) -> str:
+        return f"ResultView({self._value!r}, ref={self._ref!r})"
+
+
+def child(value: Any, key: Any) -> Any:
+    if isinstance(value, Mapping) or (isinstance(value, list | tuple) and isinstance(key, int)):
+        return value[key]
+    if isinstance(key, str) and not key.startswith("_"):
+        return getattr(value, key)
+    return value[key]
+
+
+def unwrap(value: Any) -> Any:
+    """Replace every ResultView inside `value` with the plain value it stands for."""
+    if isinstance(value, ResultView):
+        return unwrap(value.value)
+    if isinstance(value, dict):
+        return {k: unwrap(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap(v) for v in value]
+    return value
+
+
+def plain(value: Any) -> Any:
+    """A JSON-ready copy: views unwrapped, Undefined as None, tuples as lists."""
+    if isinstance(value, ResultView):
+        return plain(value.value)
+    if isinstance(value, jinja2.Undefined):
+        return None
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
+def _tojson(value: Any, indent: int | None = None) -> str:
+    return json.dumps(plain(value), default=str, indent=indent, sort_keys=False)
+
+
+def _fromjson(value: Any) -> Any:
+    if value is None or isinstance(value, jinja2.Undefined):
+        return None
+    return json.loads(str(value))
+
+
+def _b64encode(value: Any) -> str:
+    raw = value if isinstance(value, bytes) else str(value).encode()
+    return base64.b64encode(raw).decode("ascii")
+
+
+def _b64decode(value: Any) -> str:
+    return base64.b64decode(str(value)).decode()
+
+
+def _environment() -> SandboxedEnvironment:
+    env = SandboxedEnvironment(
+        undefined=jinja2.ChainableUndefined, autoescape=False, keep_trailing_newline=True
+    )
+    env.filters.update(
+        tojson=_tojson, fromjson=_fromjson, b64encode=_b64encode, b64decode=_b64decode
+    )
+    return env
+
+
+ENV = _environment()
+
+
+def is_template(value: Any) -> bool:
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+def _single_expression(source: str) -> str | None:
+    match = _SINGLE.match(source)
+    if match is None:
+        return None
+    expr = match.group("expr")
+    if "{{" in expr or "}}" in expr or "{%" in expr:
+        return None
+    return expr
+
+
+@lru_cache(maxsize=4096)
+def _compiled(source: str) -> Callable[[dict[str, Any]], Any]:
+    expr = _single_expression(source)
+    try:
+        if expr is not None:
+            compiled = ENV.compile_expression(expr, undefined_to_none=False)
+            return lambda ctx: compiled(**ctx)
+        template = ENV.from_string(source)
+        return lambda ctx: template.render(ctx)
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(f"template syntax error: {exc.message} in {source!r}") from None
+
+
+@lru_cache(maxsize=4096)
+def _names(source: str) -> frozenset[str]:
+    try:
+        return frozenset(jinja2.meta.find_undeclared_variables(ENV.parse(source)))
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(f"template syntax error: {exc.message} in {source!r}") from None
+
+
+def check(value: Any, path: str = "") -> list[tuple[str, str]]:
+    """Syntax problems of every template inside `value`, as (sub-path, message)."""
+    problems: list[tuple[str, str]] = []
+    for sub, source in walk_templates(value, path):
+        try:
+            _compiled(source)
+        except TemplateError as exc:
+            problems.append((sub, exc.message))
+    return problems
+
+
+def walk_templates(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    if isinstance(value, str):
+        if is_template(value):
+            yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from walk_templates(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            yield from walk_templates(item, f"{path}[{i}]")
+
+
+def names(*values: Any) -> set[str]:
+    """Every name the templates inside `values` read."""
+    found: set[str] = set()
+    for value in values:
+        for _, source in walk_templates(value):
+            found |= _names(source)
+    return found
+
+
+def render(value: Any, context: Mapping[str, Any], where: str = "") -> Any:
+    """Render every template inside `value`; non-template values pass through."""
+    if isinstance(value, str):
+        if not is_template(value):
+            return value
+        try:
+            result = _compiled(value)(dict(context))
+        except TemplateError as exc:
+            raise TemplateError(f"{where}: {exc.message}" if where else exc.message) from None
+        except Exception as exc:
+            raise TemplateError(
+                f"{where + ': ' if where else ''}template {value!r} failed: "
+                f"{type(exc).__name__}: {exc}"
+            ) from None
+        if isinstance(result, jinja2.Undefined):
+            return None
+        return unwrap(result)
+    if isinstance(value, dict):
+        return {
+            k: render(v, context, f"{where}.{k}" if where else str(k)) for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [render(v, context, f"{where}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() not in _FALSY_STRINGS
+    return bool(value)
+
+
+def condition(when: str | bool | None, context: Mapping[str, Any], where: str = "") -> bool:
+    """Evaluate a `when:`; a string without braces is read as one expression."""
+    if when is None:
+        return True
+    if isinstance(when, bool):
+        return when
+    source = when if is_template(when) else "{{ " + when + " }}"
+    return truthy(render(source, context, where))
+
+
+def condition_names(when: str | bool | None) -> set[str]:
+    if not isinstance(when, str):
+        return set()
+    return names(when if is_template(when) else "{{ " + when + " }}")

@@ -1,0 +1,1 @@
+"""Tools: one module per tool kind, found through `registry`."""

@@ -1,0 +1,17 @@
+"""`noop`: a pure routing step; its result is `{}`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import ToolCall
+
+RAW_FIELDS: frozenset[str] = frozenset()
+
+
+def validate(fields: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(key, f"`noop` takes no field {key!r}") for key in fields if key not in ("input",)]
+
+
+def run(call: ToolCall) -> Any:
+    return {}

@@ -1,0 +1,36 @@
+"""`playbook`: run a registered playbook as a child execution.
+
+The parent step does not wait in a thread: the block records `call.pending` and ends;
+the child's terminal entry completes the parent's step (see runtime/children.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import ToolError
+from .base import StartChild, ToolCall
+
+RAW_FIELDS: frozenset[str] = frozenset()
+
+
+def validate(fields: dict[str, Any]) -> list[tuple[str, str]]:
+    if not isinstance(fields.get("path"), str):
+        return [("path", "`playbook` needs `path`, the catalog path of the child playbook")]
+    return []
+
+
+def run(call: ToolCall) -> Any:
+    workload = call.fields.get("payload")
+    if workload is None:
+        workload = call.input
+    if not isinstance(workload, dict):
+        raise ToolError(
+            "the child's input/payload must be a mapping", tool_kind="playbook", code="bad_input"
+        )
+    return StartChild(
+        path=call.fields["path"],
+        version=call.fields.get("version"),
+        workload=dict(workload),
+        return_step=call.fields.get("return_step"),
+    )

@@ -1,0 +1,146 @@
+"""`python`: run inline code with the step's input as global names.
+
+The result is, in order: a global `result` set by the code; else the return value of
+`def main(...)`, called with the input keys it names; else the value of a top-level
+`return` (the code is then run as a function body). A result
+`{"status": "failed" | "error", ...}` fails the step. Standard output goes to the step's
+log. Code also comes from `script: {source: {type: inline|file, code|path}}`, and
+`libs: {alias: module}` imports modules into the code's globals.
+"""
+
+from __future__ import annotations
+
+import builtins
+import importlib
+import inspect
+import textwrap
+import traceback
+from pathlib import Path
+from typing import Any
+
+from ..errors import ToolError
+from .base import ToolCall
+from .capture import stdout_to
+
+RAW_FIELDS = frozenset({"code", "script", "libs"})
+FILENAME = "<step {step}>"
+_UNSET = object()
+
+
+def validate(fields: dict[str, Any]) -> list[tuple[str, str]]:
+    code, script = fields.get("code"), fields.get("script")
+    if code is None and script is None:
+        return [("code", "`python` needs `code` (or `script: {source: ...}`)")]
+    if code is not None and not isinstance(code, str):
+        return [("code", f"`code` must be a string, got {type(code).__name__}")]
+    if script is not None:
+        source = script.get("source") if isinstance(script, dict) else None
+        if not isinstance(source, dict) or source.get("type") not in ("inline", "file", "gcs"):
+            return [("script.source.type", "expected inline, file or gcs")]
+    libs = fields.get("libs")
+    if libs is not None and not isinstance(libs, dict):
+        return [("libs", "`libs` must map an alias to a module name")]
+    if isinstance(code, str):
+        try:
+            _compile(code, "<check>")
+        except SyntaxError as exc:
+            return [("code", f"Python syntax error at code line {exc.lineno}: {exc.msg}")]
+    return []
+
+
+def source_of(fields: dict[str, Any]) -> str:
+    if isinstance(fields.get("code"), str):
+        return str(fields["code"])
+    source = fields["script"]["source"]
+    kind = source["type"]
+    if kind == "inline":
+        return str(source.get("code", ""))
+    if kind == "file":
+        return Path(source["path"]).read_text(encoding="utf-8")
+    raise ToolError(
+        "script source type 'gcs' needs the Google Cloud runtime",
+        tool_kind="python",
+        code="unsupported_source",
+    )
+
+
+def _compile(code: str, filename: str) -> tuple[Any, bool]:
+    """Compile as a module; code with a top-level `return` is compiled as a function body."""
+    try:
+        return compile(code, filename, "exec"), False
+    except SyntaxError as exc:
+        if "'return' outside function" not in str(exc.msg):
+            raise
+    body = "def __noetl_body__():\n" + textwrap.indent(code, "    ") + "\n"
+    return compile(body, filename, "exec"), True
+
+
+def run(call: ToolCall) -> Any:
+    filename = FILENAME.format(step=call.step)
+    code = source_of(call.fields)
+    scope: dict[str, Any] = {"__builtins__": builtins, "__name__": "__noetl_step__"}
+    for alias, module in (call.fields.get("libs") or {}).items():
+        scope[alias] = importlib.import_module(module)
+    scope.update(call.input)
+    scope.update(input_data=dict(call.input), context=call.context or call.names)
+    before = scope.get("result", _UNSET)
+    try:
+        compiled, as_body = _compile(code, filename)
+        with stdout_to(call.log):
+            exec(compiled, scope)
+            result = _result(scope, before, as_body, call.input)
+    except ToolError:
+        raise
+    except SyntaxError as exc:
+        raise ToolError(
+            f"step {call.step}: Python syntax error at code line {exc.lineno}: {exc.msg}",
+            tool_kind="python",
+            code="SyntaxError",
+        ) from None
+    except Exception as exc:
+        raise _failure(call.step, exc, filename) from None
+    if isinstance(result, dict) and result.get("status") in ("failed", "error"):
+        message = (
+            result.get("message") or result.get("error") or "the code returned a failed status"
+        )
+        raise ToolError(
+            f"step {call.step}: {message}",
+            tool_kind="python",
+            code="result_status",
+            details={"data": result},
+        )
+    return result
+
+
+def _result(scope: dict[str, Any], before: Any, as_body: bool, inputs: dict[str, Any]) -> Any:
+    if as_body:
+        return scope["__noetl_body__"]()
+    if "result" in scope and scope["result"] is not before:
+        return scope["result"]
+    main = scope.get("main")
+    if callable(main):
+        return main(**_arguments(main, inputs))
+    return None
+
+
+def _arguments(main: Any, inputs: dict[str, Any]) -> dict[str, Any]:
+    params = inspect.signature(main).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return dict(inputs)
+    return {p.name: inputs[p.name] for p in params if p.name in inputs}
+
+
+def _failure(step: str, exc: BaseException, filename: str) -> ToolError:
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == filename]
+    line = (frames[-1].lineno or 0) - (1 if _is_body(frames) else 0) if frames else 0
+    where = f" at code line {line}" if frames else ""
+    return ToolError(
+        f"step {step}: {type(exc).__name__}{where}: {exc}",
+        tool_kind="python",
+        code=type(exc).__name__,
+        details={"traceback": [f"line {f.lineno}: {f.line}" for f in frames]},
+    )
+
+
+def _is_body(frames: list[traceback.FrameSummary]) -> bool:
+    return any(f.name == "__noetl_body__" for f in frames)

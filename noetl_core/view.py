@@ -1,0 +1,218 @@
+"""What the CLI prints: live progress, results, status, timelines, replay reports."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+import threading
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from .engine import entries as E
+from .engine.entries import Entry
+from .engine.fold import fold
+from .errors import ExecutionNotFound
+from .playbook.loader import LoadedPlaybook
+from .runtime import payloads, replay
+from .runtime.block import Runtime
+
+PREVIEW_ROWS = 5
+
+
+def resolve_id(rt: Runtime, given: str) -> str:
+    if rt.log.get(E.start_id(given)) is not None:
+        return given
+    finder = getattr(rt.log, "find_execution", None)
+    matches = finder(given) if finder else []
+    if len(matches) == 1:
+        return str(matches[0])
+    if len(matches) > 1:
+        raise ExecutionNotFound(f"{given!r} matches several executions: {', '.join(matches)}")
+    raise ExecutionNotFound(f"no execution {given!r} under this NOETL_HOME")
+
+
+class Progress:
+    """Prints one line per step boundary as blocks record them."""
+
+    def __init__(self, out: TextIO, quiet: bool = False):
+        self.out = out
+        self.quiet = quiet
+        self._lock = threading.Lock()
+        self._started: dict[str, float] = {}
+
+    def started(self, execution_id: str, loaded: LoadedPlaybook) -> None:
+        self._line(f"execution {execution_id}: {loaded.path} ({loaded.file})")
+
+    def _line(self, text: str) -> None:
+        if not self.quiet:
+            with self._lock:
+                print(text, file=self.out, flush=True)
+
+    def __call__(self, batch: Sequence[Entry]) -> None:
+        for entry in batch:
+            self._entry(entry)
+
+    def _entry(self, entry: Entry) -> None:
+        label = _label(entry)
+        if entry.kind == "claim":
+            self._started[entry.command_id or ""] = entry.ts
+            if entry.attempt > 1:
+                self._line(f"  ↻ {label} attempt {entry.attempt}")
+        elif entry.kind == "done" and entry.body.get("loop") is None:
+            took = (entry.ts - self._started.pop(entry.command_id or "", entry.ts)) * 1000
+            status = entry.body.get("status")
+            mark = {"ok": "✓", "skipped": "-"}.get(str(status), "✗")
+            tail = "" if status == "ok" else f": {entry.body.get('error', {}).get('message', '')}"
+            self._line(f"  {mark} {label} {took:.1f} ms{tail}")
+        elif entry.kind == "attempt":
+            retry = entry.body.get("retry", {})
+            message = entry.body.get("error", {}).get("message", "")
+            self._line(
+                f"  ! {label} attempt {entry.attempt} failed ({message}); "
+                f"retry in {retry.get('delay', 0):.2f}s"
+            )
+        elif entry.kind == "pending":
+            self._line(f"  … {label} waiting for child {entry.body.get('child_execution_id')}")
+        elif entry.kind == "loopdone":
+            self._line(f"  ✓ {label} loop done")
+        elif entry.kind == "terminal":
+            self._line(f"  = {entry.execution_id} {entry.body.get('status')}")
+
+
+def _label(entry: Entry) -> str:
+    return entry.step or ""
+
+
+def describe(value: Any) -> Any:
+    """A printable stand-in for large values (Arrow tables)."""
+    if type(value).__name__ == "Table" and hasattr(value, "num_rows"):
+        rows = value.slice(0, PREVIEW_ROWS).to_pylist()
+        return {"table": {"rows": value.num_rows, "columns": value.column_names, "preview": rows}}
+    return value
+
+
+def print_result(rt: Runtime, execution_id: str, terminal: Entry, *, as_json: bool) -> None:
+    body = terminal.body
+    value = describe(payloads.load(rt.payloads, body.get("result")))
+    out = {"execution_id": execution_id, "status": body.get("status"), "result": value}
+    if body.get("error"):
+        out["error"] = body["error"]
+    if as_json:
+        print(json.dumps(out, default=str))
+        return
+    print(f"status: {body.get('status')}")
+    if body.get("error"):
+        print(f"error: {body['error'].get('message')}", file=sys.stderr)
+    print("result:")
+    print(json.dumps(value, indent=2, default=str))
+
+
+def _when(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def print_status(rt: Runtime, execution_id: str | None) -> int:
+    if execution_id is None:
+        for start in rt.log.executions():
+            terminal = rt.log.get(E.terminal_id(start.execution_id))
+            status = terminal.body.get("status") if terminal else "running"
+            path = start.body["playbook"]["path"]
+            print(f"{start.execution_id}  {_when(start.ts)}  {status:<9}  {path}")
+        return 0
+    state = fold(rt.log.entries(execution_id), execution_id)
+    playbook = state.header.get("playbook", {})
+    took = ((state.finished or rt.clock.now()) - (state.started or 0)) * 1000
+    print(f"execution {execution_id}: {state.status}")
+    print(f"playbook  {playbook.get('path')} (sha256 {str(playbook.get('digest'))[:12]})")
+    print(
+        f"started   {_when(state.started)}   {took:.1f} ms   {state.entries} entries, "
+        f"{state.events} events"
+    )
+    if state.header.get("parent_execution_id"):
+        print(f"parent    {state.header['parent_execution_id']}")
+    print(
+        f"in flight {state.open_commands} command(s), {state.open_loops} loop(s), "
+        f"{state.open_arrivals} join arrival(s)"
+    )
+    print("steps:")
+    for step in state.steps.values():
+        parts = [f"ok {step.ok}"]
+        if step.failed:
+            parts.append(f"failed {step.failed}")
+        if step.retries:
+            parts.append(f"retries {step.retries}")
+        if step.skipped:
+            parts.append(f"skipped {step.skipped}")
+        print(f"  {step.name:<24} {', '.join(parts)}")
+    if state.error:
+        print(f"error: {state.error.get('message')}")
+    return 0
+
+
+def print_events(rt: Runtime, execution_id: str, *, as_json: bool) -> int:
+    n = 0
+    first: float | None = None
+    for entry in rt.log.entries(execution_id):
+        for event in E.expand(entry):
+            n += 1
+            if as_json:
+                print(json.dumps(event, default=str))
+                continue
+            first = first if first is not None else event["timestamp"]
+            offset = (event["timestamp"] - first) * 1000
+            detail = _detail(entry, event["type"])
+            print(
+                f"{n:>5}  +{offset:>9.1f} ms  {event['type']:<20} {entry.step or '':<20} "
+                f"{'#' + str(entry.attempt) if entry.attempt else '':<4} {detail}"
+            )
+    return 0
+
+
+def _detail(entry: Entry, event: str) -> str:
+    body = entry.body
+    if event in ("call.error", "command.failed", "playbook.failed") and body.get("error"):
+        return str(body["error"].get("message", ""))[:120]
+    if event == "command.issued" and body.get("command", {}).get("kind") == "iteration":
+        return f"iteration {body['command'].get('index')}"
+    if event == "call.done" and body.get("result"):
+        ref = body["result"]
+        if "inline" in ref:
+            return json.dumps(ref["inline"], default=str)[:100]
+        return f"stored {ref.get('format')} {ref.get('rows')} rows {ref.get('size')} bytes"
+    if event == "call.pending":
+        return f"child {body.get('child_execution_id')}"
+    if event in ("playbook.completed", "playbook.cancelled"):
+        return str(body.get("status"))
+    return ""
+
+
+def print_replay(rt: Runtime, execution_id: str, at: int | None) -> int:
+    upto = None
+    if at is not None:
+        count = 0
+        for entry in rt.log.entries(execution_id):
+            count += len(entry.events)
+            upto = entry.seq
+            if count >= at:
+                break
+    state, checks = replay.verify(rt, execution_id, upto)
+    print(
+        f"execution {execution_id} rebuilt from {state.entries} entries / {state.events} events"
+        + (f" (up to event {at})" if at is not None else "")
+    )
+    print(
+        f"state: {state.status}; in flight: {state.open_commands} command(s), "
+        f"{state.open_loops} loop(s), {state.open_arrivals} arrival(s)"
+    )
+    for step in state.steps.values():
+        print(f"  {step.name:<24} ok {step.ok}  failed {step.failed}  retries {step.retries}")
+    if state.ctx:
+        print(f"ctx: {json.dumps(state.ctx, default=str)[:300]}")
+    bad = [c for c in checks if not c.ok]
+    print(f"decisions checked: {len(checks)}, reproduced: {len(checks) - len(bad)}")
+    for c in bad:
+        print(f"  MISMATCH at entry {c.seq} ({c.kind} {c.step}): {c.detail}")
+    return 1 if bad else 0
