@@ -2,6 +2,7 @@
 
 - A string that is exactly one `{{ expr }}` renders to the expression's value with its
   type (list, dict, number, bool); any other string renders to a string.
+- A mapping's keys win over its methods (`{{ page.items }}` reads the key `items`).
 - Undefined names and attributes chain (`a.b.c` on nothing is undefined, not an error)
   and fall through to `| default(...)`.
 - Extra filters: `tojson`, `fromjson`, `b64encode`, `b64decode`.
@@ -158,8 +159,20 @@ def _b64decode(value: Any) -> str:
     return base64.b64decode(str(value)).decode()
 
 
+class _Environment(SandboxedEnvironment):
+    """Keys of a mapping win over its methods: `{{ page.items }}` is the `items` key."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if isinstance(obj, Mapping | ResultView):
+            try:
+                return obj[attribute]
+            except (KeyError, IndexError, TypeError, AttributeError):
+                pass
+        return super().getattr(obj, attribute)
+
+
 def _environment() -> SandboxedEnvironment:
-    env = SandboxedEnvironment(
+    env = _Environment(
         undefined=jinja2.ChainableUndefined, autoescape=False, keep_trailing_newline=True
     )
     env.filters.update(

@@ -2,8 +2,9 @@
 
 Rules see `output` = `{status: ok|error, data, error: {kind, code, message, retryable},
 meta: {attempt, duration_ms}, ...tool-specific parts}`. The first rule that matches
-wins; a trailing `else` matches anything; no match continues. Without any rules: ok
-continues and error fails.
+wins; a trailing `else` matches anything. Without any rules, or when no rule matches:
+ok continues and error fails (an unmatched error is never silently swallowed; write
+`else: {then: {do: continue}}` to ignore errors).
 
 `retry` counts `attempts` as the total number of attempts, the first one included: once
 `attempt >= attempts`, a matching retry rule fails the step instead.
@@ -59,7 +60,7 @@ def decide(
                 return Verdict("fail", rule=i, exhausted=True)
             return Verdict("retry", delay=backoff(then, attempt), rule=i, set=then.set)
         return Verdict(then.do, to=then.to, set=then.set, rule=i)
-    return Verdict("continue")
+    return Verdict("continue" if output.get("status") == "ok" else "fail")
 
 
 def names(policy: Policy | None) -> set[str]:

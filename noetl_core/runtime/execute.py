@@ -18,6 +18,7 @@ from ..engine import policy
 from ..engine.scope import Patches, merge, render_set
 from ..errors import NoetlError, ToolError
 from ..playbook.model import Step, Task, Tool
+from ..templating import ResultView
 from ..tools import registry
 from ..tools.base import StartChild, ToolCall, ToolServices
 
@@ -60,7 +61,8 @@ def call_tool(
     """Render the tool's fields and run it; return (value, captured stdout)."""
     module = registry.module(tool.kind)
     fields = tool.fields()
-    tool_input = templating.render(fields.pop("input", None) or {}, names, f"{where}.input")
+    raw_input = fields.pop("input", None) or getattr(tool, "input", None) or {}
+    tool_input = templating.render(raw_input, names, f"{where}.input")
     rendered = {k: v for k, v in fields.items() if k in module.RAW_FIELDS}
     rendered.update(
         templating.render(
@@ -187,7 +189,13 @@ def run_pipeline(
     while index < len(tasks):
         task = tasks[index]
         where = f"step {step.step}: tool[{index}] ({task.name})"
-        scope = {**names, **done, "_prev": prev, "ctx": merge(names.get("ctx", {}), ctx_patch)}
+        views = {n: ResultView(v) for n, v in done.items()}
+        scope = {
+            **names,
+            **views,
+            "_prev": ResultView(prev),
+            "ctx": merge(names.get("ctx", {}), ctx_patch),
+        }
         output, log = attempt_tool(task, step_input, scope, inv, where, context)
         logs.append(log)
         if output["status"] == "child":
@@ -205,7 +213,12 @@ def run_pipeline(
             run.log = "".join(logs)
             return run
         done[task.name] = prev = run.value
-        task_scope = {**scope, task.name: run.value, "_prev": run.value, "output": output}
+        task_scope = {
+            **scope,
+            task.name: ResultView(run.value),
+            "_prev": ResultView(run.value),
+            "output": output,
+        }
         ctx_patch = merge(ctx_patch, run.patches.ctx)
         ctx_patch = merge(ctx_patch, render_set(task.set, task_scope, f"{where}.set").ctx)
         action = run.meta.get("action")
