@@ -219,10 +219,10 @@ def _names(source: str) -> frozenset[str]:
         raise TemplateError(f"template syntax error: {exc.message} in {source!r}") from None
 
 
-def check(value: Any, path: str = "") -> list[tuple[str, str]]:
-    """Syntax problems of every template inside `value`, as (sub-path, message)."""
-    problems: list[tuple[str, str]] = []
-    for sub, source in walk_templates(value, path):
+def check(value: Any) -> list[tuple[tuple[str | int, ...], str]]:
+    """Syntax problems of every template inside `value`, as (path, message)."""
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    for sub, source in walk_templates(value):
         try:
             _compiled(source)
         except TemplateError as exc:
@@ -230,16 +230,18 @@ def check(value: Any, path: str = "") -> list[tuple[str, str]]:
     return problems
 
 
-def walk_templates(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
+def walk_templates(
+    value: Any, path: tuple[str | int, ...] = ()
+) -> Iterator[tuple[tuple[str | int, ...], str]]:
     if isinstance(value, str):
         if is_template(value):
             yield path, value
     elif isinstance(value, dict):
         for key, item in value.items():
-            yield from walk_templates(item, f"{path}.{key}" if path else str(key))
+            yield from walk_templates(item, (*path, str(key)))
     elif isinstance(value, list | tuple):
         for i, item in enumerate(value):
-            yield from walk_templates(item, f"{path}[{i}]")
+            yield from walk_templates(item, (*path, i))
 
 
 def names(*values: Any) -> set[str]:

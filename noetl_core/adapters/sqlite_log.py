@@ -12,6 +12,7 @@ import sqlite3
 import threading
 from collections import OrderedDict
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..engine.entries import Entry
@@ -39,6 +40,7 @@ CREATE INDEX IF NOT EXISTS entries_halt ON entries(execution_id) WHERE halt = 1;
 CREATE INDEX IF NOT EXISTS entries_result ON entries(execution_id, seq) WHERE resulting = 1;
 """
 COLUMNS = "id, execution_id, kind, step, grp, dc, da, dj, halt, resulting, data"
+INSERT = f"INSERT INTO entries({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
 OPEN_WHERE = "(dc != 0 OR da != 0 OR dj != 0)"
 
 
@@ -66,6 +68,21 @@ def _row(entry: Entry) -> tuple[object, ...]:
     )
 
 
+@dataclass
+class _Pending:
+    rows: list[tuple[object, ...]]
+    seqs: list[int] = field(default_factory=list)
+    result: bool | None = None
+    error: BaseException | None = None
+
+
+def _insert(conn: sqlite3.Connection, pending: _Pending) -> None:
+    seqs = []
+    for row in pending.rows:
+        seqs.append(conn.execute(INSERT, row).lastrowid or 0)
+    pending.seqs, pending.result = seqs, True
+
+
 class SqliteEventLog:
     deferred_claims = True
 
@@ -75,6 +92,8 @@ class SqliteEventLog:
         self.sync = sync
         self._local = threading.local()
         self._write_lock = threading.Lock()
+        self._queue_lock = threading.Lock()
+        self._queue: list[_Pending] = []
         self._cache: OrderedDict[str, Entry] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._cache_size = cache_size
@@ -101,27 +120,54 @@ class SqliteEventLog:
     # -- writes ---------------------------------------------------------------------
 
     def append(self, entries: Sequence[Entry]) -> bool:
+        """Group commit: batches waiting together share one transaction (one fsync),
+        each inside its own savepoint, so each stays all-or-nothing on its own."""
         if not entries:
             return True
-        rows = [_row(e) for e in entries]
+        request = _Pending([_row(e) for e in entries])
+        with self._queue_lock:
+            self._queue.append(request)
         with self._write_lock:
-            conn = self._writer
+            if request.result is None:
+                with self._queue_lock:
+                    group, self._queue = self._queue, []
+                self._commit(group)
+        if request.error is not None:
+            raise request.error
+        if request.result:
+            with self._cache_lock:
+                for entry, seq in zip(entries, request.seqs, strict=True):
+                    self._remember(entry.with_seq(seq))
+        return bool(request.result)
+
+    def _commit(self, group: list[_Pending]) -> None:
+        conn = self._writer
+        try:
             conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.executemany(
-                    f"INSERT INTO entries({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows
-                )
-            except sqlite3.IntegrityError:
-                conn.execute("ROLLBACK")
-                return False
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+            if len(group) == 1:
+                try:
+                    _insert(conn, group[0])
+                except sqlite3.IntegrityError:
+                    conn.execute("ROLLBACK")
+                    group[0].result = False
+                    return
+            else:
+                for i, pending in enumerate(group):
+                    conn.execute(f"SAVEPOINT b{i}")
+                    try:
+                        _insert(conn, pending)
+                    except sqlite3.IntegrityError:
+                        conn.execute(f"ROLLBACK TO b{i}")
+                        pending.result = False
+                    conn.execute(f"RELEASE b{i}")
             conn.execute("COMMIT")
-        with self._cache_lock:
-            for entry in entries:
-                self._remember(entry)
-        return True
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            for pending in group:
+                pending.result, pending.error = False, exc
+            if not isinstance(exc, Exception):
+                raise
 
     def _remember(self, entry: Entry) -> None:
         self._cache[entry.id] = entry
@@ -148,6 +194,20 @@ class SqliteEventLog:
         with self._cache_lock:
             self._remember(found[0])
         return found[0]
+
+    def get_many(self, entry_ids: Sequence[str]) -> dict[str, Entry]:
+        found: dict[str, Entry] = {}
+        with self._cache_lock:
+            for entry_id in entry_ids:
+                cached = self._cache.get(entry_id)
+                if cached is not None:
+                    found[entry_id] = cached
+        missing = [i for i in entry_ids if i not in found]
+        if missing:
+            marks = ",".join("?" * len(missing))
+            for entry in self._select(f"id IN ({marks})", missing):
+                found[entry.id] = entry
+        return found
 
     def find(
         self, execution_id: str, kind: str, *, step: str | None = None, group: str | None = None

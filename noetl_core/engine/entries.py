@@ -18,7 +18,7 @@ cancel.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from .. import ids
@@ -43,7 +43,7 @@ class Entry:
     seq: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
+        out = {name: getattr(self, name) for name in _ENTRY_FIELDS}
         out["events"] = list(self.events)
         return out
 
@@ -77,11 +77,15 @@ class Command:
     width: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        return {name: v for name in _COMMAND_FIELDS if (v := getattr(self, name)) is not None}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Command:
         return cls(**data)
+
+
+_ENTRY_FIELDS = tuple(f.name for f in fields(Entry))
+_COMMAND_FIELDS = tuple(f.name for f in fields(Command))
 
 
 def issue_entry(command: Command, ts: float) -> Entry:

@@ -41,9 +41,14 @@ class Normalizer:
         self.problems.append((self.smap.at(path), message))
 
     def alias(self, old: Path, new: Path) -> None:
+        """Lines of `old` and everything below it also answer for `new`."""
         line = self.smap.line_of(old)
         if line is not None:
             self.smap.lines.setdefault(new, line)
+        depth = len(old)
+        for path, below in list(self.smap.lines.items()):
+            if len(path) > depth and path[:depth] == old:
+                self.smap.lines.setdefault((*new, *path[depth:]), below)
 
     def playbook(self, doc: Any) -> Any:
         if not isinstance(doc, dict):

@@ -37,9 +37,33 @@ def semantic_problems(playbook: Playbook, data: dict[str, Any], smap: SourceMap)
     for i, step in enumerate(playbook.workflow):
         _check_step(step, ("workflow", i), seen, workbook_names, add)
 
-    for sub, message in templating.check(data):
-        add(_split(sub), message)
+    for sub, message in templating.check(_without_raw_fields(data)):
+        add(sub, message)
     return problems
+
+
+def _without_raw_fields(data: dict[str, Any]) -> dict[str, Any]:
+    """The playbook minus fields that are never rendered (python `code`, ...)."""
+
+    def tool(value: Any) -> Any:
+        if isinstance(value, list):
+            return [tool(t) for t in value]
+        if not isinstance(value, dict) or value.get("kind") not in registry.KINDS:
+            return value
+        if registry.KINDS[value["kind"]] is None:
+            return value
+        raw = registry.module(value["kind"]).RAW_FIELDS
+        return {k: v for k, v in value.items() if k not in raw}
+
+    out = dict(data)
+    for section in ("workflow", "workbook"):
+        items = out.get(section)
+        if isinstance(items, list):
+            out[section] = [
+                {**item, "tool": tool(item.get("tool"))} if isinstance(item, dict) else item
+                for item in items
+            ]
+    return out
 
 
 def _check_step(step: Step, path: Path, steps: set[str], workbook: list[str], add: Any) -> None:

@@ -59,6 +59,8 @@ def parse_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
             if node is None:
                 raise smap.error((), "the file is empty; expected a playbook mapping")
             data = _build(loader, node, (), smap)
+            if data is None:
+                raise smap.error((), "the file is empty; expected a playbook mapping")
         finally:
             loader.dispose()
     except yaml.MarkedYAMLError as exc:
@@ -80,13 +82,13 @@ def _build(loader: yaml.SafeLoader, node: yaml.Node, path: Path, smap: SourceMap
             key = loader.construct_object(key_node, deep=True)
             if not isinstance(key, str | int | float | bool) and key is not None:
                 raise smap.error(path, f"mapping keys must be scalars, got {type(key).__name__}")
-            if key in out:
-                raise PlaybookError(
-                    [(smap.at((*path, str(key))), f"duplicate key {key!r} in this mapping")]
-                )
+            key_line = key_node.start_mark.line + 1
             child_path = (*path, str(key))
-            smap.lines.setdefault(child_path, key_node.start_mark.line + 1)
+            if key in out:
+                where = SourceLocation(smap.file, key_line, format_path(child_path))
+                raise PlaybookError([(where, f"duplicate key {key!r} in this mapping")])
             out[key] = _build(loader, value_node, child_path, smap)
+            smap.lines[child_path] = key_line  # a key's line, not its value's first line
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_build(loader, item, (*path, i), smap) for i, item in enumerate(node.value)]

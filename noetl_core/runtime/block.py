@@ -137,10 +137,12 @@ class Runtime:
         if start is None:
             raise ExecutionNotFound(f"no execution {execution_id}")
         header = start.body
-        loaded = load_text(header["source"], header["playbook"].get("file") or "<stored>")
-        found = Execution(
-            execution_id, self.blueprint(loaded), header["workload"], header["parent"]
-        )
+        with self._lock:
+            blueprint = self._blueprints.get(header["playbook"]["digest"])
+        if blueprint is None:
+            loaded = load_text(header["source"], header["playbook"].get("file") or "<stored>")
+            blueprint = self.blueprint(loaded)
+        found = Execution(execution_id, blueprint, header["workload"], header["parent"])
         with self._lock:
             self._executions[execution_id] = found
             if len(self._executions) > 1000:
@@ -226,15 +228,18 @@ class Runtime:
                 self._running.discard(key)
 
     def _block(self, ex: Execution, command: Command, attempt: int) -> None:
-        done = self.log.get(E.done_id(ex.id, command.id))
-        if done is not None:
-            self.resettle(ex, done)
+        done_id = E.done_id(ex.id, command.id)
+        retry_id = E.attempt_id(ex.id, command.id, attempt)
+        pending_id = E.pending_id(ex.id, command.id, attempt)
+        found = self.log.get_many([done_id, retry_id, pending_id])
+        if done_id in found:
+            self.resettle(ex, found[done_id])
             return
-        retry = self.log.get(E.attempt_id(ex.id, command.id, attempt))
-        if retry is not None:
-            self.timer.schedule(Note(ex.id, command.id, attempt + 1), retry.body["retry"]["due"])
+        if retry_id in found:
+            due = found[retry_id].body["retry"]["due"]
+            self.timer.schedule(Note(ex.id, command.id, attempt + 1), due)
             return
-        if self.log.get(E.pending_id(ex.id, command.id, attempt)) is not None:
+        if pending_id in found:
             return
         claim = self._claim(ex, command, attempt)
         if self.log.halted(ex.id):

@@ -48,6 +48,10 @@ class EventLog(Protocol):
 
     def get(self, entry_id: str) -> Entry | None: ...
 
+    def get_many(self, entry_ids: Sequence[str]) -> dict[str, Entry]:
+        """The entries among `entry_ids` that exist, by id (one round trip)."""
+        ...
+
     def find(
         self, execution_id: str, kind: str, *, step: str | None = None, group: str | None = None
     ) -> list[Entry]:

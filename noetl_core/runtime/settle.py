@@ -36,26 +36,35 @@ def settle(rt: Runtime, ex: Execution, batch: Sequence[Entry]) -> list[Note]:
     while queue:
         current = queue.pop(0)
         halted = rt.log.halted(ex.id)
+        loop_open = False
         if not halted:
-            for made in _loops(rt, ex, current) + _joins(rt, ex, current):
+            loops, loop_open = _loops(rt, ex, current)
+            for made in loops + _joins(rt, ex, current):
                 notes.extend(issued_notes(made))
                 queue.append(made)
-        if halted or not _opens_work(current):
+        if halted or not (loop_open or _opens_work(current)):
             maybe_terminal(rt, ex, halted)
     return notes
 
 
-def _loops(rt: Runtime, ex: Execution, batch: Sequence[Entry]) -> list[list[Entry]]:
+def _loops(rt: Runtime, ex: Execution, batch: Sequence[Entry]) -> tuple[list[list[Entry]], bool]:
+    """Settle the loops this batch recorded iterations of; also say whether one of them
+    is still running (then the execution cannot be over, and no count is needed)."""
     made = []
+    still_open = False
     for entry in batch:
         if entry.kind == "done" and entry.group is not None:
             created = maybe_loop_done(rt, ex, entry.group)
-            if created:
+            if created is None:
+                still_open = True
+            elif created:
                 made.append(created)
-    return made
+    return made, still_open
 
 
 def maybe_loop_done(rt: Runtime, ex: Execution, activation_id: str) -> list[Entry] | None:
+    """The loop.done batch if this call created it; [] if the loop is already done;
+    None while iterations are still running."""
     activation = rt.log.get(E.done_id(ex.id, activation_id))
     if activation is None:
         return None
@@ -63,7 +72,7 @@ def maybe_loop_done(rt: Runtime, ex: Execution, activation_id: str) -> list[Entr
     if rt.log.count(ex.id, "done", group=activation_id) < length:
         return None
     if rt.log.get(E.loopdone_id(ex.id, activation_id)) is not None:
-        return None
+        return []
     iterations = sorted(
         rt.log.find(ex.id, "done", group=activation_id), key=lambda d: d.body["index"]
     )
@@ -71,7 +80,7 @@ def maybe_loop_done(rt: Runtime, ex: Execution, activation_id: str) -> list[Entr
     outcome = _loop_outcome(rt, ex, command, iterations)
     names = rt.names(ex, command)
     batch = engine.loop_done(rt.scene(ex), command, iterations, outcome, names)
-    return batch if rt.append(batch) else None
+    return batch if rt.append(batch) else []
 
 
 def _loop_outcome(
@@ -129,11 +138,11 @@ def maybe_join(rt: Runtime, ex: Execution, join: str) -> list[Entry] | None:
 
 
 def maybe_terminal(rt: Runtime, ex: Execution, halted: bool) -> None:
+    work = rt.log.open_work(ex.id)
+    if (work.commands if halted else work.total) > 0:
+        return
     existing = rt.log.get(E.terminal_id(ex.id))
     if existing is None:
-        work = rt.log.open_work(ex.id)
-        if (work.commands if halted else work.total) > 0:
-            return
         existing = _terminal(rt, ex, halted)
         if not rt.append([existing]):
             existing = rt.log.get(E.terminal_id(ex.id))

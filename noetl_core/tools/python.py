@@ -15,6 +15,7 @@ import importlib
 import inspect
 import textwrap
 import traceback
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,7 @@ def source_of(fields: dict[str, Any]) -> str:
     )
 
 
+@lru_cache(maxsize=1024)
 def _compile(code: str, filename: str) -> tuple[Any, bool]:
     """Compile as a module; code with a top-level `return` is compiled as a function body."""
     try:

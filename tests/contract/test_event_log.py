@@ -1,0 +1,166 @@
+"""The event log contract, run against every EventLog adapter (SQLite for now).
+
+The Google Cloud adapter joins the `log` fixture's parameters when it exists; the
+assertions stay the same.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from noetl_core.adapters.sqlite_log import SqliteEventLog
+from noetl_core.engine.entries import Entry
+from noetl_core.runtime.ports import EventLog
+
+pytestmark = pytest.mark.contract
+
+Factory = Callable[[Path], EventLog]
+
+
+def sqlite(path: Path) -> EventLog:
+    return SqliteEventLog(path / "events.sqlite", sync="NORMAL")
+
+
+@pytest.fixture(params=[sqlite], ids=["sqlite"])
+def log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventLog]:
+    factory: Factory = request.param
+    made = factory(tmp_path)
+    yield made
+    close = getattr(made, "close", None)
+    if close is not None:
+        close()
+
+
+def entry(id: str, **kw: object) -> Entry:
+    fields: dict[str, object] = {
+        "execution_id": "E1",
+        "kind": "done",
+        "events": ("call.done",),
+        "ts": 1.0,
+    }
+    fields.update(kw)
+    return Entry(id=id, **fields)  # type: ignore[arg-type]
+
+
+def test_append_then_get_returns_the_same_entry_with_a_commit_order(log: EventLog) -> None:
+    assert log.append([entry("a", body={"result": {"inline": [1, 2]}, "status": "ok"})])
+    got = log.get("a")
+    assert got is not None
+    assert got.body == {"result": {"inline": [1, 2]}, "status": "ok"}
+    assert got.events == ("call.done",)
+    assert got.seq is not None
+
+
+def test_a_batch_with_a_taken_id_writes_nothing(log: EventLog) -> None:
+    assert log.append([entry("a")])
+    assert not log.append([entry("b"), entry("a"), entry("c")])
+    assert log.get("b") is None and log.get("c") is None
+    assert [e.id for e in log.entries("E1")] == ["a"]
+
+
+def test_entries_come_back_in_commit_order(log: EventLog) -> None:
+    for name in ["z", "m", "a"]:
+        log.append([entry(name)])
+    assert [e.id for e in log.entries("E1")] == ["z", "m", "a"]
+
+
+def test_open_work_sums_deltas_per_step(log: EventLog) -> None:
+    log.append(
+        [
+            entry("i1", kind="issue", step="a", dc=1),
+            entry("i2", kind="issue", step="b", dc=1),
+            entry("l1", kind="issue", step="loop", da=1),
+            entry("j1", kind="arrive", step="join", dj=1),
+        ]
+    )
+    log.append([entry("d1", step="a", dc=-1)])
+    everything = log.open_work("E1")
+    assert (everything.commands, everything.loops, everything.arrivals) == (1, 1, 1)
+    assert log.open_work("E1", ["a"]).total == 0
+    assert log.open_work("E1", ["b", "loop"]).commands == 1
+    assert log.open_work("E1", ["b", "loop"]).loops == 1
+    assert log.open_work("E1", []).total == 0
+    assert log.open_work("other").total == 0
+
+
+def test_find_and_count_filter_by_kind_step_and_group(log: EventLog) -> None:
+    log.append(
+        [
+            entry("d1", step="s", group="A"),
+            entry("d2", step="s", group="A"),
+            entry("d3", step="t", group="B"),
+            entry("i1", kind="issue", step="s"),
+        ]
+    )
+    assert [e.id for e in log.find("E1", "done", group="A")] == ["d1", "d2"]
+    assert [e.id for e in log.find("E1", "done", step="t")] == ["d3"]
+    assert log.count("E1", "done") == 3
+    assert log.count("E1", "done", group="B") == 1
+
+
+def test_halted_once_a_halting_entry_exists(log: EventLog) -> None:
+    log.append([entry("d1")])
+    assert not log.halted("E1")
+    log.append([entry("d2", halt=True)])
+    assert log.halted("E1")
+    assert not log.halted("E2")
+
+
+def test_last_result_skips_iterations_and_failures(log: EventLog) -> None:
+    log.append([entry("d1", step="a", body={"status": "ok", "result": {"inline": 1}})])
+    log.append([entry("d2", step="b", body={"status": "error", "result": None})])
+    log.append([entry("d3", step="c", group="A", body={"status": "ok", "result": {"inline": 3}})])
+    last = log.last_result("E1")
+    assert last is not None and last.id == "d1"
+    log.append(
+        [entry("l1", kind="loopdone", step="c", body={"status": "ok", "result": {"inline": [3]}})]
+    )
+    last = log.last_result("E1")
+    assert last is not None and last.id == "l1"
+
+
+def test_get_many_returns_only_existing(log: EventLog) -> None:
+    log.append([entry("a"), entry("b")])
+    found = log.get_many(["a", "x", "b"])
+    assert sorted(found) == ["a", "b"]
+
+
+def test_executions_lists_start_entries_newest_first(log: EventLog) -> None:
+    log.append([entry("s1", kind="start", execution_id="E1")])
+    log.append([entry("s2", kind="start", execution_id="E2")])
+    assert [e.execution_id for e in log.executions(10)] == ["E2", "E1"]
+
+
+def test_concurrent_creates_of_one_id_succeed_exactly_once(log: EventLog) -> None:
+    wins: list[bool] = []
+    lock = threading.Lock()
+
+    def create(n: int) -> None:
+        ok = log.append([entry("terminal", body={"by": n}), entry(f"other-{n}")])
+        with lock:
+            wins.append(ok)
+
+    threads = [threading.Thread(target=create, args=(n,)) for n in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert wins.count(True) == 1
+    assert len(log.entries("E1")) == 2
+
+
+def test_concurrent_distinct_batches_all_land(log: EventLog) -> None:
+    def create(n: int) -> None:
+        assert log.append([entry(f"a{n}", dc=1, step="s"), entry(f"b{n}", dc=-1, step="s")])
+
+    threads = [threading.Thread(target=create, args=(n,)) for n in range(32)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(log.entries("E1")) == 64
+    assert log.open_work("E1").total == 0
