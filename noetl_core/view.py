@@ -55,6 +55,8 @@ class Progress:
 
     def _entry(self, entry: Entry) -> None:
         label = _label(entry)
+        if "claimed" in entry.body:
+            self._started[entry.command_id or ""] = entry.body["claimed"]["at"]
         if entry.kind == "claim":
             self._started[entry.command_id or ""] = entry.ts
             if entry.attempt > 1:

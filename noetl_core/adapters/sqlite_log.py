@@ -39,8 +39,8 @@ CREATE INDEX IF NOT EXISTS entries_open ON entries(execution_id, step, dc, da, d
 CREATE INDEX IF NOT EXISTS entries_halt ON entries(execution_id) WHERE halt = 1;
 CREATE INDEX IF NOT EXISTS entries_result ON entries(execution_id, seq) WHERE resulting = 1;
 """
-COLUMNS = "id, execution_id, kind, step, grp, dc, da, dj, halt, resulting, data"
-INSERT = f"INSERT INTO entries({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+COLUMNS = "seq, id, execution_id, kind, step, grp, dc, da, dj, halt, resulting, data"
+INSERT = f"INSERT INTO entries({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
 OPEN_WHERE = "(dc != 0 OR da != 0 OR dj != 0)"
 
 
@@ -74,13 +74,6 @@ class _Pending:
     seqs: list[int] = field(default_factory=list)
     result: bool | None = None
     error: BaseException | None = None
-
-
-def _insert(conn: sqlite3.Connection, pending: _Pending) -> None:
-    seqs = []
-    for row in pending.rows:
-        seqs.append(conn.execute(INSERT, row).lastrowid or 0)
-    pending.seqs, pending.result = seqs, True
 
 
 class SqliteEventLog:
@@ -141,25 +134,26 @@ class SqliteEventLog:
         return bool(request.result)
 
     def _commit(self, group: list[_Pending]) -> None:
+        """One transaction for the whole group: all rows in one statement when no id is
+        taken (the common case); else batch by batch in savepoints, so a batch whose id
+        is taken is refused alone. Few calls into SQLite also keep the GIL convoy short."""
         conn = self._writer
         try:
             conn.execute("BEGIN IMMEDIATE")
-            if len(group) == 1:
-                try:
-                    _insert(conn, group[0])
-                except sqlite3.IntegrityError:
-                    conn.execute("ROLLBACK")
-                    group[0].result = False
-                    return
-            else:
-                for i, pending in enumerate(group):
-                    conn.execute(f"SAVEPOINT b{i}")
-                    try:
-                        _insert(conn, pending)
-                    except sqlite3.IntegrityError:
-                        conn.execute(f"ROLLBACK TO b{i}")
-                        pending.result = False
-                    conn.execute(f"RELEASE b{i}")
+            seq = int(conn.execute("SELECT coalesce(max(seq), 0) FROM entries").fetchone()[0])
+            rows = []
+            for pending in group:
+                pending.seqs = list(range(seq + 1, seq + 1 + len(pending.rows)))
+                seq += len(pending.rows)
+                rows.extend((s, *row) for s, row in zip(pending.seqs, pending.rows, strict=True))
+            try:
+                conn.executemany(INSERT, rows)
+                for pending in group:
+                    pending.result = True
+            except sqlite3.IntegrityError:
+                conn.execute("ROLLBACK")
+                conn.execute("BEGIN IMMEDIATE")
+                self._one_by_one(conn, group)
             conn.execute("COMMIT")
         except BaseException as exc:
             if conn.in_transaction:
@@ -168,6 +162,22 @@ class SqliteEventLog:
                 pending.result, pending.error = False, exc
             if not isinstance(exc, Exception):
                 raise
+
+    def _one_by_one(self, conn: sqlite3.Connection, group: list[_Pending]) -> None:
+        seq = int(conn.execute("SELECT coalesce(max(seq), 0) FROM entries").fetchone()[0])
+        for i, pending in enumerate(group):
+            pending.seqs = list(range(seq + 1, seq + 1 + len(pending.rows)))
+            conn.execute(f"SAVEPOINT b{i}")
+            try:
+                conn.executemany(
+                    INSERT, [(s, *r) for s, r in zip(pending.seqs, pending.rows, strict=True)]
+                )
+                pending.result = True
+                seq += len(pending.rows)
+            except sqlite3.IntegrityError:
+                conn.execute(f"ROLLBACK TO b{i}")
+                pending.result = False
+            conn.execute(f"RELEASE b{i}")
 
     def _remember(self, entry: Entry) -> None:
         self._cache[entry.id] = entry

@@ -21,7 +21,7 @@ from ..templating import ResultView
 from . import entries as E
 from .entries import Command, Entry
 from .graph import Graph
-from .scope import Patches, merge, render_set
+from .scope import Patches, merge, render_set, with_ctx
 
 DONE_OK = ("call.done", "step.exit", "command.completed")
 DONE_ERROR = ("call.error", "step.exit", "command.failed")
@@ -125,9 +125,8 @@ def record(
     patches = _step_patches(step, outcome, scope) if outcome.ok else Patches()
     ctx = merge(command.frame.get("ctx", {}), patches.ctx)
     done_id = E.done_id(scene.execution_id, command.id)
-    chosen = choose_arcs(
-        step, outcome.ok, {**scope, "ctx": merge(scope["ctx"], patches.ctx), "step": patches.step}
-    )
+    scope = {**with_ctx(scope, patches.ctx), "step": patches.step}
+    chosen = choose_arcs(step, outcome.ok, scope)
     done = Entry(
         id=done_id,
         execution_id=scene.execution_id,
@@ -143,7 +142,6 @@ def record(
         body=_done_body(outcome, patches, chosen, recovered=not outcome.ok and bool(chosen)),
     )
     frame = {"ctx": ctx, "results": {**command.frame.get("results", {}), step.step: done_id}}
-    scope = {**scope, "ctx": merge(scope["ctx"], patches.ctx), "step": patches.step}
     return with_issued(done, successors(scene, step, command.id, chosen, frame, scope))
 
 

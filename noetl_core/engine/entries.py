@@ -18,6 +18,7 @@ cancel.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -145,12 +146,31 @@ def arrive_id(execution_id: str, join: str, command_id: str, arc: int) -> str:
     return ids.entry(execution_id, "arrive", join, command_id, arc)
 
 
+CLAIM_EVENTS = ("command.claimed", "command.started", "step.enter")
+
+
+def fold_claim(batch: Sequence[Entry]) -> Sequence[Entry]:
+    """A deferred claim (embedded runtime) shares the stored entry of the block's record:
+    its events go first in that entry, its time and worker under `body.claimed`."""
+    if len(batch) < 2 or batch[0].kind != "claim":
+        return batch
+    claim, head = batch[0], batch[1]
+    if head.command_id != claim.command_id or head.attempt != claim.attempt:
+        return batch
+    claimed = {**claim.body, "at": claim.ts}
+    merged = replace(
+        head, events=claim.events + head.events, body={**head.body, "claimed": claimed}
+    )
+    return [merged, *batch[2:]]
+
+
 def expand(entry: Entry) -> list[dict[str, Any]]:
     """The logical events an entry stands for, in the upstream NoETL event shape."""
     body = entry.body
     result = body.get("result")
     out = []
     for i, name in enumerate(entry.events):
+        claimed = name in CLAIM_EVENTS and "claimed" in body
         event: dict[str, Any] = {
             "execution_id": entry.execution_id,
             "event_id": f"{entry.id}:{i}",
@@ -159,7 +179,7 @@ def expand(entry: Entry) -> list[dict[str, Any]]:
             "command_id": entry.command_id,
             "attempt": entry.attempt,
             "parent_execution_id": body.get("parent_execution_id"),
-            "timestamp": entry.ts,
+            "timestamp": body["claimed"]["at"] if claimed else entry.ts,
             "status": body.get("status"),
         }
         if result is not None and name in RESULT_EVENTS:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .entries import Command, Entry
+from .scope import merge
 
 
 @dataclass
@@ -74,6 +75,8 @@ def fold(entries: Iterable[Entry], execution_id: str = "") -> State:
 
 
 def apply(state: State, entry: Entry) -> None:
+    if "claimed" in entry.body:  # a claim stored with the record (embedded runtime)
+        _claim(state, entry)
     state.execution_id = state.execution_id or entry.execution_id
     state.entries += 1
     state.events += len(entry.events)
@@ -103,7 +106,7 @@ def _claim(state: State, entry: Entry) -> None:
     found = state.commands.get(entry.command_id or "")
     if found is not None:
         found.status, found.attempt = "running", entry.attempt
-        found.started = found.started or entry.ts
+        found.started = found.started or entry.body.get("claimed", {}).get("at", entry.ts)
 
 
 def _attempt(state: State, entry: Entry) -> None:
@@ -138,7 +141,7 @@ def _done(state: State, entry: Entry) -> None:
         step.error = body.get("error")
     ctx = body.get("set", {}).get("ctx")
     if ctx:
-        state.ctx.update(ctx)
+        state.ctx = merge(state.ctx, ctx)
 
 
 def _loopdone(state: State, entry: Entry) -> None:

@@ -96,6 +96,19 @@ def _assign(target: dict[str, Any], parts: list[str], value: Any, where: str) ->
     node[parts[-1]] = value
 
 
+def with_ctx(names: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    """`names` after a ctx patch: `ctx` and the bare names it covers (step results,
+    which shadow ctx keys, keep shadowing them)."""
+    if not patch:
+        return dict(names)
+    out = dict(names)
+    out["ctx"] = merge(names.get("ctx", {}), patch)
+    for key in patch:
+        if not isinstance(out.get(key), ResultView):
+            out[key] = out["ctx"][key]
+    return out
+
+
 def merge(base: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
     """Deep-merge `patch` over `base` (mappings merge, everything else replaces)."""
     out = copy.copy(dict(base))

@@ -180,6 +180,7 @@ class Runtime:
         self._listeners.append(listener)
 
     def append(self, batch: Sequence[Entry]) -> bool:
+        batch = E.fold_claim(batch)
         if not self.log.append(batch):
             return False
         for listener in self._listeners:

@@ -15,7 +15,7 @@ from typing import Any
 
 from .. import templating
 from ..engine import policy
-from ..engine.scope import Patches, merge, render_set
+from ..engine.scope import Patches, merge, render_set, with_ctx
 from ..errors import NoetlError, ToolError
 from ..playbook.model import Step, Task, Tool
 from ..templating import ResultView
@@ -190,12 +190,7 @@ def run_pipeline(
         task = tasks[index]
         where = f"step {step.step}: tool[{index}] ({task.name})"
         views = {n: ResultView(v) for n, v in done.items()}
-        scope = {
-            **names,
-            **views,
-            "_prev": ResultView(prev),
-            "ctx": merge(names.get("ctx", {}), ctx_patch),
-        }
+        scope = {**with_ctx(names, ctx_patch), **views, "_prev": ResultView(prev)}
         output, log = attempt_tool(task, step_input, scope, inv, where, context)
         logs.append(log)
         if output["status"] == "child":

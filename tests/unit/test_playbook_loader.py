@@ -197,10 +197,10 @@ def test_empty_file_is_rejected_naming_the_file(text: str) -> None:
     assert fail(text).message.startswith("pb.yaml: ")
 
 
-def test_an_empty_yaml_document_is_not_a_playbook_mapping() -> None:
+def test_an_empty_yaml_document_is_reported_as_empty() -> None:
     loc, msg = one_problem("---\n")
     assert loc == SourceLocation("pb.yaml", 2, "")
-    assert msg.startswith("a playbook must be a mapping")
+    assert msg.startswith("the file is empty")
 
 
 @pytest.mark.parametrize(
