@@ -141,7 +141,7 @@ class SqliteEventLog:
         try:
             conn.execute("BEGIN IMMEDIATE")
             seq = int(conn.execute("SELECT coalesce(max(seq), 0) FROM entries").fetchone()[0])
-            rows = []
+            rows: list[tuple[object, ...]] = []
             for pending in group:
                 pending.seqs = list(range(seq + 1, seq + 1 + len(pending.rows)))
                 seq += len(pending.rows)
