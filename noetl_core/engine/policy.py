@@ -2,9 +2,9 @@
 
 Rules see `output` = `{status: ok|error, data, error: {kind, code, message, retryable},
 meta: {attempt, duration_ms}, ...tool-specific parts}`. The first rule that matches
-wins; a trailing `else` matches anything. Without any rules, or when no rule matches:
-ok continues and error fails (an unmatched error is never silently swallowed; write
-`else: {then: {do: continue}}` to ignore errors).
+wins; a trailing `else` matches anything. Without any rules: ok continues and error
+fails. With rules of which none matches: continue (upstream canonical v10's default).
+Rules may also call the output `outcome`, upstream's name for it.
 
 `retry` counts `attempts` as the total number of attempts, the first one included: once
 `attempt >= attempts`, a matching retry rule fails the step instead.
@@ -50,7 +50,7 @@ def decide(
 ) -> Verdict:
     if policy is None or not policy.rules:
         return Verdict("continue" if output.get("status") == "ok" else "fail")
-    scope = {**context, "output": output, "error": output.get("error")}
+    scope = {**context, "output": output, "outcome": output, "error": output.get("error")}
     for i, rule in enumerate(policy.rules):
         if not (rule.is_else or templating.condition(rule.when, scope, f"{where}.rules[{i}].when")):
             continue
@@ -58,9 +58,9 @@ def decide(
         if then.do == "retry":
             if attempt >= then.attempts:
                 return Verdict("fail", rule=i, exhausted=True)
-            return Verdict("retry", delay=backoff(then, attempt), rule=i, set=then.set)
-        return Verdict(then.do, to=then.to, set=then.set, rule=i)
-    return Verdict("continue" if output.get("status") == "ok" else "fail")
+            return Verdict("retry", delay=backoff(then, attempt), rule=i, set=then.assignments)
+        return Verdict(then.do, to=then.to, set=then.assignments, rule=i)
+    return Verdict("continue")
 
 
 def names(policy: Policy | None) -> set[str]:
@@ -69,5 +69,5 @@ def names(policy: Policy | None) -> set[str]:
     found: set[str] = set()
     for rule in policy.rules:
         found |= templating.condition_names(rule.when)
-        found |= templating.names(rule.then.set)
+        found |= templating.names(rule.then.assignments)
     return found

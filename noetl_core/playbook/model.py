@@ -31,6 +31,18 @@ class RuleAction(Strict):
     max_delay: float | None = Field(default=None, ge=0)
     to: str | None = None
     set: dict[str, Any] | None = None
+    set_ctx: dict[str, Any] | None = None
+    set_iter: dict[str, Any] | None = None
+
+    @property
+    def assignments(self) -> dict[str, Any] | None:
+        """`set`, with upstream's `set_ctx` / `set_iter` folded in as scoped keys."""
+        if self.set_ctx is None and self.set_iter is None:
+            return self.set
+        out = dict(self.set or {})
+        out.update({f"ctx.{k}": v for k, v in (self.set_ctx or {}).items()})
+        out.update({f"iter.{k}": v for k, v in (self.set_iter or {}).items()})
+        return out
 
 
 class PolicyRule(Strict):

@@ -5,7 +5,7 @@ Accepted (as upstream NoETL does):
   single `{step, ...}` mapping;
 - `args` as an alias of `input` (on steps and pipeline tasks);
 - a tool's own fields nested under its `spec:` (only `spec.policy` stays there);
-- unnamed pipeline tasks (named `task_<i>`);
+- unnamed pipeline tasks (named `task_<i>`), and tasks written `- label: {kind: ...}`;
 - `output_select: [...]` for `output: {select: [...]}`, and `store:` beside it;
 - a policy rule written `- else: {then: {...}}`.
 
@@ -148,6 +148,11 @@ class Normalizer:
     def task(self, task: Any, path: Path, index: int) -> Any:
         if not isinstance(task, dict):
             return task
+        if len(task) == 1 and "kind" not in task:
+            ((label, body),) = task.items()
+            if isinstance(body, dict) and "kind" in body:
+                self.alias((*path, label), path)
+                task = {"name": label, **body}
         out = self.tool(task, path)
         self.rename(out, "args", "input", path)
         out.setdefault("name", f"task_{index}")

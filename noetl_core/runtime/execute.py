@@ -126,7 +126,7 @@ def conclude(
 ) -> StepRun:
     """Apply the tool's policy to one output."""
     verdict = policy.decide(tool.policy, output, inv.attempt, names, f"{where}.spec.policy")
-    scope = {**names, "output": output, "error": output.get("error")}
+    scope = {**names, "output": output, "outcome": output, "error": output.get("error")}
     patches = render_set(verdict.set, scope, f"{where}.spec.policy.rules[{verdict.rule}].then.set")
     meta = dict(output.get("meta") or {})
     if verdict.action == "retry":

@@ -936,9 +936,9 @@ def test_jump_verdict_names_its_target():
     assert (verdict.action, verdict.to, verdict.rule) == ("jump", "task_b", 0)
 
 
-def test_unmatched_rules_fail_an_error_and_continue_an_ok():
+def test_unmatched_rules_continue_as_upstream_canonical_v10_does():
     policy = Policy(rules=[rule("{{ output.error.code == 'never' }}", do="retry")])
-    assert P.decide(policy, output("error"), 1, {}).action == "fail"
+    assert P.decide(policy, output("error"), 1, {}).action == "continue"
     assert P.decide(policy, output("ok"), 1, {}).action == "continue"
 
 
