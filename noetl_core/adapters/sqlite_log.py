@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..engine.entries import Entry
-from ..runtime.ports import Open
+from ..runtime.ports import Open, Snapshot
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -76,6 +76,10 @@ class _Pending:
     error: BaseException | None = None
 
 
+def _max_seq(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT coalesce(max(seq), 0) FROM entries").fetchone()[0])
+
+
 class SqliteEventLog:
     deferred_claims = True
 
@@ -87,6 +91,7 @@ class SqliteEventLog:
         self._write_lock = threading.Lock()
         self._queue_lock = threading.Lock()
         self._queue: list[_Pending] = []
+        self._last_seq: int | None = None
         self._cache: OrderedDict[str, Entry] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._cache_size = cache_size
@@ -140,7 +145,11 @@ class SqliteEventLog:
         conn = self._writer
         try:
             conn.execute("BEGIN IMMEDIATE")
-            seq = int(conn.execute("SELECT coalesce(max(seq), 0) FROM entries").fetchone()[0])
+            if self._last_seq is None:
+                self._last_seq = _max_seq(conn)
+            # Optimistic: another process that wrote since our last commit took the next
+            # seq, so our first row collides and we take the careful path below.
+            seq = self._last_seq
             rows: list[tuple[object, ...]] = []
             for pending in group:
                 pending.seqs = list(range(seq + 1, seq + 1 + len(pending.rows)))
@@ -153,9 +162,11 @@ class SqliteEventLog:
             except sqlite3.IntegrityError:
                 conn.execute("ROLLBACK")
                 conn.execute("BEGIN IMMEDIATE")
-                self._one_by_one(conn, group)
+                seq = self._one_by_one(conn, group)
             conn.execute("COMMIT")
+            self._last_seq = seq
         except BaseException as exc:
+            self._last_seq = None
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             for pending in group:
@@ -163,8 +174,8 @@ class SqliteEventLog:
             if not isinstance(exc, Exception):
                 raise
 
-    def _one_by_one(self, conn: sqlite3.Connection, group: list[_Pending]) -> None:
-        seq = int(conn.execute("SELECT coalesce(max(seq), 0) FROM entries").fetchone()[0])
+    def _one_by_one(self, conn: sqlite3.Connection, group: list[_Pending]) -> int:
+        seq = _max_seq(conn)
         for i, pending in enumerate(group):
             pending.seqs = list(range(seq + 1, seq + 1 + len(pending.rows)))
             conn.execute(f"SAVEPOINT b{i}")
@@ -178,6 +189,7 @@ class SqliteEventLog:
                 conn.execute(f"ROLLBACK TO b{i}")
                 pending.result = False
             conn.execute(f"RELEASE b{i}")
+        return seq
 
     def _remember(self, entry: Entry) -> None:
         self._cache[entry.id] = entry
@@ -218,6 +230,37 @@ class SqliteEventLog:
             for entry in self._select(f"id IN ({marks})", missing):
                 found[entry.id] = entry
         return found
+
+    def snapshot(
+        self, execution_id: str, entry_ids: Sequence[str] = (), group: str | None = None
+    ) -> Snapshot:
+        found: dict[str, Entry] = {}
+        with self._cache_lock:
+            for entry_id in entry_ids:
+                cached = self._cache.get(entry_id)
+                if cached is not None:
+                    found[entry_id] = cached
+        missing = [i for i in entry_ids if i not in found]
+        sql = (
+            "SELECT -1, EXISTS(SELECT 1 FROM entries WHERE execution_id = ? AND halt = 1)"
+            " UNION ALL SELECT -2, (SELECT count(*) FROM entries"
+            " WHERE execution_id = ? AND kind = 'done' AND grp = ?)"
+        )
+        args: list[object] = [execution_id, execution_id, group]
+        if missing:
+            marks = ",".join("?" * len(missing))
+            sql += f" UNION ALL SELECT seq, data FROM entries WHERE id IN ({marks})"
+            args.extend(missing)
+        halted, count = False, 0
+        for seq, data in self._reader.execute(sql, args):
+            if seq == -1:
+                halted = bool(data)
+            elif seq == -2:
+                count = int(data)
+            else:
+                entry = self._decode(seq, data)
+                found[entry.id] = entry
+        return Snapshot(found, halted, count)
 
     def find(
         self, execution_id: str, kind: str, *, step: str | None = None, group: str | None = None

@@ -232,7 +232,8 @@ class Runtime:
         done_id = E.done_id(ex.id, command.id)
         retry_id = E.attempt_id(ex.id, command.id, attempt)
         pending_id = E.pending_id(ex.id, command.id, attempt)
-        found = self.log.get_many([done_id, retry_id, pending_id])
+        snapshot = self.log.snapshot(ex.id, [done_id, retry_id, pending_id])
+        found = snapshot.found
         if done_id in found:
             self.resettle(ex, found[done_id])
             return
@@ -243,7 +244,7 @@ class Runtime:
         if pending_id in found:
             return
         claim = self._claim(ex, command, attempt)
-        if self.log.halted(ex.id):
+        if snapshot.halted:
             reason = "cancelled" if self.log.get(E.cancel_id(ex.id)) else "execution_failed"
             error = {
                 "kind": "halted",

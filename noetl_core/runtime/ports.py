@@ -37,6 +37,16 @@ class Open:
         return self.commands + self.loops + self.arrivals
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """One read of what a block needs to decide: some entries, the halt flag, and how
+    many done entries a group (a loop activation) has."""
+
+    found: dict[str, Entry]
+    halted: bool
+    done_in_group: int = 0
+
+
 class EventLog(Protocol):
     #: True when claims may be written with the block's record (one process owns the
     #: bus, so a claim needs no separate commit); False on shared backends.
@@ -50,6 +60,13 @@ class EventLog(Protocol):
 
     def get_many(self, entry_ids: Sequence[str]) -> dict[str, Entry]:
         """The entries among `entry_ids` that exist, by id (one round trip)."""
+        ...
+
+    def snapshot(
+        self, execution_id: str, entry_ids: Sequence[str] = (), group: str | None = None
+    ) -> Snapshot:
+        """`get_many(entry_ids)`, `halted(execution_id)` and, with a group, the count of
+        its done entries, read together (one round trip where the backend allows)."""
         ...
 
     def find(

@@ -35,10 +35,12 @@ def settle(rt: Runtime, ex: Execution, batch: Sequence[Entry]) -> list[Note]:
     queue = [list(batch)]
     while queue:
         current = queue.pop(0)
-        halted = rt.log.halted(ex.id)
+        group = next((e.group for e in current if e.kind == "done" and e.group), None)
+        snapshot = rt.log.snapshot(ex.id, group=group)
+        halted = snapshot.halted
         loop_open = False
         if not halted:
-            loops, loop_open = _loops(rt, ex, current)
+            loops, loop_open = _loops(rt, ex, current, {group: snapshot.done_in_group})
             for made in loops + _joins(rt, ex, current):
                 notes.extend(issued_notes(made))
                 queue.append(made)
@@ -47,14 +49,16 @@ def settle(rt: Runtime, ex: Execution, batch: Sequence[Entry]) -> list[Note]:
     return notes
 
 
-def _loops(rt: Runtime, ex: Execution, batch: Sequence[Entry]) -> tuple[list[list[Entry]], bool]:
+def _loops(
+    rt: Runtime, ex: Execution, batch: Sequence[Entry], counted: dict[str | None, int]
+) -> tuple[list[list[Entry]], bool]:
     """Settle the loops this batch recorded iterations of; also say whether one of them
     is still running (then the execution cannot be over, and no count is needed)."""
     made = []
     still_open = False
     for entry in batch:
         if entry.kind == "done" and entry.group is not None:
-            created = maybe_loop_done(rt, ex, entry.group)
+            created = maybe_loop_done(rt, ex, entry.group, counted.get(entry.group))
             if created is None:
                 still_open = True
             elif created:
@@ -62,14 +66,19 @@ def _loops(rt: Runtime, ex: Execution, batch: Sequence[Entry]) -> tuple[list[lis
     return made, still_open
 
 
-def maybe_loop_done(rt: Runtime, ex: Execution, activation_id: str) -> list[Entry] | None:
+def maybe_loop_done(
+    rt: Runtime, ex: Execution, activation_id: str, done: int | None = None
+) -> list[Entry] | None:
     """The loop.done batch if this call created it; [] if the loop is already done;
-    None while iterations are still running."""
+    None while iterations are still running. `done` is the count of finished iterations
+    when the caller has just read it."""
     activation = rt.log.get(E.done_id(ex.id, activation_id))
     if activation is None:
         return None
     length = activation.body["loop"]["length"]
-    if rt.log.count(ex.id, "done", group=activation_id) < length:
+    if done is None:
+        done = rt.log.count(ex.id, "done", group=activation_id)
+    if done < length:
         return None
     if rt.log.get(E.loopdone_id(ex.id, activation_id)) is not None:
         return []

@@ -164,3 +164,24 @@ def test_concurrent_distinct_batches_all_land(log: EventLog) -> None:
         t.join()
     assert len(log.entries("E1")) == 64
     assert log.open_work("E1").total == 0
+
+
+def test_two_writers_on_one_sqlite_file_interleave_in_commit_order(tmp_path: Path) -> None:
+    """Two processes (here: two log objects) may share NOETL_HOME, e.g. `noetl cancel`."""
+    first = SqliteEventLog(tmp_path / "shared.sqlite", sync="NORMAL")
+    second = SqliteEventLog(tmp_path / "shared.sqlite", sync="NORMAL")
+    try:
+        assert first.append([entry("a1"), entry("a2")])
+        assert second.append([entry("b1")])
+        assert first.append([entry("a3")])  # its cached next seq is taken: careful path
+        assert not second.append([entry("a1")])
+        assert second.append([entry("b2")])
+        ordered = first.entries("E1")
+        assert [e.id for e in ordered] == ["a1", "a2", "b1", "a3", "b2"]
+        seqs = [e.seq or 0 for e in ordered]
+        assert seqs == sorted(seqs) and len(set(seqs)) == 5
+        got = first.get("a3")
+        assert got is not None and got.seq == ordered[3].seq
+    finally:
+        first.close()
+        second.close()
