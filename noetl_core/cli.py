@@ -78,7 +78,13 @@ def cmd_run(args: argparse.Namespace, conf: settings.Settings) -> int:
         rt.subscribe(progress)
         execution_id = rt.start(loaded, workload)
         progress.started(execution_id, loaded)
-        terminal = rt.wait(execution_id, args.timeout)
+        try:
+            terminal = rt.wait(execution_id, args.timeout)
+        except KeyboardInterrupt:
+            rt.cancel(execution_id, "interrupted in `noetl run`")
+            terminal = rt.wait(execution_id, 30)
+            print(f"noetl: interrupted; execution {execution_id} cancelled", file=sys.stderr)
+            return 130
         if terminal is None:
             print(
                 f"noetl: execution {execution_id} did not finish within {args.timeout}s; "

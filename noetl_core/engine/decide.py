@@ -21,7 +21,7 @@ from ..templating import ResultView
 from . import entries as E
 from .entries import Command, Entry
 from .graph import Graph
-from .scope import Patches, merge, render_set, with_ctx
+from .scope import DONE, ERROR, FAILED, LOOP_DONE, OK, Patches, merge, render_set, with_ctx
 
 DONE_OK = ("call.done", "step.exit", "command.completed")
 DONE_ERROR = ("call.error", "step.exit", "command.failed")
@@ -44,8 +44,9 @@ class Outcome:
 
     def output(self) -> dict[str, Any]:
         return {
-            "status": "ok" if self.ok else "error",
+            "status": OK if self.ok else ERROR,
             "data": self.view,
+            "result": self.view,
             "error": self.error,
             "meta": self.meta,
         }
@@ -155,8 +156,9 @@ def with_issued(head: Entry, made: Sequence[Entry]) -> list[Entry]:
     return [replace(head, body=body), *made]
 
 
-def _local(step: str, outcome: Outcome) -> dict[str, Any]:
-    event = {"name": "call.done" if outcome.ok else "call.error", "step": step}
+def _local(step: str, outcome: Outcome, loop: bool = False) -> dict[str, Any]:
+    name = (LOOP_DONE if loop else DONE) if outcome.ok else FAILED
+    event = {"name": name, "step": step}
     return {step: outcome.view, "output": outcome.output(), "error": outcome.error, "event": event}
 
 
@@ -225,6 +227,10 @@ def successors(
         arc = step.arcs[i]
         arc_patch = render_set(arc.set, scope, f"step {step.step}: next.arcs[{i}].set")
         target_frame = {**frame, "ctx": merge(frame["ctx"], arc_patch.ctx)}
+        target_frame.pop("args", None)
+        if arc.args:
+            where = f"step {step.step}: next.arcs[{i}].args"
+            target_frame["args"] = templating.render(arc.args, scope, where)
         made = successor(scene, step.step, source_id, i, arc.step, target_frame)
         if made is not None:
             out.append(made)
@@ -265,16 +271,18 @@ def join(scene: Scene, target: str, arrivals: Sequence[Entry]) -> Entry:
     """The join's command: arrivals' frames merged in commit order, consumed at once."""
     ctx: dict[str, Any] = {}
     results: dict[str, Any] = {}
+    args: dict[str, Any] = {}
     for arrival in arrivals:
         ctx = merge(ctx, arrival.body["frame"].get("ctx", {}))
         results.update(arrival.body["frame"].get("results", {}))
+        args.update(arrival.body["frame"].get("args", {}))
     key = ids.digest(*sorted(a.id for a in arrivals))
     command = _command(
         scene.execution_id,
         scene.playbook,
         target,
         ids.command(scene.execution_id, target, "join", key),
-        {"ctx": ctx, "results": results},
+        {"ctx": ctx, "results": results, **({"args": args} if args else {})},
         None,
     )
     issued = E.issue_entry(command, scene.ts)

@@ -156,7 +156,7 @@ def loop_done(
     ctx = activation.frame.get("ctx", {})
     for done in sorted(iterations, key=lambda d: d.body["index"]):
         ctx = merge(ctx, done.body.get("set", {}).get("ctx", {}))
-    scope = with_ctx({**names, **_local(step.step, outcome)}, ctx)
+    scope = with_ctx({**names, **_local(step.step, outcome, loop=True)}, ctx)
     chosen = choose_arcs(step, outcome.ok, scope)
     entry_id = E.loopdone_id(scene.execution_id, activation.id)
     entry = Entry(

@@ -21,6 +21,36 @@ from ..errors import TemplateError
 from ..templating import ResultView
 
 
+class Alias(str):
+    """A name that also equals upstream's synonyms for it: `{{ event.name ==
+    'step.failed' }}` holds where this project says `call.error`."""
+
+    synonyms: frozenset[str]
+
+    def __new__(cls, name: str, *synonyms: str) -> Alias:
+        made = super().__new__(cls, name)
+        made.synonyms = frozenset((name, *synonyms))
+        return made
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, str):
+            return other in self.synonyms
+        return NotImplemented
+
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    __hash__ = str.__hash__
+
+
+DONE = Alias("call.done", "step.done", "step.exit", "command.completed")
+FAILED = Alias("call.error", "step.failed", "command.failed")
+LOOP_DONE = Alias("loop.done", "call.done", "step.done", "step.exit")
+OK = Alias("ok", "success")
+ERROR = Alias("error", "failed")
+
+
 @dataclass
 class Patches:
     ctx: dict[str, Any] = field(default_factory=dict)
@@ -57,7 +87,7 @@ def loop_names(
     iterator: str, item: Any, index: int, length: int, patch: Mapping[str, Any]
 ) -> dict[str, Any]:
     first, last = index == 0, index == length - 1
-    it = {iterator: item, "_index": index, "_first": first, "_last": last, **patch}
+    it = {"index": index, iterator: item, "_index": index, "_first": first, "_last": last, **patch}
     return {
         iterator: item,
         "iter": it,

@@ -26,7 +26,7 @@ Action = Literal["continue", "retry", "fail", "break", "jump"]
 class RuleAction(Strict):
     do: Action
     attempts: int = Field(default=3, ge=1)
-    backoff: Literal["none", "linear", "exponential"] = "none"
+    backoff: Literal["none", "fixed", "linear", "exponential"] = "none"
     delay: float = Field(default=0.0, ge=0)
     max_delay: float | None = Field(default=None, ge=0)
     to: str | None = None
@@ -85,6 +85,7 @@ class Arc(Strict):
     step: str
     when: str | bool | None = None
     set: dict[str, Any] | None = None
+    args: dict[str, Any] | None = None  # rendered here, read by the target as `{{ args }}`
 
 
 class NextSpec(Strict):
@@ -99,6 +100,7 @@ class Next(Strict):
 class LoopSpec(Strict):
     mode: Literal["sequential", "parallel"] = "sequential"
     max_in_flight: int | None = Field(default=None, ge=1)
+    policy: dict[str, Any] | None = None  # upstream placement hints (`exec: distributed`)
 
 
 class Loop(Strict):
@@ -118,9 +120,15 @@ class OutputSpec(Strict):
     select: list[str] = Field(default_factory=list)
 
 
+class StepSpec(Open):
+    """Upstream's step hints (admission policy, lifecycle, timeouts): accepted, not acted on
+    by this runtime yet."""
+
+
 class Step(Strict):
     step: str
     desc: str | None = None
+    spec: StepSpec | None = None
     input: dict[str, Any] | None = None
     loop: Loop | None = None
     tool: Tool | list[Task]

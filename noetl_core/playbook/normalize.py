@@ -1,6 +1,10 @@
 """Lenient forms in, canonical form out; retired v1 forms rejected.
 
 Accepted (as upstream NoETL does):
+- `apiVersion: noetl.io/v10` (upstream's other name for the same language);
+- step `set_ctx: {x: ...}` for `set: {ctx.x: ...}`; loop `mode` / `max_in_flight` beside
+  `in` (moved into `loop.spec`); `args` on a tool or task as well as on a step;
+- `- else: {do: ..., ...}` (a rule's `then` written without `then:`);
 - `next` as a single step name, a list of names, a list of `{step, when, set}`, or a
   single `{step, ...}` mapping;
 - `args` as an alias of `input` (on steps and pipeline tasks);
@@ -29,7 +33,8 @@ RETIRED_ROOT_KEYS = {
     "vars": "root `vars:` was retired in noetl.io/v2: put inputs in `workload:` and "
     "mutations in `set: {ctx.<name>: ...}`",
 }
-SPEC_ONLY_KEYS = {"policy"}
+SPEC_ONLY_KEYS = {"policy", "timeout"}
+API_ALIASES = {"noetl.io/v10"}
 
 
 class Normalizer:
@@ -55,6 +60,8 @@ class Normalizer:
             self.problem((), f"a playbook must be a mapping, got {type(doc).__name__}")
             return doc
         out = dict(doc)
+        if out.get("apiVersion") in API_ALIASES:
+            out["apiVersion"] = "noetl.io/v2"
         for key, message in RETIRED_ROOT_KEYS.items():
             if key in out:
                 self.problem((key,), message)
@@ -83,6 +90,13 @@ class Normalizer:
                 self.problem((*path, key), message)
                 out.pop(key)
         self.rename(out, "args", "input", path)
+        if "set_ctx" in out:
+            extra = out.pop("set_ctx")
+            if isinstance(extra, dict):
+                out["set"] = {**(out.get("set") or {}), **{f"ctx.{k}": v for k, v in extra.items()}}
+                self.alias((*path, "set_ctx"), (*path, "set"))
+        if isinstance(out.get("loop"), dict):
+            out["loop"] = self.loop(out["loop"], (*path, "loop"))
         if "output_select" in out:
             if "output" in out:
                 self.problem((*path, "output_select"), "give either `output` or `output_select`")
@@ -96,6 +110,22 @@ class Normalizer:
             out["tool"] = [self.task(t, (*path, "tool", i), i) for i, t in enumerate(tool)]
         elif tool is not None:
             out["tool"] = self.tool(tool, (*path, "tool"))
+        return out
+
+    def loop(self, loop: dict[str, Any], path: Path) -> dict[str, Any]:
+        """Older loops put `mode` / `max_in_flight` beside `in`; they belong in `spec`."""
+        out = dict(loop)
+        moved = {key: out.pop(key) for key in ("mode", "max_in_flight") if key in out}
+        if not moved:
+            return out
+        spec = out.get("spec", {})
+        if not isinstance(spec, dict):
+            return out
+        for key, value in moved.items():
+            if key in spec:
+                self.problem((*path, key), f"`{key}` is given both here and in `loop.spec`")
+            self.alias((*path, key), (*path, "spec", key))
+        out["spec"] = {**spec, **moved}
         return out
 
     def rename(self, mapping: dict[str, Any], old: str, new: str, path: Path) -> None:
@@ -127,6 +157,7 @@ class Normalizer:
         if not isinstance(tool, dict):
             return tool
         out = dict(tool)
+        self.rename(out, "args", "input", path)
         spec = out.get("spec")
         if isinstance(spec, dict):
             kept = {}
@@ -154,7 +185,6 @@ class Normalizer:
                 self.alias((*path, label), path)
                 task = {"name": label, **body}
         out = self.tool(task, path)
-        self.rename(out, "args", "input", path)
         out.setdefault("name", f"task_{index}")
         return out
 
@@ -165,7 +195,11 @@ class Normalizer:
         out_rules = []
         for i, rule in enumerate(rules):
             if isinstance(rule, dict) and set(rule) == {"else"} and isinstance(rule["else"], dict):
-                out_rules.append({**rule["else"], "is_else": True})
+                body = rule["else"]
+                if "then" not in body and "do" in body:  # `- else: {do: continue, ...}`
+                    body = {"then": body}
+                    self.alias((*path, "rules", i, "else"), (*path, "rules", i, "then"))
+                out_rules.append({**body, "is_else": True})
                 self.alias((*path, "rules", i, "else"), (*path, "rules", i))
             else:
                 out_rules.append(rule)

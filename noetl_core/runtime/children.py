@@ -91,7 +91,7 @@ def _persist_resume(
     for name, value in resume.get("tasks", {}).items():
         key = f"executions/{ex.id}/{command.step}/{command.id}/{attempt}/task-{name}"
         refs[name], _ = payloads.persist(rt.payloads, value, key, rt.settings.inline_limit)
-    return {"index": resume.get("index", 0), "tasks": refs, "ctx": resume.get("ctx", {})}
+    return {**resume, "tasks": refs}
 
 
 def resume_state(rt: Runtime, previous: Entry | None) -> dict[str, Any] | None:
@@ -99,7 +99,7 @@ def resume_state(rt: Runtime, previous: Entry | None) -> dict[str, Any] | None:
         return None
     saved = previous.body["resume"]
     tasks = {n: payloads.load(rt.payloads, ref) for n, ref in saved["tasks"].items()}
-    return {"index": saved["index"], "tasks": tasks, "ctx": saved.get("ctx", {})}
+    return {**saved, "tasks": tasks}
 
 
 # -- sub-playbooks -----------------------------------------------------------------------

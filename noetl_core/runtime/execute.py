@@ -15,7 +15,7 @@ from typing import Any
 
 from .. import templating
 from ..engine import policy
-from ..engine.scope import Patches, merge, render_set, with_ctx
+from ..engine.scope import ERROR, OK, Patches, merge, render_set, with_ctx
 from ..errors import NoetlError, ToolError
 from ..playbook.model import Step, Task, Tool
 from ..templating import ResultView
@@ -90,8 +90,9 @@ def output_of(
 ) -> dict[str, Any]:
     duration = round((time.perf_counter() - started) * 1000, 3)
     out = {
-        "status": status,
+        "status": OK if status == "ok" else ERROR,
         "data": value,
+        "result": value,
         "error": error,
         "meta": {"attempt": attempt, "duration_ms": duration},
     }
@@ -171,6 +172,61 @@ def run_single(
     return run
 
 
+@dataclass
+class PipelineState:
+    """Where a pipeline is: the next task, the results so far, the ctx and iter patches
+    its tasks made. A retry saves it, so the retried attempt resumes here."""
+
+    index: int = 0
+    done: dict[str, Any] = field(default_factory=dict)
+    ctx: dict[str, Any] = field(default_factory=dict)
+    iter: dict[str, Any] = field(default_factory=dict)
+    prev: Any = None
+
+    @classmethod
+    def resumed(cls, saved: Mapping[str, Any] | None, tasks: list[Task]) -> PipelineState:
+        saved = saved or {}
+        state = cls(
+            int(saved.get("index", 0)),
+            dict(saved.get("tasks", {})),
+            dict(saved.get("ctx", {})),
+            dict(saved.get("iter", {})),
+        )
+        if state.index > 0:
+            state.prev = state.done.get(tasks[state.index - 1].name)
+        return state
+
+    def saved(self) -> dict[str, Any]:
+        return {"index": self.index, "tasks": self.done, "ctx": self.ctx, "iter": self.iter}
+
+    def scope(self, names: Mapping[str, Any]) -> dict[str, Any]:
+        views = {n: ResultView(v) for n, v in self.done.items()}
+        out = {**with_ctx(names, self.ctx), **views, "_prev": ResultView(self.prev)}
+        out["iter"] = merge(names.get("iter") or {}, self.iter)
+        return out
+
+    def absorb(
+        self,
+        task: Task,
+        run: StepRun,
+        scope: Mapping[str, Any],
+        output: Mapping[str, Any],
+        where: str,
+    ) -> None:
+        self.done[task.name] = self.prev = run.value
+        task_scope = {
+            **scope,
+            task.name: ResultView(run.value),
+            "_prev": ResultView(run.value),
+            "output": output,
+            "outcome": output,
+        }
+        own = render_set(task.set, task_scope, f"{where}.set")
+        for patch in (run.patches, own):
+            self.ctx = merge(self.ctx, patch.ctx)
+            self.iter = merge(self.iter, patch.iter)
+
+
 def run_pipeline(
     step: Step,
     tasks: list[Task],
@@ -180,17 +236,13 @@ def run_pipeline(
     context: Mapping[str, Any] | None,
     resume: Mapping[str, Any] | None,
 ) -> StepRun:
-    done: dict[str, Any] = dict((resume or {}).get("tasks", {}))
-    index = int((resume or {}).get("index", 0))
-    ctx_patch: dict[str, Any] = dict((resume or {}).get("ctx", {}))
-    prev = done.get(tasks[index - 1].name) if index > 0 else None
+    state = PipelineState.resumed(resume, tasks)
     logs: list[str] = []
     jumps = 0
-    while index < len(tasks):
-        task = tasks[index]
-        where = f"step {step.step}: tool[{index}] ({task.name})"
-        views = {n: ResultView(v) for n, v in done.items()}
-        scope = {**with_ctx(names, ctx_patch), **views, "_prev": ResultView(prev)}
+    while state.index < len(tasks):
+        task = tasks[state.index]
+        where = f"step {step.step}: tool[{state.index}] ({task.name})"
+        scope = state.scope(names)
         output, log = attempt_tool(task, step_input, scope, inv, where, context)
         logs.append(log)
         if output["status"] == "child":
@@ -200,41 +252,29 @@ def run_pipeline(
                 code="child_in_pipeline",
             )
         run = conclude(task, output, scope, inv, where)
-        if run.status == "retry":
-            run.resume = {"index": index, "tasks": done, "ctx": ctx_patch}
+        if run.status in ("retry", "error"):
+            run.resume = state.saved() if run.status == "retry" else None
             run.log = "".join(logs)
             return run
-        if run.status == "error":
-            run.log = "".join(logs)
-            return run
-        done[task.name] = prev = run.value
-        task_scope = {
-            **scope,
-            task.name: ResultView(run.value),
-            "_prev": ResultView(run.value),
-            "output": output,
-        }
-        ctx_patch = merge(ctx_patch, run.patches.ctx)
-        ctx_patch = merge(ctx_patch, render_set(task.set, task_scope, f"{where}.set").ctx)
+        state.absorb(task, run, scope, output, where)
         action = run.meta.get("action")
         if action == "break":
             break
         if action == "jump":
             jumps += 1
             if jumps > MAX_JUMPS:
-                return StepRun(
-                    "error",
-                    error={
-                        "kind": "policy",
-                        "code": "too_many_jumps",
-                        "retryable": False,
-                        "message": f"{where}: more than {MAX_JUMPS} jumps",
-                    },
-                )
-            index = [t.name for t in tasks].index(str(run.meta.get("to")))
+                error = {
+                    "kind": "policy",
+                    "code": "too_many_jumps",
+                    "retryable": False,
+                    "message": f"{where}: more than {MAX_JUMPS} jumps",
+                }
+                return StepRun("error", error=error, log="".join(logs))
+            state.index = [t.name for t in tasks].index(str(run.meta.get("to")))
             continue
-        index += 1
-    return StepRun("ok", value=prev, patches=Patches(ctx=ctx_patch), log="".join(logs))
+        state.index += 1
+    patches = Patches(ctx=state.ctx, iter=state.iter)
+    return StepRun("ok", value=state.prev, patches=patches, log="".join(logs))
 
 
 def run_step(

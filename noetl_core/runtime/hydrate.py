@@ -104,5 +104,6 @@ def names_for(
         parent_execution_id=parent_execution_id,
         loop=loop,
     )
+    names["args"] = command.frame.get("args", {})
     names["__playbook__"] = playbook
     return names

@@ -5,7 +5,8 @@ The result is, in order: a global `result` set by the code; else the return valu
 `return` (the code is then run as a function body). A result
 `{"status": "failed" | "error", ...}` fails the step. Standard output goes to the step's
 log. Code also comes from `script: {source: {type: inline|file, code|path}}`, and
-`libs: {alias: module}` imports modules into the code's globals.
+`libs: {alias: module}` imports modules into the code's globals (a list under `libs` names
+packages to install; this runtime does not install packages, so the list is ignored).
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ def validate(fields: dict[str, Any]) -> list[tuple[str, str]]:
         if not isinstance(source, dict) or source.get("type") not in ("inline", "file", "gcs"):
             return [("script.source.type", "expected inline, file or gcs")]
     libs = fields.get("libs")
-    if libs is not None and not isinstance(libs, dict):
-        return [("libs", "`libs` must map an alias to a module name")]
+    if libs is not None and not isinstance(libs, dict | list):
+        return [("libs", "`libs` maps an alias to a module name (or lists packages)")]
     if isinstance(code, str):
         try:
             _compile(code, "<check>")
@@ -81,7 +82,8 @@ def run(call: ToolCall) -> Any:
     filename = FILENAME.format(step=call.step)
     code = source_of(call.fields)
     scope: dict[str, Any] = {"__builtins__": builtins, "__name__": "__noetl_step__"}
-    for alias, module in (call.fields.get("libs") or {}).items():
+    libs = call.fields.get("libs") or {}
+    for alias, module in libs.items() if isinstance(libs, dict) else ():
         scope[alias] = importlib.import_module(module)
     scope.update(call.input)
     scope.update(input_data=dict(call.input), context=call.context or call.names)

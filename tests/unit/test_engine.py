@@ -483,12 +483,21 @@ def test_loop_names_bind_iter_and_loop():
     named = scope.loop_names("user", {"id": 1}, 2, 3, {"x": 1})
     assert named == {
         "user": {"id": 1},
-        "iter": {"user": {"id": 1}, "_index": 2, "_first": False, "_last": True, "x": 1},
+        "iter": {
+            "index": 2,
+            "user": {"id": 1},
+            "_index": 2,
+            "_first": False,
+            "_last": True,
+            "x": 1,
+        },
         "loop": {"index": 2, "first": False, "last": True, "length": 3},
         "loop_index": 2,
     }
     first = scope.loop_names("item", "a", 0, 1, {})
     assert first["iter"]["_first"] and first["iter"]["_last"] and first["loop"]["first"]
+    # an iterator called `index` wins over upstream's `iter.index` alias
+    assert scope.loop_names("index", "a", 0, 1, {})["iter"]["index"] == "a"
 
 
 # -- joins -----------------------------------------------------------------------------

@@ -614,14 +614,14 @@ def test_python_script_source_type_must_be_known() -> None:
     assert "inline, file or gcs" in msg
 
 
-def test_python_libs_must_be_a_mapping() -> None:
+def test_python_libs_must_be_a_mapping_or_a_package_list() -> None:
     text = pb("""\
         workflow:
           - step: a
             tool:
               kind: python
               code: "result = 1"
-              libs: [json]
+              libs: json
         """)
     loc, msg = one_problem(text)
     assert loc == SourceLocation("pb.yaml", 9, "workflow[0].tool.libs")
