@@ -121,7 +121,7 @@ class Normalizer:
         spec = out.get("spec", {})
         if not isinstance(spec, dict):
             return out
-        for key, value in moved.items():
+        for key in moved:
             if key in spec:
                 self.problem((*path, key), f"`{key}` is given both here and in `loop.spec`")
             self.alias((*path, key), (*path, "spec", key))
