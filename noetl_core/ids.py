@@ -8,8 +8,10 @@ decision happen once. Ids are short hex digests; Firestore document ids cannot h
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 
 
+@lru_cache(maxsize=65536)
 def digest(*parts: object) -> str:
     joined = "\x1f".join(str(p) for p in parts)
     return hashlib.sha256(joined.encode()).hexdigest()[:24]

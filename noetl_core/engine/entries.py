@@ -18,6 +18,7 @@ cancel.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
@@ -53,7 +54,9 @@ class Entry:
         return cls(**{**data, "events": tuple(data["events"])})
 
     def with_seq(self, seq: int) -> Entry:
-        return replace(self, seq=seq)
+        made = copy.copy(self)  # faster than dataclasses.replace on the hot path
+        object.__setattr__(made, "seq", seq)
+        return made
 
 
 @dataclass(frozen=True)
