@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from . import embedded, settings
-from .errors import NoetlError, WorkloadError
+from .errors import CatalogError, NoetlError, WorkloadError
 from .playbook.loader import LoadedPlaybook, load_file
 from .runtime.block import Runtime
 from .view import Progress, print_events, print_replay, print_result, print_status, resolve_id
@@ -65,6 +66,8 @@ def workload_from(args: argparse.Namespace) -> dict[str, Any]:
 def _target(rt: Runtime, target: str) -> LoadedPlaybook:
     if Path(target).is_file():
         return load_file(target)
+    if target.endswith((".yaml", ".yml")) or target.startswith((".", "/")):
+        raise CatalogError(f"playbook file {target!r} does not exist (nor is it a catalog path)")
     path, _, version = target.partition("@")
     loaded: LoadedPlaybook = rt.catalog.resolve(path, version or None)
     return loaded
@@ -204,6 +207,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # e.g. `noetl events EXEC | head`
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

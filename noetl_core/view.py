@@ -57,6 +57,8 @@ class Progress:
         label = _label(entry)
         if "claimed" in entry.body:
             self._started[entry.command_id or ""] = entry.body["claimed"]["at"]
+            if entry.attempt > 1:
+                self._line(f"  ↻ {label} attempt {entry.attempt}")
         if entry.kind == "claim":
             self._started[entry.command_id or ""] = entry.ts
             if entry.attempt > 1:

@@ -96,6 +96,9 @@ def _start(state: State, entry: Entry) -> None:
 
 def _issue(state: State, entry: Entry) -> None:
     command = Command.from_dict(entry.body["command"])
+    ctx = command.frame.get("ctx")
+    if ctx:  # what set (step or arc) left on the path, as the next block sees it
+        state.ctx = merge(state.ctx, ctx)
     state.commands[command.id] = CommandState(
         command.id, command.step, command.kind, command.index, issued_seq=entry.seq
     )

@@ -12,8 +12,10 @@ packages to install; this runtime does not install packages, so the list is igno
 from __future__ import annotations
 
 import builtins
+import hashlib
 import importlib
 import inspect
+import linecache
 import textwrap
 import traceback
 from functools import lru_cache
@@ -25,7 +27,7 @@ from .base import ToolCall
 from .capture import stdout_to
 
 RAW_FIELDS = frozenset({"code", "script", "libs"})
-FILENAME = "<step {step}>"
+FILENAME = "<step {step} {digest}>"
 _UNSET = object()
 
 
@@ -70,17 +72,20 @@ def source_of(fields: dict[str, Any]) -> str:
 def _compile(code: str, filename: str) -> tuple[Any, bool]:
     """Compile as a module; code with a top-level `return` is compiled as a function body."""
     try:
-        return compile(code, filename, "exec"), False
+        compiled, as_body, text = compile(code, filename, "exec"), False, code
     except SyntaxError as exc:
         if "'return' outside function" not in str(exc.msg):
             raise
-    body = "def __noetl_body__():\n" + textwrap.indent(code, "    ") + "\n"
-    return compile(body, filename, "exec"), True
+        text = "def __noetl_body__():\n" + textwrap.indent(code, "    ") + "\n"
+        compiled, as_body = compile(text, filename, "exec"), True
+    # Register the text so tracebacks of this step show its source lines.
+    linecache.cache[filename] = (len(text), None, text.splitlines(keepends=True), filename)
+    return compiled, as_body
 
 
 def run(call: ToolCall) -> Any:
-    filename = FILENAME.format(step=call.step)
     code = source_of(call.fields)
+    filename = FILENAME.format(step=call.step, digest=hashlib.sha256(code.encode()).hexdigest()[:8])
     scope: dict[str, Any] = {"__builtins__": builtins, "__name__": "__noetl_step__"}
     libs = call.fields.get("libs") or {}
     for alias, module in libs.items() if isinstance(libs, dict) else ():
@@ -136,13 +141,14 @@ def _arguments(main: Any, inputs: dict[str, Any]) -> dict[str, Any]:
 
 def _failure(step: str, exc: BaseException, filename: str) -> ToolError:
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == filename]
-    line = (frames[-1].lineno or 0) - (1 if _is_body(frames) else 0) if frames else 0
-    where = f" at code line {line}" if frames else ""
+    shift = 1 if _is_body(frames) else 0
+    lines = [f"line {(f.lineno or 0) - shift}: {f.line}" for f in frames]
+    where = f" at code line {(frames[-1].lineno or 0) - shift}" if frames else ""
     return ToolError(
         f"step {step}: {type(exc).__name__}{where}: {exc}",
         tool_kind="python",
         code=type(exc).__name__,
-        details={"traceback": [f"line {f.lineno}: {f.line}" for f in frames]},
+        details={"traceback": lines},
     )
 
 
