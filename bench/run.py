@@ -1,8 +1,9 @@
 """`make bench`: the embedded default's cost per block, and the Arrow handoff rate.
 
 Prints, on a durable SQLite log (synchronous=FULL, WAL) in a fresh NOETL_HOME:
-- ms per block for a 100-step chain of trivial python steps (median of 5 runs);
-- ms per block for a 100-wide parallel loop and the step after it (median of 5 runs);
+- ms per block for a 100-step chain of trivial python steps (median of 5 executions
+  on one warm runtime);
+- ms per block for a 100-wide parallel loop and the step after it (same);
 - MB/s of handing a 1,000,000-row Arrow table from one step to the next (write the
   IPC payload with its sha256, then read and verify it), median of 5.
 Targets (from the issue): chain <= 1 ms/block, fan-out <= 0.5 ms/block.
@@ -53,29 +54,24 @@ workflow:
 """
 
 
-def time_execution(text: str, home: Path) -> tuple[float, int]:
-    conf = settings.load({"NOETL_HOME": str(home), "NOETL_SQLITE_SYNC": "FULL"})
-    loaded = load_text(text)
-    with embedded.runtime(conf) as rt:
-        rt.start(loaded, {})  # warm: imports, blueprint, first connections
-        warm = rt.log.executions(1)[0].execution_id
-        rt.wait(warm, 60)
-        started = time.perf_counter()
-        execution_id = rt.start(loaded, {})
-        terminal = rt.wait(execution_id, 120)
-        elapsed = time.perf_counter() - started
-        assert terminal is not None and terminal.body["status"] == "completed", terminal
-        blocks = sum(1 for e in rt.log.entries(execution_id) if e.kind == "done")
-    return elapsed, blocks
-
-
 def per_block(text: str) -> tuple[float, int]:
+    """Median ms per block over RUNS executions of one warm embedded runtime (one
+    execution first warms imports, the blueprint and the SQLite files)."""
     samples = []
     blocks = 0
-    for _ in range(RUNS):
-        with tempfile.TemporaryDirectory() as tmp:
-            elapsed, blocks = time_execution(text, Path(tmp))
-        samples.append(elapsed * 1000 / blocks)
+    loaded = load_text(text)
+    with tempfile.TemporaryDirectory() as tmp:
+        conf = settings.load({"NOETL_HOME": tmp, "NOETL_SQLITE_SYNC": "FULL"})
+        with embedded.runtime(conf) as rt:
+            rt.wait(rt.start(loaded, {}), 60)
+            for _ in range(RUNS):
+                started = time.perf_counter()
+                execution_id = rt.start(loaded, {})
+                terminal = rt.wait(execution_id, 120)
+                elapsed = time.perf_counter() - started
+                assert terminal is not None and terminal.body["status"] == "completed"
+                blocks = sum(1 for e in rt.log.entries(execution_id) if e.kind == "done")
+                samples.append(elapsed * 1000 / blocks)
     return statistics.median(samples), blocks
 
 

@@ -4,7 +4,7 @@
 |---|---|---|
 | `NOETL_HOME` | `./.noetl` | where the embedded runtime keeps its log, payloads, catalog |
 | `NOETL_INLINE_LIMIT` | `65536` | results whose JSON is larger (bytes) go to the payload store |
-| `NOETL_WORKERS` | `16` | worker threads of the in-process command bus |
+| `NOETL_WORKERS` | `64` | most threads of the in-process bus (two per core, more under I/O) |
 | `NOETL_LEASE_SECONDS` | `300` | how long a claim on a command stays alive |
 | `NOETL_SQLITE_SYNC` | `FULL` | SQLite `synchronous` pragma for the event log (FULL or NORMAL) |
 
@@ -25,7 +25,7 @@ from .errors import ConfigError
 class Settings:
     home: Path
     inline_limit: int = 64 * 1024
-    workers: int = 16
+    workers: int = 64
     lease_seconds: float = 300.0
     sqlite_sync: str = "FULL"
 
@@ -67,7 +67,7 @@ def load(env: dict[str, str] | None = None) -> Settings:
     return Settings(
         home=Path(source.get("NOETL_HOME") or ".noetl"),
         inline_limit=_int(source, "NOETL_INLINE_LIMIT", 64 * 1024),
-        workers=_int(source, "NOETL_WORKERS", 16),
+        workers=_int(source, "NOETL_WORKERS", 64),
         lease_seconds=float(_int(source, "NOETL_LEASE_SECONDS", 300)),
         sqlite_sync=sync,
     )

@@ -74,6 +74,7 @@ class _Pending:
     seqs: list[int] = field(default_factory=list)
     result: bool | None = None
     error: BaseException | None = None
+    done: threading.Event = field(default_factory=threading.Event)
 
 
 def _max_seq(conn: sqlite3.Connection) -> int:
@@ -115,21 +116,33 @@ class SqliteEventLog:
     def close(self) -> None:
         self._writer.close()
 
-    # -- writes ---------------------------------------------------------------------
+    def _drain(self) -> None:
+        while True:
+            with self._queue_lock:
+                group, self._queue = self._queue, []
+            if not group:
+                return
+            self._commit(group)
+            for request in group:
+                request.done.set()
 
     def append(self, entries: Sequence[Entry]) -> bool:
-        """Group commit: batches waiting together share one transaction (one fsync),
-        each inside its own savepoint, so each stays all-or-nothing on its own."""
+        """Group commit: whichever thread finds the writer free commits every batch waiting
+        at that moment in one transaction (one fsync); the others wait for their batch to
+        be done. A batch whose id is taken is refused alone."""
         if not entries:
             return True
         request = _Pending([_row(e) for e in entries])
         with self._queue_lock:
             self._queue.append(request)
-        with self._write_lock:
-            if request.result is None:
-                with self._queue_lock:
-                    group, self._queue = self._queue, []
-                self._commit(group)
+        while not request.done.is_set():
+            if self._write_lock.acquire(blocking=False):
+                try:
+                    self._drain()
+                finally:
+                    self._write_lock.release()
+            else:
+                request.done.wait(0.002)
         if request.error is not None:
             raise request.error
         if request.result:
