@@ -13,6 +13,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from ..engine.entries import Entry
@@ -75,6 +76,19 @@ class _Pending:
     result: bool | None = None
     error: BaseException | None = None
     done: threading.Event = field(default_factory=threading.Event)
+
+
+@lru_cache(maxsize=64)
+def _snapshot_sql(with_group: bool, ids: int) -> str:
+    sql = "SELECT -1, EXISTS(SELECT 1 FROM entries WHERE execution_id = ? AND halt = 1)"
+    if with_group:
+        sql += (
+            " UNION ALL SELECT -2, (SELECT count(*) FROM entries"
+            " WHERE execution_id = ? AND kind = 'done' AND grp = ?)"
+        )
+    if ids:
+        sql += f" UNION ALL SELECT seq, data FROM entries WHERE id IN ({','.join('?' * ids)})"
+    return sql
 
 
 def _max_seq(conn: sqlite3.Connection) -> int:
@@ -254,18 +268,12 @@ class SqliteEventLog:
                 if cached is not None:
                     found[entry_id] = cached
         missing = [i for i in entry_ids if i not in found]
-        sql = (
-            "SELECT -1, EXISTS(SELECT 1 FROM entries WHERE execution_id = ? AND halt = 1)"
-            " UNION ALL SELECT -2, (SELECT count(*) FROM entries"
-            " WHERE execution_id = ? AND kind = 'done' AND grp = ?)"
-        )
-        args: list[object] = [execution_id, execution_id, group]
-        if missing:
-            marks = ",".join("?" * len(missing))
-            sql += f" UNION ALL SELECT seq, data FROM entries WHERE id IN ({marks})"
-            args.extend(missing)
+        args: list[object] = [execution_id]
+        if group is not None:
+            args += [execution_id, group]
+        args += missing
         halted, count = False, 0
-        for seq, data in self._reader.execute(sql, args):
+        for seq, data in self._reader.execute(_snapshot_sql(group is not None, len(missing)), args):
             if seq == -1:
                 halted = bool(data)
             elif seq == -2:

@@ -12,7 +12,7 @@ candidates (recovery arcs); they see `event.name == 'call.error'` and `error`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from .. import ids, templating
@@ -153,7 +153,7 @@ def with_issued(head: Entry, made: Sequence[Entry]) -> list[Entry]:
         "issued": [e.command_id for e in made if e.kind == "issue"],
         "arrived": [e.id for e in made if e.kind == "arrive"],
     }
-    return [replace(head, body=body), *made]
+    return [head.evolve(body=body), *made]
 
 
 def _local(step: str, outcome: Outcome, loop: bool = False) -> dict[str, Any]:

@@ -51,6 +51,9 @@ def persist(
     if _is_table(value):
         table_ref = store.put(key, value, tabular=True)
         return table_ref, ResultView(value, ref=table_ref)
+    scalar = value is None or type(value) in (bool, int, float, str)
+    if scalar and (type(value) is not str or len(value) <= limit):
+        return {"inline": value}, ResultView(value)
     text = to_json(value)
     plain = json.loads(text)
     if len(text) <= limit:
