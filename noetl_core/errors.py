@@ -7,6 +7,7 @@
     ├── ToolError                   a tool call failed (kind, code, retryable)
     ├── PayloadError                a payload object is missing, corrupt or unreadable
     ├── CatalogError                an unknown catalog path or version
+    ├── KeychainError               an unknown alias, an unreadable secret or credential
     ├── ExecutionNotFound           no execution with that id
     ├── WorkloadError               a workload that is not a JSON object
     ├── ConfigError                 a missing or malformed setting
@@ -123,6 +124,14 @@ class CatalogError(NoetlError):
     @property
     def kind(self) -> str:
         return "catalog"
+
+
+class KeychainError(NoetlError):
+    code = "keychain_error"
+
+    @property
+    def kind(self) -> str:
+        return "keychain"
 
 
 class ExecutionNotFound(NoetlError):

@@ -7,6 +7,9 @@
 | `NOETL_WORKERS` | `64` | most threads of the in-process bus (two per core, more under I/O) |
 | `NOETL_LEASE_SECONDS` | `300` | how long a claim on a command stays alive |
 | `NOETL_SQLITE_SYNC` | `FULL` | SQLite `synchronous` pragma for the event log (FULL or NORMAL) |
+| `NOETL_CREDENTIAL_KEY` | generated | Fernet key of stored credentials (else `credential.key`) |
+
+Keychain entries with `provider: env` read the variables they name through `environ()`.
 
 Nothing else in the project reads `os.environ`; code asks `load()` for a frozen
 `Settings` object instead.
@@ -28,6 +31,7 @@ class Settings:
     workers: int = 64
     lease_seconds: float = 300.0
     sqlite_sync: str = "FULL"
+    credential_key: str | None = None
 
     @property
     def log_path(self) -> Path:
@@ -40,6 +44,10 @@ class Settings:
     @property
     def catalog_path(self) -> Path:
         return self.home / "catalog"
+
+    @property
+    def credentials_path(self) -> Path:
+        return self.home / "credentials"
 
     def with_home(self, home: Path) -> Settings:
         return replace(self, home=home)
@@ -70,4 +78,10 @@ def load(env: dict[str, str] | None = None) -> Settings:
         workers=_int(source, "NOETL_WORKERS", 64),
         lease_seconds=float(_int(source, "NOETL_LEASE_SECONDS", 300)),
         sqlite_sync=sync,
+        credential_key=source.get("NOETL_CREDENTIAL_KEY") or None,
     )
+
+
+def environ(name: str) -> str | None:
+    """One environment variable, for keychain entries that name one (`provider: env`)."""
+    return os.environ.get(name)

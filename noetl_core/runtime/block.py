@@ -26,6 +26,7 @@ from ..engine import entries as E
 from ..engine.entries import Command, Entry
 from ..engine.scope import merge
 from ..errors import ClaimConflict, ExecutionNotFound, NoetlError, WorkloadError
+from ..keychain import CredentialStore, SecretCache, Secrets
 from ..playbook.loader import LoadedPlaybook, load_text
 from ..settings import Settings
 from ..templating import ResultView
@@ -67,7 +68,12 @@ class Runtime:
         clock: Clock,
         settings: Settings,
         catalog: Any = None,
+        credentials: CredentialStore | None = None,
     ):
+        self.credentials = credentials or CredentialStore(
+            settings.credentials_path, settings.credential_key
+        )
+        self.secret_cache = SecretCache()
         self.log = log
         self.bus = bus
         self.payloads = payloads
@@ -163,8 +169,18 @@ class Runtime:
         ref = entry.body.get("result") if entry is not None else None
         return payloads.view(self.payloads, ref)
 
-    def names(self, ex: Execution, command: Command) -> dict[str, Any]:
-        return names_for(
+    def secrets(self, ex: Execution) -> Secrets:
+        return Secrets(
+            execution_id=ex.id,
+            entries=ex.blueprint.playbook.keychain,
+            store=self.credentials,
+            cache=self.secret_cache,
+        )
+
+    def names(
+        self, ex: Execution, command: Command, secrets: Secrets | None = None
+    ) -> dict[str, Any]:
+        names = names_for(
             playbook=ex.blueprint.playbook,
             command=command,
             workload=ex.workload,
@@ -173,6 +189,20 @@ class Runtime:
             view_of=self.view_of,
             wanted=ex.blueprint.names(command.step),
         )
+        names["keychain"] = (secrets or self.secrets(ex)).view()
+        return names
+
+    def tables(self, command: Command) -> Callable[[str], Any]:
+        """Earlier steps' results on this command's path, as Arrow tables (for duckdb)."""
+        results: Mapping[str, str] = command.frame.get("results", {})
+
+        def table(step: str) -> Any:
+            if step not in results:
+                return None
+            entry = self.log.get(results[step])
+            return payloads.table(self.payloads, entry.body.get("result") if entry else None)
+
+        return table
 
     # -- log writes, listeners, terminal waits ------------------------------------------
 
@@ -180,7 +210,7 @@ class Runtime:
         self._listeners.append(listener)
 
     def append(self, batch: Sequence[Entry]) -> bool:
-        batch = E.fold_claim(batch)
+        batch = [self._masked(e) for e in E.fold_claim(batch)]
         if not self.log.append(batch):
             return False
         for listener in self._listeners:
@@ -190,7 +220,13 @@ class Runtime:
                 self._terminal.notify_all()
         return True
 
+    def _masked(self, entry: Entry) -> Entry:
+        """The entry with every secret resolved for its execution masked."""
+        redactor = self.secret_cache.redactor(entry.execution_id)
+        return entry.evolve(body=redactor.scrub(entry.body)) if redactor else entry
+
     def on_terminal(self, ex: Execution, terminal: Entry) -> None:
+        self.secret_cache.drop(ex.id)
         children.resume_parent(self, ex, terminal)
 
     def wait(self, execution_id: str, timeout: float | None = None) -> Entry | None:
@@ -222,7 +258,8 @@ class Runtime:
             except ClaimConflict:
                 raise
             except Exception as exc:  # a failure of the block itself, not of the tool
-                log.exception("block %s of %s failed", command.id, ex.id)
+                masked = self.secret_cache.redactor(ex.id).text(f"{type(exc).__name__}: {exc}")
+                log.error("block %s of %s failed: %s", command.id, ex.id, masked)
                 self._fail_block(ex, command, note.attempt, exc)
         finally:
             with self._lock:
@@ -309,13 +346,16 @@ class Runtime:
 
     def _execute(self, ex: Execution, command: Command, attempt: int, claim: list[Entry]) -> None:
         step = ex.blueprint.step(command.step)
-        names = self.names(ex, command)
+        secrets = self.secrets(ex)
+        names = self.names(ex, command, secrets)
         context = PathContext(names, command.frame.get("results", {}), self.view_of)
         resume = None
         if attempt > 1:
             previous = self.log.get(E.attempt_id(ex.id, command.id, attempt - 1))
             resume = children.resume_state(self, previous)
-        inv = execute.Invocation(ex.id, command.id, attempt, step.step, services=self)
+        inv = execute.Invocation(
+            ex.id, command.id, attempt, step.step, self, secrets, self.tables(command)
+        )
         run = execute.run_step(step, names, inv, context, resume)
         self.conclude(ex, command, attempt, run, names, claim)
 
@@ -366,8 +406,9 @@ class Runtime:
         step = ex.blueprint.step(command.step)
         key = f"executions/{ex.id}/{step.step}/{command.id}/{attempt}/result"
         select = step.output.select if step.output else ()
+        redactor = self.secret_cache.redactor(ex.id)
         ref, view = payloads.persist(
-            self.payloads, run.value, key, self.settings.inline_limit, select
+            self.payloads, run.value, key, self.settings.inline_limit, select, redactor
         )
         return engine.Outcome("ok", result=ref, view=view, meta=meta, patches=run.patches)
 
@@ -438,7 +479,15 @@ class Runtime:
         return payloads.load(self.payloads, dict(ref))
 
     def run_tool(self, tool: Any, input: Mapping[str, Any], call: ToolCall) -> Any:
-        inv = execute.Invocation(call.execution_id, call.command_id, call.attempt, call.step, self)
+        inv = execute.Invocation(
+            call.execution_id,
+            call.command_id,
+            call.attempt,
+            call.step,
+            self,
+            call.secrets,
+            call.tables,
+        )
         value, log_text = execute.call_tool(
             tool, input, call.names, inv, f"step {call.step}: workbook {tool.kind}", call.context
         )

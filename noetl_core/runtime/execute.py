@@ -9,7 +9,7 @@ failed instead of re-running the whole pipeline.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +17,7 @@ from .. import templating
 from ..engine import policy
 from ..engine.scope import ERROR, OK, Patches, merge, render_set, with_ctx
 from ..errors import NoetlError, ToolError
+from ..keychain import Secrets
 from ..playbook.model import Step, Task, Tool
 from ..templating import ResultView
 from ..tools import registry
@@ -48,6 +49,8 @@ class Invocation:
     attempt: int
     step: str
     services: ToolServices
+    secrets: Secrets | None = None
+    tables: Callable[[str], Any] | None = None
 
 
 def call_tool(
@@ -80,6 +83,8 @@ def call_tool(
         names=names,
         context=context,
         services=inv.services,
+        secrets=inv.secrets,
+        tables=inv.tables,
     )
     value = module.run(call)
     return value, call.log.getvalue()

@@ -14,7 +14,9 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from ..redact import Redactor
 from ..templating import ResultView
+from ..tools.base import Rowset
 from .ports import PayloadStore
 
 
@@ -45,9 +47,23 @@ def _is_records(value: Any) -> bool:
 
 
 def persist(
-    store: PayloadStore, value: Any, key: str, limit: int, select: Sequence[str] = ()
+    store: PayloadStore,
+    value: Any,
+    key: str,
+    limit: int,
+    select: Sequence[str] = (),
+    redactor: Redactor | None = None,
 ) -> tuple[dict[str, Any], ResultView]:
-    """Store a result; return its reference and the view later templates in this block use."""
+    """Store a result (secrets masked); return its reference and the view later templates
+    in this block use."""
+    if redactor:
+        value = (
+            Rowset(redactor.scrub(value.table))
+            if isinstance(value, Rowset)
+            else redactor.scrub(value)
+        )
+    if isinstance(value, Rowset):
+        return _persist_rowset(store, value, key, limit)
     if _is_table(value):
         table_ref = store.put(key, value, tabular=True)
         return table_ref, ResultView(value, ref=table_ref)
@@ -71,12 +87,34 @@ def persist(
     return ref, ResultView(plain, ref=ref, selected=ref.get("select"))
 
 
+def _persist_rowset(
+    store: PayloadStore, rowset: Rowset, key: str, limit: int
+) -> tuple[dict[str, Any], ResultView]:
+    if rowset.table.nbytes <= limit:
+        text = to_json(rowset.value())
+        if len(text) <= limit:
+            plain = json.loads(text)
+            return {"inline": plain}, ResultView(plain)
+    ref = store.put(key, rowset.table, tabular=True)
+    ref["rowset"] = True
+    ref["select"] = {"columns": rowset.columns, "row_count": rowset.row_count}
+    return ref, view(store, ref)
+
+
+def _rowset_value(table: Any) -> dict[str, Any]:
+    return Rowset(table).value()
+
+
 def view(store: PayloadStore, ref: dict[str, Any] | None) -> ResultView:
     """A lazy view of a recorded result."""
     if ref is None:
         return ResultView(None)
     if "inline" in ref:
         return ResultView(ref["inline"])
+    if ref.get("rowset"):
+        return ResultView(
+            ref=ref, loader=lambda: _rowset_value(store.get(ref)), selected=ref.get("select")
+        )
     if "list" in ref:
         items = ref["list"]
         return ResultView(ref=ref, loader=lambda: [load(store, r) for r in items])
@@ -85,3 +123,21 @@ def view(store: PayloadStore, ref: dict[str, Any] | None) -> ResultView:
 
 def load(store: PayloadStore, ref: dict[str, Any] | None) -> Any:
     return view(store, ref).value
+
+
+def table(store: PayloadStore, ref: dict[str, Any] | None) -> Any:
+    """A recorded result as an Arrow table (read as Arrow, without a JSON detour), or None
+    when it is not tabular: a table, a rowset, or a list of records."""
+    if ref is None:
+        return None
+    import pyarrow as pa
+
+    if ref.get("format") == "arrow":
+        found = store.get(ref)
+        return found if _is_table(found) else pa.Table.from_pylist(found)
+    value = load(store, ref)
+    if isinstance(value, dict) and isinstance(value.get("rows"), list) and "columns" in value:
+        value = value["rows"]
+    if _is_records(value):
+        return pa.Table.from_pylist(value)
+    return None

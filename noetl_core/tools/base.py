@@ -1,11 +1,17 @@
-"""What a tool receives (`ToolCall`) and the services the runtime lends it."""
+"""What a tool receives (`ToolCall`), what it may return besides plain values (`Rowset`,
+`StartChild`), and the services the runtime lends it."""
 
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ..errors import KeychainError
+
+if TYPE_CHECKING:
+    from ..keychain import Secrets
 
 
 class ToolServices(Protocol):
@@ -14,6 +20,33 @@ class ToolServices(Protocol):
     def load(self, ref: Mapping[str, Any]) -> Any: ...
 
     def run_tool(self, tool: Any, input: Mapping[str, Any], call: ToolCall) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Rowset:
+    """A query result: `{columns, rows, row_count}` to templates, an Arrow table inside.
+
+    Small rowsets are recorded inline as JSON records; large ones are stored as Arrow IPC
+    with `columns` and `row_count` kept inline, so rows are materialized only when a
+    template reads them, and `duckdb` reads the table by the step's name without JSON.
+    """
+
+    table: Any  # pyarrow.Table
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.table.column_names)
+
+    @property
+    def row_count(self) -> int:
+        return int(self.table.num_rows)
+
+    def records(self) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = self.table.to_pylist()
+        return rows
+
+    def value(self) -> dict[str, Any]:
+        return {"columns": self.columns, "rows": self.records(), "row_count": self.row_count}
 
 
 @dataclass(frozen=True)
@@ -39,6 +72,25 @@ class ToolCall:
     services: ToolServices
     context: Mapping[str, Any] | None = None
     log: io.StringIO = field(default_factory=io.StringIO)
+    secrets: Secrets | None = None
+    tables: Callable[[str], Any] | None = None
+
+    def credential(self, alias: str) -> dict[str, Any]:
+        """A registered credential for `auth:`; its values are masked in all the block writes."""
+        if self.secrets is None:
+            raise KeychainError(
+                f"credential {alias!r} asked for outside a block", code="no_keychain"
+            )
+        return self.secrets.credential(alias)
+
+    def mask(self, *values: Any) -> None:
+        """Also mask values derived from secrets (an Authorization header, a DSN)."""
+        if self.secrets is not None:
+            self.secrets.redactor.add(*values)
+
+    def table(self, step: str) -> Any:
+        """An earlier step's result on this path as an Arrow table, or None."""
+        return self.tables(step) if self.tables is not None else None
 
     @property
     def idempotency_key(self) -> str:

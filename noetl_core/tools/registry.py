@@ -18,9 +18,9 @@ KINDS: Mapping[str, str | None] = {
     "workbook": "noetl_core.tools.workbook",
     "playbook": "noetl_core.tools.playbook",
     "artifact": "noetl_core.tools.artifact",
-    "http": None,
-    "postgres": None,
-    "duckdb": None,
+    "http": "noetl_core.tools.http",
+    "postgres": "noetl_core.tools.postgres",
+    "duckdb": "noetl_core.tools.duckdb",
 }
 LATER = frozenset(kind for kind, module in KINDS.items() if module is None)
 

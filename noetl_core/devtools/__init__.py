@@ -1,0 +1,1 @@
+"""Local services for examples and tests: a demo HTTP API and a throwaway PostgreSQL."""

@@ -1,0 +1,145 @@
+"""The keychain: secrets and credentials resolved inside the block that needs them.
+
+`Secrets` is one block's access: `keychain.<entry>.<field>` in templates (a lazy view,
+resolving an entry on first read) and `credential(alias)` for tools' `auth:`. Every value
+it hands out goes into the block's `Redactor`, so the runtime masks it in whatever the
+block records. Values are cached per execution in memory only (`SecretCache`), never in
+the log, the payload store or the environment.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from ..errors import KeychainError
+from ..redact import Redactor
+from . import providers
+from .credentials import CredentialStore
+
+
+class SecretCache:
+    """Resolved values per execution, and the execution's redactor; in memory only."""
+
+    def __init__(self, executions: int = 256):
+        self._data: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._redactors: dict[str, Redactor] = {}
+        self._limit = executions
+        self._lock = threading.Lock()
+
+    def redactor(self, execution_id: str) -> Redactor:
+        """What to mask in everything recorded for this execution (empty: nothing)."""
+        with self._lock:
+            found = self._redactors.get(execution_id)
+            if found is None:
+                found = self._redactors[execution_id] = Redactor()
+                if len(self._redactors) > self._limit * 4:
+                    self._redactors.pop(next(iter(self._redactors)))
+            return found
+
+    def get(self, execution_id: str, key: str) -> Any:
+        with self._lock:
+            return self._data.get(execution_id, {}).get(key)
+
+    def put(self, execution_id: str, key: str, value: Any) -> None:
+        with self._lock:
+            self._data.setdefault(execution_id, {})[key] = value
+            self._data.move_to_end(execution_id)
+            while len(self._data) > self._limit:
+                self._data.popitem(last=False)
+
+    def drop(self, execution_id: str) -> None:
+        """Forget the values (the redactor stays: late writes are still masked)."""
+        with self._lock:
+            self._data.pop(execution_id, None)
+
+
+class Secrets:
+    def __init__(
+        self,
+        *,
+        execution_id: str,
+        entries: list[dict[str, Any]],
+        store: CredentialStore,
+        cache: SecretCache,
+    ):
+        self.execution_id = execution_id
+        self.entries = {e["name"]: e for e in entries if isinstance(e, dict) and "name" in e}
+        self.store = store
+        self.cache = cache
+        self.redactor = cache.redactor(execution_id)
+
+    def credential(self, alias: str) -> dict[str, Any]:
+        """A registered credential `{name, type, data}`; its data is masked from now on."""
+        if not isinstance(alias, str) or not alias:
+            raise KeychainError(
+                f"`auth` must name a registered credential, got {alias!r}", code="unknown_alias"
+            )
+        key = f"credential:{alias}"
+        found = self.cache.get(self.execution_id, key)
+        if found is None:
+            found = self.store.get(alias)
+            self.cache.put(self.execution_id, key, found)
+        self.redactor.add(found.get("data", {}))
+        return dict(found)
+
+    def entry(self, name: str) -> dict[str, Any]:
+        if name not in self.entries:
+            known = ", ".join(sorted(self.entries)) or "none declared"
+            raise KeychainError(
+                f"unknown keychain entry {name!r} (declared: {known})", code="unknown_alias"
+            )
+        key = f"entry:{name}"
+        values = self.cache.get(self.execution_id, key)
+        if values is None:
+            values = providers.resolve(self.entries[name], self.credential)
+            self.cache.put(self.execution_id, key, values)
+        self.redactor.add(values)
+        return dict(values)
+
+    def view(self) -> KeychainView:
+        return KeychainView(self)
+
+
+class KeychainView(Mapping[str, Any]):
+    """`{{ keychain.<entry>.<field> }}`: resolves an entry when a template reads it."""
+
+    def __init__(self, secrets: Secrets):
+        self._secrets = secrets
+
+    def __getitem__(self, name: str) -> EntryView:
+        self._secrets.entry(name)  # raises, naming the entry, when it is unknown
+        return EntryView(self._secrets, name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._secrets.entries)
+
+    def __len__(self) -> int:
+        return len(self._secrets.entries)
+
+
+class EntryView(Mapping[str, Any]):
+    def __init__(self, secrets: Secrets, name: str):
+        self._secrets = secrets
+        self._name = name
+
+    def __getitem__(self, field: str) -> Any:
+        values = self._secrets.entry(self._name)
+        if field not in values:
+            raise KeychainError(
+                f"keychain entry {self._name!r} has no field {field!r} "
+                f"(fields: {', '.join(sorted(values))})",
+                code="unknown_alias",
+            )
+        return values[field]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._secrets.entry(self._name))
+
+    def __len__(self) -> int:
+        return len(self._secrets.entry(self._name))
+
+
+__all__ = ["CredentialStore", "KeychainView", "SecretCache", "Secrets"]

@@ -1,0 +1,158 @@
+"""Where keychain entries take their values from.
+
+Entry forms (a playbook's `keychain:` list):
+
+    {name, kind: secrets, provider: env,  map: {field: ENV_VAR}}
+    {name, kind: secrets, provider: file, map: {field: /path/to/file[#json.key]}}
+    {name, kind: secrets, provider: aws,  map: {field: secret-id[#json.key]}, region, endpoint_url}
+    {name, kind: secrets, provider: gcp,  map: {field: projects/p/secrets/s/versions/v}}
+    {name, kind: static,  map: {field: value}}
+    {name, kind: bearer,  token: value}
+    {name, kind: credential, alias: registered-credential-name}
+
+Client libraries (boto3, google-cloud-secret-manager) are imported only when an entry
+that needs them is read.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .. import settings
+from ..errors import KeychainError
+
+KINDS = ("secrets", "static", "bearer", "credential")
+PROVIDERS = ("env", "file", "aws", "gcp")
+
+
+def problems(entry: Any) -> list[tuple[str, str]]:
+    """Validation of one keychain entry, as (sub-path, message)."""
+    if not isinstance(entry, dict):
+        return [("", "a keychain entry is a mapping with `name` and `kind`")]
+    out = []
+    if not isinstance(entry.get("name"), str) or not entry["name"].isidentifier():
+        out.append(("name", "a keychain entry needs a `name` usable in templates"))
+    kind = entry.get("kind")
+    if kind not in KINDS:
+        out.append(("kind", f"unknown keychain kind {kind!r} (known: {', '.join(KINDS)})"))
+    elif kind == "secrets":
+        if entry.get("provider") not in PROVIDERS:
+            out.append(("provider", f"expected one of {', '.join(PROVIDERS)}"))
+        if not isinstance(entry.get("map"), dict) or not entry["map"]:
+            out.append(("map", "`secrets` needs `map: {field: secret reference}`"))
+    elif kind == "static" and not isinstance(entry.get("map"), dict):
+        out.append(("map", "`static` needs `map: {field: value}`"))
+    elif kind == "bearer" and not isinstance(entry.get("token"), str):
+        out.append(("token", "`bearer` needs `token`"))
+    elif kind == "credential" and not isinstance(entry.get("alias"), str):
+        out.append(("alias", "`credential` needs `alias`, a registered credential name"))
+    return out
+
+
+def resolve(entry: dict[str, Any], credential: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
+    """Every field of one entry, read now."""
+    kind = entry["kind"]
+    if kind == "static":
+        return dict(entry["map"])
+    if kind == "bearer":
+        return {"token": entry["token"]}
+    if kind == "credential":
+        found = credential(entry["alias"])
+        return {**found.get("data", {}), "type": found.get("type")}
+    reader = _READERS[entry["provider"]]
+    return {field: reader(entry, field, str(ref)) for field, ref in entry["map"].items()}
+
+
+def _split(ref: str) -> tuple[str, str | None]:
+    base, _, key = ref.partition("#")
+    return base, key or None
+
+
+def _pick(text: str, key: str | None, where: str) -> str:
+    if key is None:
+        return text
+    try:
+        value: Any = json.loads(text)
+        for part in key.split("."):
+            value = value[part]
+    except (ValueError, KeyError, TypeError):
+        raise KeychainError(
+            f"{where}: no JSON field {key!r} in the secret", code="secret_unavailable"
+        ) from None
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _env(entry: dict[str, Any], field: str, ref: str) -> str:
+    value = settings.environ(ref)
+    if value is None:
+        raise KeychainError(
+            f"keychain {entry['name']}.{field}: environment variable {ref} is not set",
+            code="secret_unavailable",
+        )
+    return value
+
+
+def _file(entry: dict[str, Any], field: str, ref: str) -> str:
+    path, key = _split(ref)
+    where = f"keychain {entry['name']}.{field}"
+    try:
+        text = Path(path).read_text(encoding="utf-8").rstrip("\n")
+    except OSError as exc:
+        raise KeychainError(
+            f"{where}: cannot read {path}: {exc.strerror}", code="secret_unavailable"
+        ) from None
+    return _pick(text, key, where)
+
+
+def _aws(entry: dict[str, Any], field: str, ref: str) -> str:
+    import boto3
+    import botocore.exceptions
+
+    secret_id, key = _split(ref)
+    where = f"keychain {entry['name']}.{field}"
+    client = boto3.client(
+        "secretsmanager",
+        region_name=entry.get("region", "us-east-1"),
+        endpoint_url=entry.get("endpoint_url"),
+    )
+    try:
+        answer = client.get_secret_value(SecretId=secret_id)
+    except botocore.exceptions.ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "error")
+        raise KeychainError(
+            f"{where}: AWS Secrets Manager refused {secret_id!r}: {code}", code="secret_unavailable"
+        ) from None
+    except botocore.exceptions.BotoCoreError as exc:
+        raise KeychainError(
+            f"{where}: AWS Secrets Manager unreachable: {type(exc).__name__}",
+            code="secret_unavailable",
+            retryable=True,
+        ) from None
+    return _pick(str(answer.get("SecretString", "")), key, where)
+
+
+def _gcp(entry: dict[str, Any], field: str, ref: str) -> str:
+    from google.cloud import secretmanager  # type: ignore[import-not-found]
+
+    name, key = _split(ref)
+    where = f"keychain {entry['name']}.{field}"
+    client = secretmanager.SecretManagerServiceClient()
+    try:
+        answer = client.access_secret_version(name=name)
+    except Exception as exc:  # the client raises google.api_core exceptions
+        raise KeychainError(
+            f"{where}: Secret Manager refused {name!r}: {type(exc).__name__}",
+            code="secret_unavailable",
+        ) from None
+    return _pick(answer.payload.data.decode(), key, where)
+
+
+_READERS: dict[str, Callable[[dict[str, Any], str, str], str]] = {
+    "env": _env,
+    "file": _file,
+    "aws": _aws,
+    "gcp": _gcp,
+}
