@@ -4,6 +4,7 @@
     noetl validate FILE...
     noetl status [EXEC]          noetl events EXEC         noetl replay EXEC [--at N]
     noetl register FILE|DIR      noetl catalog list        noetl cancel EXEC
+    noetl register credential -f FILE | --directory DIR    noetl credentials list
 
 Exit codes: 0 completed (or ok), 1 failed / cancelled / invalid, 2 usage.
 """
@@ -20,6 +21,7 @@ from typing import Any
 
 from . import embedded, settings
 from .errors import CatalogError, NoetlError, WorkloadError
+from .keychain import CredentialStore
 from .playbook.loader import LoadedPlaybook, load_file
 from .runtime.block import Runtime
 from .view import Progress, print_events, print_replay, print_result, print_status, resolve_id
@@ -130,6 +132,10 @@ def cmd_replay(args: argparse.Namespace, conf: settings.Settings) -> int:
 
 
 def cmd_register(args: argparse.Namespace, conf: settings.Settings) -> int:
+    if args.target == "credential":
+        return register_credentials(args, conf)
+    if args.file or args.directory:
+        raise WorkloadError("-f/--directory go with `noetl register credential`")
     with embedded.runtime(conf) as rt:
         target = Path(args.target)
         done = (
@@ -138,6 +144,26 @@ def cmd_register(args: argparse.Namespace, conf: settings.Settings) -> int:
         for item in done:
             state = "registered" if item.new else "unchanged"
             print(f"{state}: {item.path} v{item.version}")
+    return 0
+
+
+def register_credentials(args: argparse.Namespace, conf: settings.Settings) -> int:
+    store = CredentialStore(conf.credentials_path, conf.credential_key)
+    if args.file:
+        names = store.put_file(args.file)
+    elif args.directory:
+        names = store.put_directory(args.directory)
+    else:
+        raise WorkloadError("`noetl register credential` needs -f FILE or --directory DIR")
+    for name in names:
+        print(f"registered credential: {name}")
+    return 0
+
+
+def cmd_credentials(args: argparse.Namespace, conf: settings.Settings) -> int:
+    store = CredentialStore(conf.credentials_path, conf.credential_key)
+    for name, kind in store.describe():
+        print(f"{name}  {kind}")
     return 0
 
 
@@ -183,9 +209,17 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("execution")
     rp.add_argument("--at", type=int, default=None, help="stop after event N (1-based)")
     rp.set_defaults(func=cmd_replay)
-    reg = sub.add_parser("register", help="add a playbook file or a directory tree to the catalog")
-    reg.add_argument("target")
+    reg = sub.add_parser(
+        "register",
+        help="add a playbook file or directory to the catalog; `register credential -f F`",
+    )
+    reg.add_argument("target", help="a playbook file or directory, or the word `credential`")
+    reg.add_argument("-f", "--file", help="credential JSON file ({name, type, data} or a list)")
+    reg.add_argument("--directory", help="a directory of credential JSON files")
     reg.set_defaults(func=cmd_register)
+    creds = sub.add_parser("credentials", help="registered credentials (names and types)")
+    creds.add_argument("action", choices=["list"])
+    creds.set_defaults(func=cmd_credentials)
     cat = sub.add_parser("catalog", help="the catalog")
     cat.add_argument("action", choices=["list"])
     cat.set_defaults(func=cmd_catalog)

@@ -6,6 +6,7 @@ from typing import Any
 
 from .. import templating
 from ..errors import SourceLocation
+from ..keychain import providers as keychain_providers
 from ..tools import registry
 from .model import Playbook, Policy, Step, Tool
 from .yamlsrc import Path, SourceMap
@@ -37,6 +38,8 @@ def semantic_problems(playbook: Playbook, data: dict[str, Any], smap: SourceMap)
     for i, step in enumerate(playbook.workflow):
         _check_step(step, ("workflow", i), seen, workbook_names, add)
 
+    _check_keychain(playbook.keychain, add)
+
     for sub, message in templating.check(_without_raw_fields(data)):
         add(sub, message)
     return problems
@@ -64,6 +67,18 @@ def _without_raw_fields(data: dict[str, Any]) -> dict[str, Any]:
                 for item in items
             ]
     return out
+
+
+def _check_keychain(entries: list[dict[str, Any]], add: Any) -> None:
+    declared: list[str] = []
+    for i, item in enumerate(entries):
+        for where, message in keychain_providers.problems(item):
+            add(("keychain", i, *_split(where)), message)
+        label = item.get("name") if isinstance(item, dict) else None
+        if isinstance(label, str):
+            if label in declared:
+                add(("keychain", i, "name"), f"keychain entry {label!r} is declared twice")
+            declared.append(label)
 
 
 def _check_step(step: Step, path: Path, steps: set[str], workbook: list[str], add: Any) -> None:
