@@ -94,7 +94,9 @@ def _persist_rowset(
         text = to_json(rowset.value())
         if len(text) <= limit:
             plain = json.loads(text)
-            return {"inline": plain}, ResultView(plain)
+            # the column types travel with the JSON, so `table()` can restore them
+            schema = [{"name": f.name, "type": str(f.type)} for f in rowset.table.schema]
+            return {"inline": plain, "schema": schema}, ResultView(plain)
     ref = store.put(key, rowset.table, tabular=True)
     ref["rowset"] = True
     ref["select"] = {"columns": rowset.columns, "row_count": rowset.row_count}
@@ -133,11 +135,29 @@ def table(store: PayloadStore, ref: dict[str, Any] | None) -> Any:
     import pyarrow as pa
 
     if ref.get("format") == "arrow":
-        found = store.get(ref)
-        return found if _is_table(found) else pa.Table.from_pylist(found)
+        return store.get({**ref, "shape": "table"})  # the IPC table itself, no row objects
     value = load(store, ref)
     if isinstance(value, dict) and isinstance(value.get("rows"), list) and "columns" in value:
+        if not value["rows"]:
+            empty = pa.table({c: pa.array([], pa.null()) for c in value["columns"]})
+            return _typed(empty, ref.get("schema"))
         value = value["rows"]
     if _is_records(value):
-        return pa.Table.from_pylist(value)
+        return _typed(pa.Table.from_pylist(value), ref.get("schema"))
     return None
+
+
+def _typed(table: Any, schema: list[dict[str, str]] | None) -> Any:
+    """Cast columns back to the types recorded beside an inline rowset (best effort: a
+    column that does not cast keeps the type JSON gave it)."""
+    if not schema:
+        return table
+    import pyarrow as pa
+
+    columns = []
+    for field, column in zip(schema, table.columns, strict=False):
+        try:
+            columns.append(column.cast(pa.type_for_alias(field["type"])))
+        except (ValueError, TypeError, pa.ArrowException):
+            columns.append(column)
+    return pa.Table.from_arrays(columns, names=table.column_names)

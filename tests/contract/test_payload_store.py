@@ -88,3 +88,22 @@ def test_persist_keeps_small_results_inline_and_stores_large_ones(store: Payload
     lazy = payloads.view(store, big)
     assert lazy["count"] == 7  # from the inline selection, no load
     assert lazy["blob"] == "x" * 5000  # loads the payload
+
+
+def test_rowsets_come_back_as_tables_with_their_types(store: PayloadStore) -> None:
+    import datetime as dt
+
+    from noetl_core.tools.base import Rowset
+
+    small = pa.table({"at": [dt.datetime(2024, 1, 2, 3, 4, 5)], "n": [1]})
+    ref, view = payloads.persist(store, Rowset(small), "small", limit=64 * 1024)
+    assert "inline" in ref and view["row_count"] == 1
+    back = payloads.table(store, ref)
+    assert back.schema.field("at").type == pa.timestamp("us")
+    empty, _ = payloads.persist(store, Rowset(small.slice(0, 0)), "empty", limit=64 * 1024)
+    assert payloads.table(store, empty).column_names == ["at", "n"]
+    big = pa.table({"id": list(range(20_000))})
+    ref, view = payloads.persist(store, Rowset(big), "big", limit=1024)
+    assert ref["format"] == "arrow" and ref["select"] == {"columns": ["id"], "row_count": 20_000}
+    assert view["row_count"] == 20_000  # from the inline selection
+    assert payloads.table(store, ref).equals(big)

@@ -404,8 +404,10 @@ def test_run_a_missing_file_says_the_file_is_missing(tmp_path: Path, target: str
 def test_register_a_directory_then_run_by_catalog_path(tmp_path: Path) -> None:
     done = noetl(tmp_path, "register", "playbooks/examples")
     assert done.returncode == 0, done.stderr
-    names = sorted(f.stem for f in EXAMPLES.glob("*.yaml"))
-    assert done.stdout.splitlines() == [f"registered: examples/{n} v1" for n in names]
+    names = sorted(
+        f.relative_to(EXAMPLES).with_suffix("").as_posix() for f in EXAMPLES.rglob("*.yaml")
+    )
+    assert sorted(done.stdout.splitlines()) == sorted(f"registered: examples/{n} v1" for n in names)
 
     listing = noetl(tmp_path, "catalog", "list")
     assert listing.returncode == 0

@@ -1,0 +1,225 @@
+"""`duckdb`: SQL on an in-process DuckDB that reads earlier steps' tables by their names.
+
+Fields: `query` or `command` (SQL text, one or more statements separated by `;`) or
+`commands` (a list of them); `database` (a file, created when missing; in memory by
+default); `params` (a list or a mapping, with a single statement only); `read_only`.
+
+Every earlier step on this path whose result is tabular (an Arrow table, a rowset, a list
+of records) is readable by the step's name: the names the SQL mentions (as written and
+lower-cased) are looked up and registered as Arrow views, never through JSON. Input values
+that are tables or lists of records are registered by their input key, over a step of the
+same name.
+
+The result is the rows of the last statement that returns rows, as a `Rowset` (decimal
+columns without a fraction, such as DuckDB's HUGEINT sums, come back as 64-bit integers
+when they fit); else `{"columns": [], "rows": [], "row_count": n}`, n the rows changed.
+A failure's code is the DuckDB exception class (`CatalogException`, `ParserException`,
+...), with `{"duckdb": {"error": <class>, "statement": <0-based index or null>}}`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from pathlib import Path
+from typing import Any
+
+from ..errors import NoetlError, ToolError
+from ..templating import truthy
+from .base import Rowset, ToolCall
+
+RAW_FIELDS: frozenset[str] = frozenset()
+SQL_FIELDS = ("query", "command", "commands")
+# what DDL, DML without RETURNING, SET, PRAGMA, CHECKPOINT... give back instead of rows
+NO_ROWS = (["Count"], ["Success"])
+
+
+def validate(fields: dict[str, Any]) -> list[tuple[str, str]]:
+    given = [key for key in SQL_FIELDS if fields.get(key) is not None]
+    if not given:
+        return [("query", "`duckdb` needs `query`, `command` or `commands` (SQL text)")]
+    if len(given) > 1:
+        return [(given[1], f"give one of `query`, `command`, `commands`, not {given}")]
+    key, sql, problems = given[0], fields[given[0]], []
+    if key == "commands" and isinstance(sql, list):
+        if not all(isinstance(s, str) for s in sql):
+            problems.append((key, "`commands` must be a list of SQL strings"))
+        elif len(sql) > 1 and fields.get("params") is not None:
+            problems.append(("params", "`params` go with a single statement, not several"))
+    elif not isinstance(sql, str):
+        problems.append((key, f"`{key}` must be SQL text, got {type(sql).__name__}"))
+    expected = {"database": (str,), "params": (list, dict, str), "read_only": (bool, str)}
+    for name, types in expected.items():
+        if fields.get(name) is not None and not isinstance(fields[name], types):
+            problems.append((name, f"`{name}` has the wrong type {type(fields[name]).__name__}"))
+    if fields.get("read_only") is True and fields.get("database") in (None, ":memory:"):
+        problems.append(("read_only", "`read_only` needs a `database` file"))
+    return problems
+
+
+def run(call: ToolCall) -> Any:
+    import duckdb
+
+    texts, params = _texts(call.fields), call.fields.get("params")
+    con = _connect(duckdb, call.fields)
+    try:
+        statements = _parse(duckdb, con, texts)
+        if params is not None and len(statements) != 1:
+            raise ToolError(
+                f"`params` go with a single statement; the SQL holds {len(statements)}",
+                tool_kind="duckdb",
+                code="params_need_one_statement",
+            )
+        _register(duckdb, con, call, _names(duckdb, texts))
+        return _execute(duckdb, con, statements, params)
+    finally:
+        con.close()
+
+
+def _texts(fields: dict[str, Any]) -> list[str]:
+    key = next((k for k in SQL_FIELDS if fields.get(k) is not None), "query")
+    sql = fields.get(key)
+    texts: list[Any] = sql if isinstance(sql, list) else [sql]
+    if not texts or not all(isinstance(t, str) for t in texts):
+        raise ToolError(
+            f"`{key}` must be SQL text (or a list of it), got {type(sql).__name__}",
+            tool_kind="duckdb",
+            code="bad_sql",
+        )
+    return texts
+
+
+def _connect(duckdb: Any, fields: dict[str, Any]) -> Any:
+    database = str(fields.get("database") or ":memory:")
+    read_only = truthy(fields.get("read_only") or False)
+    try:
+        if database != ":memory:" and "://" not in database and not database.startswith("md:"):
+            database = str(Path(database).expanduser())
+            if not read_only:
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+        con = duckdb.connect(database, read_only=read_only)
+        # only what this step registers is readable, never the tool's own Python variables
+        con.sql("SET python_enable_replacements = false")
+        return con
+    except (duckdb.Error, OSError) as exc:
+        raise _failure(exc, None, f"cannot open database {database!r}") from None
+
+
+def _parse(duckdb: Any, con: Any, texts: list[str]) -> list[Any]:
+    try:
+        return [s for text in texts for s in con.extract_statements(text)]
+    except duckdb.Error as exc:
+        count = 0  # find the statement that does not parse, for the error's index
+        for piece in (p for text in texts for p in _pieces(duckdb, text)):
+            try:
+                count += len(con.extract_statements(piece))
+            except duckdb.Error:
+                raise _failure(exc, count, piece) from None
+        raise _failure(exc, None, "the SQL does not parse") from None
+
+
+def _tokens(duckdb: Any, text: str) -> list[tuple[str, int, int]]:
+    """(kind, start, end) of every token, in UTF-8 bytes; strings and comments stay whole."""
+    data = text.encode()
+    try:
+        found = duckdb.tokenize(text)
+    except Exception:  # the parser reports malformed SQL; here, fall back to words
+        return [("identifier", m.start(), m.end()) for m in re.finditer(rb"\w+", data)]
+    ends = [pos for pos, _ in found[1:]] + [len(data)]
+    return [(kind.name, pos, end) for (pos, kind), end in zip(found, ends, strict=True)]
+
+
+def _pieces(duckdb: Any, text: str) -> list[str]:
+    """The text cut at each `;` token (a `;` inside a string or a comment stays)."""
+    data = text.encode()
+    cuts = [a for _, a, b in _tokens(duckdb, text) if data[a:b].strip() == b";"]
+    starts, ends = [0, *(c + 1 for c in cuts)], [*cuts, len(data)]
+    return [data[a:b].decode() for a, b in zip(starts, ends, strict=True)]
+
+
+def _names(duckdb: Any, texts: list[str]) -> list[str]:
+    """Identifiers the SQL mentions, as written (unquoted) and lower-cased, in order."""
+    names: dict[str, None] = {}
+    for text in texts:
+        data = text.encode()
+        for kind, a, b in _tokens(duckdb, text):
+            token = data[a:b].decode(errors="replace").strip()
+            if kind in ("identifier", "keyword") and token:
+                if token.startswith('"') and token.endswith('"') and len(token) > 1:
+                    token = token[1:-1].replace('""', '"')
+                names.update({token: None, token.lower(): None})
+    return list(names)
+
+
+def _register(duckdb: Any, con: Any, call: ToolCall, names: list[str]) -> None:
+    for name in names:
+        try:
+            table = _as_table(call.input[name]) if name in call.input else None
+            table = call.table(name) if table is None else table
+        except NoetlError:
+            raise
+        except Exception as exc:  # e.g. records whose columns mix types
+            call.log.write(f"duckdb: {name!r} is not readable as a table: {exc}\n")
+            continue
+        if table is not None:
+            try:
+                con.register(name, table)
+            except duckdb.Error as exc:
+                raise _failure(exc, None, f"cannot register table {name!r}") from None
+
+
+def _as_table(value: Any) -> Any:
+    import pyarrow as pa
+
+    if isinstance(value, pa.Table):
+        return value
+    if isinstance(value, dict) and isinstance(value.get("rows"), list) and "columns" in value:
+        value = value["rows"]
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        return pa.Table.from_pylist(value)
+    return None
+
+
+def _execute(duckdb: Any, con: Any, statements: list[Any], params: Any) -> Any:
+    last, changed = None, 0
+    for index, statement in enumerate(statements):
+        try:
+            rel = con.sql(statement) if params is None else con.sql(statement, params=params)
+            if rel is None or not rel.columns:
+                continue
+            if statement.type.name != "SELECT" and rel.columns in NO_ROWS:
+                if rel.columns == ["Count"]:
+                    changed += sum(int(row[0] or 0) for row in rel.fetchall())
+                continue
+            last = rel.to_arrow_table()
+        except (duckdb.Error, TypeError, ValueError) as exc:
+            raise _failure(exc, index, statement.query) from None
+    if last is None:
+        return {"columns": [], "rows": [], "row_count": changed}
+    return Rowset(_exact_integers(last))
+
+
+def _exact_integers(table: Any) -> Any:
+    import pyarrow as pa
+
+    for i, field in enumerate(table.schema):
+        if pa.types.is_decimal(field.type) and field.type.scale == 0:
+            with contextlib.suppress(pa.ArrowInvalid):  # over 64 bits: stays decimal
+                table = table.set_column(i, field.name, table.column(i).cast(pa.int64()))
+    return table
+
+
+def _failure(exc: BaseException, index: int | None, what: str) -> ToolError:
+    name = type(exc).__name__
+    where = f"statement {index} `{_short(what)}`" if index is not None else what
+    return ToolError(
+        f"duckdb {where} failed: {exc}" if index is not None else f"duckdb: {where}: {exc}",
+        tool_kind="duckdb",
+        code=name,
+        details={"duckdb": {"error": name, "statement": index}},
+    )
+
+
+def _short(sql: str, limit: int = 120) -> str:
+    text = " ".join(sql.split()).rstrip(";")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
