@@ -64,6 +64,9 @@ def call_tool(
     """Render the tool's fields and run it; return (value, captured stdout)."""
     module = registry.module(tool.kind)
     fields = tool.fields()
+    spec_extra = tool.spec.model_extra or {}
+    if "timeout" in spec_extra and "timeout" not in fields:  # upstream's `spec.timeout`
+        fields["timeout"] = spec_extra["timeout"]
     raw_input = fields.pop("input", None) or getattr(tool, "input", None) or {}
     tool_input = templating.render(raw_input, names, f"{where}.input")
     rendered = {k: v for k, v in fields.items() if k in module.RAW_FIELDS}

@@ -190,7 +190,11 @@ workflow:
     deadline = time.monotonic() + 10
     while not rt.log.find(execution_id, "attempt") and time.monotonic() < deadline:
         time.sleep(0.01)
+    deadline = time.monotonic() + 5  # the block that recorded the attempt is returning
+    while rt.bus.busy and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert rt.bus.busy == 0, "a retry delay must not hold a worker"
+    assert len(rt.log.find(execution_id, "attempt")) == 1  # still waiting on its timer
     rt.cancel(execution_id)
     terminal = rt.wait(execution_id, timeout=10)
     assert terminal is not None and terminal.body["status"] == "cancelled"
