@@ -28,3 +28,16 @@ def conf(home: Path) -> settings.Settings:
 def rt(conf: settings.Settings) -> Iterator[Runtime]:
     with embedded.runtime(conf) as runtime:
         yield runtime
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[object]:
+    """One real PostgreSQL server for the whole session (`make test` installs the server
+    binaries when they are missing; without them these tests fail, they are not skipped)."""
+    from noetl_core.devtools.postgres import PostgresServer
+
+    server = PostgresServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()

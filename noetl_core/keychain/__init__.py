@@ -19,6 +19,34 @@ from ..redact import Redactor
 from . import providers
 from .credentials import CredentialStore
 
+# Fields of a credential that locate or name things rather than prove identity; every
+# other field (password, token, key, dsn, ...) is masked. Masking a host or a user name
+# would mangle ordinary results that mention them.
+NOT_SECRET = frozenset(
+    {
+        "host",
+        "port",
+        "user",
+        "username",
+        "name",
+        "database",
+        "dbname",
+        "db_host",
+        "db_port",
+        "db_user",
+        "db_name",
+        "sslmode",
+        "region",
+        "header",
+        "in",
+        "endpoint",
+        "endpoint_url",
+        "type",
+        "project",
+        "account",
+    }
+)
+
 
 class SecretCache:
     """Resolved values per execution, and the execution's redactor; in memory only."""
@@ -82,7 +110,8 @@ class Secrets:
         if found is None:
             found = self.store.get(alias)
             self.cache.put(self.execution_id, key, found)
-        self.redactor.add(found.get("data", {}))
+        data = found.get("data", {})
+        self.redactor.add([v for k, v in data.items() if k.lower() not in NOT_SECRET])
         return dict(found)
 
     def entry(self, name: str) -> dict[str, Any]:
