@@ -373,6 +373,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--user", default="noetl_dev")
     parser.add_argument("--dbname", default="noetl_dev")
     parser.add_argument("--password", default=None, help="default: a random one")
+    parser.add_argument(
+        "--credential-file",
+        default=None,
+        help="also write the credential here, for `noetl register credential -f`",
+    )
     args = parser.parse_args(argv)
 
     stopping = threading.Event()
@@ -395,6 +400,10 @@ def main(argv: list[str] | None = None) -> int:
                 "dsn": server.dsn(),
                 "credential": server.credential(args.name),
             }
+            if args.credential_file:
+                path = Path(args.credential_file)
+                path.write_text(json.dumps(info["credential"]))
+                path.chmod(0o600)
             print(json.dumps(info, indent=2), flush=True)
             while not stopping.wait(0.5):
                 if not server.running:
