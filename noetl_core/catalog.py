@@ -27,53 +27,47 @@ class Registered:
     new: bool
 
 
-class Catalog:
-    def __init__(self, root: Path):
-        self.root = Path(root)
-
-    def _dir(self, path: str) -> Path:
-        parts = path.strip("/").split("/")
-        if not parts or not all(_SEGMENT.match(p) and p not in (".", "..") for p in parts):
-            raise CatalogError(f"catalog path {path!r} must be segments of letters, digits, _ . -")
-        return self.root.joinpath(*parts)
+class CatalogBase:
+    """Registration and lookup; a backend stores `(path, version) -> source`."""
 
     def versions(self, path: str) -> list[int]:
-        folder = self._dir(path)
-        if not folder.is_dir():
-            return []
-        found = (f.stem[1:] for f in folder.glob("v*.yaml"))
-        return sorted(int(v) for v in found if v.isdigit())
+        raise NotImplementedError
+
+    def read(self, path: str, version: int) -> str:
+        raise NotImplementedError
+
+    def create(self, path: str, version: int, source: str) -> bool:
+        """Store a new version; False when that version number is taken."""
+        raise NotImplementedError
+
+    def paths(self) -> list[str]:
+        raise NotImplementedError
+
+    def where(self, path: str, version: int) -> str:
+        return f"catalog:{path}@{version}"
 
     def register(self, file: str | Path) -> Registered:
-        loaded = load_file(file)
-        folder = self._dir(loaded.path)
-        folder.mkdir(parents=True, exist_ok=True)
+        return self.register_loaded(load_file(file))
+
+    def register_loaded(self, loaded: LoadedPlaybook) -> Registered:
+        check_path(loaded.path)
         existing = self.versions(loaded.path)
         if existing:
-            latest = (folder / f"v{existing[-1]}.yaml").read_text(encoding="utf-8")
+            latest = self.read(loaded.path, existing[-1])
             if hashlib.sha256(latest.encode()).hexdigest() == loaded.digest:
                 return Registered(loaded.path, existing[-1], False)
         version = (existing[-1] if existing else 0) + 1
-        while True:
-            try:
-                fd = os.open(folder / f"v{version}.yaml", os.O_WRONLY | os.O_CREAT | os.O_EXCL)
-            except FileExistsError:
-                version += 1
-                continue
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(loaded.source)
-            return Registered(loaded.path, version, True)
+        while not self.create(loaded.path, version, loaded.source):
+            version += 1
+        return Registered(loaded.path, version, True)
 
     def register_tree(self, directory: str | Path) -> list[Registered]:
-        out = []
-        for file in sorted(_yaml_files(Path(directory))):
-            out.append(self.register(file))
-        return out
+        return [self.register(file) for file in sorted(_yaml_files(Path(directory)))]
 
     def resolve(
         self, path: str, version: int | str | None = None, near: str | None = None
     ) -> LoadedPlaybook:
-        versions = self.versions(path)
+        versions = self.versions(check_path(path))
         if not versions and near:
             found = _find_beside(path, Path(near))
             if found is not None:
@@ -87,19 +81,58 @@ class Catalog:
         chosen = versions[-1] if version in (None, "", "latest") else int(version)
         if chosen not in versions:
             raise CatalogError(f"catalog path {path!r} has no version {version} (has {versions})")
-        file = self._dir(path) / f"v{chosen}.yaml"
-        return load_text(file.read_text(encoding="utf-8"), str(file))
+        return load_text(self.read(path, chosen), self.where(path, chosen))
 
     def entries(self) -> list[tuple[str, list[int]]]:
-        out: list[tuple[str, list[int]]] = []
+        return [(path, self.versions(path)) for path in sorted(self.paths())]
+
+
+def check_path(path: str) -> str:
+    parts = path.strip("/").split("/")
+    if not parts or not all(_SEGMENT.match(p) and p not in (".", "..") for p in parts):
+        raise CatalogError(f"catalog path {path!r} must be segments of letters, digits, _ . -")
+    return path
+
+
+class Catalog(CatalogBase):
+    """The embedded catalog: `NOETL_HOME/catalog/<path>/v<N>.yaml`."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def _dir(self, path: str) -> Path:
+        return self.root.joinpath(*check_path(path).strip("/").split("/"))
+
+    def versions(self, path: str) -> list[int]:
+        folder = self._dir(path)
+        if not folder.is_dir():
+            return []
+        found = (f.stem[1:] for f in folder.glob("v*.yaml"))
+        return sorted(int(v) for v in found if v.isdigit())
+
+    def read(self, path: str, version: int) -> str:
+        return (self._dir(path) / f"v{version}.yaml").read_text(encoding="utf-8")
+
+    def where(self, path: str, version: int) -> str:
+        return str(self._dir(path) / f"v{version}.yaml")
+
+    def create(self, path: str, version: int, source: str) -> bool:
+        folder = self._dir(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(folder / f"v{version}.yaml", os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(source)
+        return True
+
+    def paths(self) -> list[str]:
         if not self.root.is_dir():
-            return out
-        for folder in sorted(p for p in self.root.rglob("*") if p.is_dir()):
-            path = folder.relative_to(self.root).as_posix()
-            versions = self.versions(path)
-            if versions:
-                out.append((path, versions))
-        return out
+            return []
+        folders = (p for p in self.root.rglob("*") if p.is_dir())
+        found = [f.relative_to(self.root).as_posix() for f in folders]
+        return [p for p in found if self.versions(p)]
 
 
 def _yaml_files(directory: Path) -> list[Path]:

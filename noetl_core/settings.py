@@ -8,6 +8,16 @@
 | `NOETL_LEASE_SECONDS` | `300` | how long a claim on a command stays alive |
 | `NOETL_SQLITE_SYNC` | `FULL` | SQLite `synchronous` pragma for the event log (FULL or NORMAL) |
 | `NOETL_CREDENTIAL_KEY` | generated | Fernet key of stored credentials (else `credential.key`) |
+| `GOOGLE_CLOUD_PROJECT` | `noetl-local` | the Google Cloud project of the cloud runtime |
+| `NOETL_PAYLOAD_URL` | local dir | payload store: `gs://bucket/prefix`, or any fsspec URL |
+| `NOETL_FIRESTORE_PREFIX` | `noetl` | prefix of the Firestore collections (entries, catalog) |
+| `NOETL_COMMAND_TOPIC` | `noetl-commands` | Pub/Sub topic of command notes |
+| `NOETL_DEAD_LETTER_TOPIC` | `noetl-dead-letter` | where commands that keep crashing go |
+| `NOETL_MAX_DELIVERIES` | `5` | crashed attempts of one command before it is dead-lettered |
+
+The Google client libraries read their emulator variables (`PUBSUB_EMULATOR_HOST`,
+`FIRESTORE_EMULATOR_HOST`, `STORAGE_EMULATOR_HOST`) themselves;
+`SECRET_MANAGER_EMULATOR_HOST` is read here for the Secret Manager provider.
 
 Keychain entries with `provider: env` read the variables they name through `environ()`.
 
@@ -32,6 +42,13 @@ class Settings:
     lease_seconds: float = 300.0
     sqlite_sync: str = "FULL"
     credential_key: str | None = None
+    project: str = "noetl-local"
+    payload_location: str | None = None
+    firestore_prefix: str = "noetl"
+    command_topic: str = "noetl-commands"
+    dead_letter_topic: str = "noetl-dead-letter"
+    max_deliveries: int = 5
+    secret_manager_host: str | None = None
 
     @property
     def log_path(self) -> Path:
@@ -39,7 +56,7 @@ class Settings:
 
     @property
     def payload_url(self) -> str:
-        return (self.home / "payloads").resolve().as_uri()
+        return self.payload_location or (self.home / "payloads").resolve().as_uri()
 
     @property
     def catalog_path(self) -> Path:
@@ -79,6 +96,13 @@ def load(env: dict[str, str] | None = None) -> Settings:
         lease_seconds=float(_int(source, "NOETL_LEASE_SECONDS", 300)),
         sqlite_sync=sync,
         credential_key=source.get("NOETL_CREDENTIAL_KEY") or None,
+        project=source.get("GOOGLE_CLOUD_PROJECT") or "noetl-local",
+        payload_location=source.get("NOETL_PAYLOAD_URL") or None,
+        firestore_prefix=source.get("NOETL_FIRESTORE_PREFIX") or "noetl",
+        command_topic=source.get("NOETL_COMMAND_TOPIC") or "noetl-commands",
+        dead_letter_topic=source.get("NOETL_DEAD_LETTER_TOPIC") or "noetl-dead-letter",
+        max_deliveries=_int(source, "NOETL_MAX_DELIVERIES", 5),
+        secret_manager_host=source.get("SECRET_MANAGER_EMULATOR_HOST") or None,
     )
 
 

@@ -135,11 +135,9 @@ def _aws(entry: dict[str, Any], field: str, ref: str) -> str:
 
 
 def _gcp(entry: dict[str, Any], field: str, ref: str) -> str:
-    from google.cloud import secretmanager  # type: ignore[import-not-found]
-
     name, key = _split(ref)
     where = f"keychain {entry['name']}.{field}"
-    client = secretmanager.SecretManagerServiceClient()
+    client = _secret_manager()
     try:
         answer = client.access_secret_version(name=name)
     except Exception as exc:  # the client raises google.api_core exceptions
@@ -148,6 +146,21 @@ def _gcp(entry: dict[str, Any], field: str, ref: str) -> str:
             code="secret_unavailable",
         ) from None
     return _pick(answer.payload.data.decode(), key, where)
+
+
+def _secret_manager() -> Any:
+    """The Secret Manager client; against the local emulator when one is configured."""
+    from google.cloud import secretmanager  # type: ignore[attr-defined]
+
+    host = settings.load().secret_manager_host
+    if host is None:
+        return secretmanager.SecretManagerServiceClient()
+    import grpc
+    from google.cloud.secretmanager_v1.services.secret_manager_service import transports
+
+    channel = grpc.insecure_channel(host)
+    transport = transports.SecretManagerServiceGrpcTransport(channel=channel)
+    return secretmanager.SecretManagerServiceClient(transport=transport)
 
 
 _READERS: dict[str, Callable[[dict[str, Any], str, str], str]] = {

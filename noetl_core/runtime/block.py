@@ -31,7 +31,7 @@ from ..playbook.loader import LoadedPlaybook, load_text
 from ..settings import Settings
 from ..templating import ResultView
 from ..tools.base import ToolCall
-from . import children, execute, payloads, settle
+from . import children, claims, execute, payloads, settle
 from .blueprint import Blueprint
 from .hydrate import PathContext, names_for
 from .ports import Clock, CommandBus, EventLog, Note, PayloadStore, Timer
@@ -260,12 +260,14 @@ class Runtime:
             except Exception as exc:  # a failure of the block itself, not of the tool
                 masked = self.secret_cache.redactor(ex.id).text(f"{type(exc).__name__}: {exc}")
                 log.error("block %s of %s failed: %s", command.id, ex.id, masked)
+                if not self.log.deferred_claims:
+                    raise  # redelivered; its release entry lets the next delivery take over
                 self._fail_block(ex, command, note.attempt, exc)
         finally:
             with self._lock:
                 self._running.discard(key)
 
-    def _block(self, ex: Execution, command: Command, attempt: int) -> None:
+    def _block(self, ex: Execution, command: Command, attempt: int, crashes: int = 0) -> None:
         done_id = E.done_id(ex.id, command.id)
         retry_id = E.attempt_id(ex.id, command.id, attempt)
         pending_id = E.pending_id(ex.id, command.id, attempt)
@@ -280,8 +282,31 @@ class Runtime:
             return
         if pending_id in found:
             return
-        claim = self._claim(ex, command, attempt)
-        if snapshot.halted:
+        try:
+            claim = claims.claim(self, ex, command, attempt, crashes)
+        except claims.Takeover as takeover:
+            if takeover.crashes >= self.settings.max_deliveries:
+                claims.dead_letter(self, ex, command, takeover)
+                return
+            self._block(ex, command, takeover.attempt, takeover.crashes)
+            return
+        try:
+            self._run(ex, command, attempt, claim, snapshot.halted)
+        except Exception as exc:
+            if not self.log.deferred_claims:
+                error = {
+                    "kind": "internal",
+                    "code": type(exc).__name__,
+                    "retryable": True,
+                    "message": self.secret_cache.redactor(ex.id).text(str(exc))[:2000],
+                }
+                claims.release(self, ex, command, attempt, error)
+            raise
+
+    def _run(
+        self, ex: Execution, command: Command, attempt: int, claim: list[Entry], halted: bool
+    ) -> None:
+        if halted:
             reason = "cancelled" if self.log.get(E.cancel_id(ex.id)) else "execution_failed"
             error = {
                 "kind": "halted",
@@ -297,34 +322,6 @@ class Runtime:
             self._activate(ex, command, attempt, claim)
         else:
             self._execute(ex, command, attempt, claim)
-
-    def _claim(self, ex: Execution, command: Command, attempt: int) -> list[Entry]:
-        now = self.clock.now()
-        entry = Entry(
-            id=E.claim_id(ex.id, command.id, attempt),
-            execution_id=ex.id,
-            kind="claim",
-            events=("command.claimed", "command.started", "step.enter"),
-            ts=now,
-            step=command.step,
-            command_id=command.id,
-            attempt=attempt,
-            body={
-                "worker": self.worker_id,
-                "lease_until": now + self.settings.lease_seconds,
-                "parent_execution_id": ex.parent_execution_id,
-            },
-        )
-        if self.log.deferred_claims:
-            return [entry]
-        if self.append([entry]):
-            return []
-        held = self.log.get(entry.id)
-        if held is not None and held.body["lease_until"] > now:
-            raise ClaimConflict(
-                f"command {command.id} attempt {attempt} is held by {held.body['worker']}"
-            )
-        raise ClaimConflict(f"command {command.id} attempt {attempt}: lease expired, redeliver")
 
     def _activate(self, ex: Execution, command: Command, attempt: int, claim: list[Entry]) -> None:
         step = ex.blueprint.step(command.step)

@@ -1,0 +1,182 @@
+"""The event log on Firestore: one document per entry, created once, never updated.
+
+Documents live in the collection `<prefix>_entries`, with the entry's id as document id
+(ids are hex digests: no `/`). A record batch is one `WriteBatch` of `create`s, which is
+atomic: if one id is taken, nothing is written. The entry itself is stored as JSON in
+`data`; the fields queries need sit beside it (execution_id, kind, step, grp, the
+in-flight deltas dc/da/dj, halt, resulting). Commit order is the commit timestamp
+Firestore returns for the batch, then the position in the batch (`bi`); `seq` is built
+from both. Counts and sums are aggregation queries: strongly consistent, no shared
+counter document that every block rewrites (ARCHITECTURE.md).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Sequence
+from typing import Any
+
+from ...engine.entries import Entry
+from ...runtime.ports import Open, Snapshot
+
+IN_LIMIT = 30  # Firestore's most values in one `in` filter
+
+
+def _seq(committed: Any, position: int) -> int:
+    micros = int(committed.timestamp() * 1_000_000)
+    return micros * 1000 + position
+
+
+def _is_result(entry: Entry) -> bool:
+    if entry.body.get("status") != "ok" or entry.body.get("result") is None:
+        return False
+    return entry.kind == "loopdone" or (entry.kind == "done" and entry.group is None)
+
+
+class FirestoreEventLog:
+    deferred_claims = False
+
+    def __init__(self, project: str, prefix: str = "noetl", client: Any = None):
+        from google.cloud import firestore
+
+        self._client = client or firestore.Client(project=project)
+        self._entries = self._client.collection(f"{prefix}_entries")
+
+    # -- writes ---------------------------------------------------------------------
+
+    def append(self, entries: Sequence[Entry]) -> bool:
+        from google.api_core import exceptions
+
+        if not entries:
+            return True
+        batch = self._client.batch()
+        for position, entry in enumerate(entries):
+            batch.create(self._entries.document(entry.id), self._document(entry, position))
+        try:
+            batch.commit()
+        except (exceptions.AlreadyExists, exceptions.Conflict):
+            return False
+        return True
+
+    def _document(self, entry: Entry, position: int) -> dict[str, Any]:
+        from google.cloud import firestore
+
+        data = entry.to_dict()
+        data.pop("seq", None)
+        return {
+            "execution_id": entry.execution_id,
+            "kind": entry.kind,
+            "step": entry.step,
+            "grp": entry.group,
+            "dc": entry.dc,
+            "da": entry.da,
+            "dj": entry.dj,
+            "halt": entry.halt,
+            "resulting": _is_result(entry),
+            "committed": firestore.SERVER_TIMESTAMP,
+            "bi": position,
+            "data": json.dumps(data, separators=(",", ":"), default=str),
+        }
+
+    # -- reads ----------------------------------------------------------------------
+
+    def _decode(self, snapshot: Any) -> Entry:
+        fields = snapshot.to_dict()
+        entry = Entry.from_dict(json.loads(fields["data"]))
+        return entry.with_seq(_seq(fields["committed"], fields["bi"]))
+
+    def _where(self, execution_id: str, **equal: Any) -> Any:
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        query = self._entries.where(filter=FieldFilter("execution_id", "==", execution_id))
+        for field, value in equal.items():
+            if value is not None:
+                query = query.where(filter=FieldFilter(field, "==", value))
+        return query
+
+    def _ordered(self, query: Any, descending: bool = False) -> Any:
+        from google.cloud import firestore
+
+        direction = firestore.Query.DESCENDING if descending else firestore.Query.ASCENDING
+        return query.order_by("committed", direction=direction).order_by("bi", direction=direction)
+
+    def get(self, entry_id: str) -> Entry | None:
+        snapshot = self._entries.document(entry_id).get()
+        return self._decode(snapshot) if snapshot.exists else None
+
+    def get_many(self, entry_ids: Sequence[str]) -> dict[str, Entry]:
+        if not entry_ids:
+            return {}
+        refs = [self._entries.document(i) for i in entry_ids]
+        return {s.id: self._decode(s) for s in self._client.get_all(refs) if s.exists}
+
+    def snapshot(
+        self, execution_id: str, entry_ids: Sequence[str] = (), group: str | None = None
+    ) -> Snapshot:
+        found = self.get_many(entry_ids)
+        count = self.count(execution_id, "done", group=group) if group is not None else 0
+        return Snapshot(found, self.halted(execution_id), count)
+
+    def find(
+        self, execution_id: str, kind: str, *, step: str | None = None, group: str | None = None
+    ) -> list[Entry]:
+        query = self._where(execution_id, kind=kind, step=step, grp=group)
+        return sorted((self._decode(s) for s in query.stream()), key=lambda e: e.seq or 0)
+
+    def count(self, execution_id: str, kind: str, *, group: str | None = None) -> int:
+        query = self._where(execution_id, kind=kind, grp=group)
+        result = query.count(alias="n").get()
+        return int(result[0][0].value)
+
+    def open_work(self, execution_id: str, steps: Collection[str] | None = None) -> Open:
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        if steps is not None and not steps:
+            return Open()
+        chunks: list[list[str] | None] = [None]
+        if steps is not None:
+            names = sorted(steps)
+            chunks = [names[i : i + IN_LIMIT] for i in range(0, len(names), IN_LIMIT)]
+        totals = {"c": 0, "a": 0, "j": 0}
+        for chunk in chunks:
+            query = self._where(execution_id)
+            if chunk is not None:
+                query = query.where(filter=FieldFilter("step", "in", chunk))
+            aggregation = query.sum("dc", alias="c").sum("da", alias="a").sum("dj", alias="j")
+            for result in aggregation.get()[0]:
+                totals[result.alias] += int(result.value or 0)
+        return Open(totals["c"], totals["a"], totals["j"])
+
+    def halted(self, execution_id: str) -> bool:
+        query = self._where(execution_id, halt=True).limit(1)
+        return any(True for _ in query.stream())
+
+    def last_result(self, execution_id: str) -> Entry | None:
+        query = self._ordered(self._where(execution_id, resulting=True), descending=True)
+        found = [self._decode(s) for s in query.limit(1).stream()]
+        return found[0] if found else None
+
+    def entries(self, execution_id: str) -> list[Entry]:
+        return [self._decode(s) for s in self._ordered(self._where(execution_id)).stream()]
+
+    def executions(self, limit: int = 20) -> list[Entry]:
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        query = self._entries.where(filter=FieldFilter("kind", "==", "start"))
+        return [
+            self._decode(s) for s in self._ordered(query, descending=True).limit(limit).stream()
+        ]
+
+    def find_execution(self, prefix: str) -> list[str]:
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        query = (
+            self._entries.where(filter=FieldFilter("execution_id", ">=", prefix))
+            .where(filter=FieldFilter("execution_id", "<", prefix + "\uf8ff"))
+            .where(filter=FieldFilter("kind", "==", "start"))
+            .limit(5)
+        )
+        return [str((s.to_dict() or {}).get("execution_id")) for s in query.stream()]
+
+    def close(self) -> None:
+        self._client.close()
