@@ -17,7 +17,8 @@
 
 The Google client libraries read their emulator variables (`PUBSUB_EMULATOR_HOST`,
 `FIRESTORE_EMULATOR_HOST`, `STORAGE_EMULATOR_HOST`) themselves;
-`SECRET_MANAGER_EMULATOR_HOST` is read here for the Secret Manager provider.
+`SECRET_MANAGER_EMULATOR_HOST` is read here for the Secret Manager provider, and
+`STORAGE_EMULATOR_HOST` also here, to talk to the emulator without credentials.
 
 Keychain entries with `provider: env` read the variables they name through `environ()`.
 
@@ -49,6 +50,14 @@ class Settings:
     dead_letter_topic: str = "noetl-dead-letter"
     max_deliveries: int = 5
     secret_manager_host: str | None = None
+    storage_emulator_host: str | None = None
+
+    @property
+    def storage_options(self) -> dict[str, str]:
+        """fsspec options of the payload store (anonymous against the GCS emulator)."""
+        if self.payload_url.startswith("gs://") and self.storage_emulator_host:
+            return {"token": "anon"}
+        return {}
 
     @property
     def log_path(self) -> Path:
@@ -103,7 +112,14 @@ def load(env: dict[str, str] | None = None) -> Settings:
         dead_letter_topic=source.get("NOETL_DEAD_LETTER_TOPIC") or "noetl-dead-letter",
         max_deliveries=_int(source, "NOETL_MAX_DELIVERIES", 5),
         secret_manager_host=source.get("SECRET_MANAGER_EMULATOR_HOST") or None,
+        storage_emulator_host=source.get("STORAGE_EMULATOR_HOST") or None,
     )
+
+
+def prepare_gcsfs() -> None:
+    """gcsfs reads this when imported; its experimental mode stalls ~60 s per call
+    against an emulator (ARCHITECTURE.md), so it is off unless set otherwise."""
+    os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 
 
 def environ(name: str) -> str | None:

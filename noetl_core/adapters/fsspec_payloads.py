@@ -26,11 +26,11 @@ def _arrow() -> Any:
 
 
 class FsspecPayloadStore:
-    def __init__(self, url: str):
+    def __init__(self, url: str, **options: Any):
         import fsspec.core
 
         self.url = url.rstrip("/")
-        self.fs, self.root = fsspec.core.url_to_fs(self.url)
+        self.fs, self.root = fsspec.core.url_to_fs(self.url, **options)
         self.protocol = self.url.split("://", 1)[0] if "://" in self.url else "file"
 
     def _path(self, key: str) -> str:

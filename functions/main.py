@@ -1,0 +1,29 @@
+"""Cloud Functions (gen2) entry points: decode, call the core, map the outcome.
+
+- `worker`: Pub/Sub `messagePublished` on the commands topic; one block per invocation.
+  A raised error means "deliver again"; a return acknowledges.
+- `start`: HTTP POST `{path, version?, workload?}` -> 202 `{execution_id}`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import functions_framework
+from flask import Request
+
+from noetl_core import cloud
+from noetl_core.errors import NoetlError
+
+
+@functions_framework.cloud_event
+def worker(event: Any) -> None:
+    cloud.on_message(event.data)
+
+
+@functions_framework.http
+def start(request: Request) -> tuple[dict[str, Any], int]:
+    try:
+        return cloud.start(request.get_json(silent=True)), 202
+    except NoetlError as error:
+        return {"error": error.to_dict()}, cloud.http_status(error)

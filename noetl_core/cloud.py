@@ -1,0 +1,84 @@
+"""The runtime on Google Cloud: Firestore log and catalog, Pub/Sub bus, Cloud Storage
+payloads (gcsfs), Secret Manager for keychain entries. Entry points in `functions/` call
+the three functions at the bottom; they stay thin.
+
+One runtime per process (a Cloud Function instance), built on first use. Retry delays
+use an in-process timer that publishes the next attempt when due (Cloud Tasks replaces
+it in a later release; a timer lost with its instance is re-armed when the attempt's
+note is redelivered, from the due time recorded in the log).
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+from typing import Any
+
+from . import settings as settings_module
+from .adapters.inprocess import InProcessTimer
+from .errors import CatalogError, NoetlError, WorkloadError
+from .runtime.block import Runtime
+from .runtime.ports import Note, SystemClock
+from .settings import Settings
+
+_lock = threading.Lock()
+_runtime: Runtime | None = None
+
+
+def build(conf: Settings) -> Runtime:
+    settings_module.prepare_gcsfs()
+    from .adapters.fsspec_payloads import FsspecPayloadStore
+    from .adapters.gcp.firestore_catalog import FirestoreCatalog
+    from .adapters.gcp.firestore_log import FirestoreEventLog
+    from .adapters.gcp.pubsub_bus import PubSubBus
+
+    bus = PubSubBus(conf.project, conf.command_topic, conf.dead_letter_topic)
+    clock = SystemClock()
+    return Runtime(
+        log=FirestoreEventLog(conf.project, conf.firestore_prefix),
+        bus=bus,
+        payloads=FsspecPayloadStore(conf.payload_url, **conf.storage_options),
+        timer=InProcessTimer(bus, clock.now),  # type: ignore[arg-type]
+        clock=clock,
+        settings=conf,
+        catalog=FirestoreCatalog(conf.project, conf.firestore_prefix),
+    )
+
+
+def runtime() -> Runtime:
+    global _runtime
+    with _lock:
+        if _runtime is None:
+            _runtime = build(settings_module.load())
+        return _runtime
+
+
+def note_of(event_data: dict[str, Any]) -> Note:
+    """The note inside a Pub/Sub `messagePublished` CloudEvent's data."""
+    from .adapters.gcp.pubsub_bus import decode
+
+    message = event_data.get("message") or {}
+    return decode(base64.b64decode(message.get("data", "")))
+
+
+def on_message(event_data: dict[str, Any]) -> None:
+    """Run one block. Raising asks Pub/Sub to deliver again (a retryable failure);
+    returning acknowledges (done, or failed and recorded)."""
+    runtime().handle(note_of(event_data))
+
+
+def start(body: Any) -> dict[str, Any]:
+    """Start an execution by catalog path: `{path, version?, workload?}`."""
+    if not isinstance(body, dict) or not isinstance(body.get("path"), str):
+        raise WorkloadError("the request body must be JSON with `path` (a catalog path)")
+    workload = body.get("workload") or {}
+    rt = runtime()
+    loaded = rt.catalog.resolve(body["path"], body.get("version"))
+    execution_id = rt.start(loaded, workload)
+    return {"execution_id": execution_id, "path": loaded.path}
+
+
+def http_status(error: NoetlError) -> int:
+    if isinstance(error, CatalogError):
+        return 404
+    return 503 if error.retryable else 400
