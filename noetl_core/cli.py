@@ -15,7 +15,10 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -75,14 +78,36 @@ def _target(rt: Runtime, target: str) -> LoadedPlaybook:
     return loaded
 
 
+@contextmanager
+def runtime_for(args: argparse.Namespace, conf: settings.Settings) -> Iterator[Runtime]:
+    """The embedded runtime, or a client of the emulator stack / Google Cloud (its
+    blocks run in the worker functions; this process starts, watches and reads)."""
+    if getattr(args, "backend", "embedded") == "embedded":
+        with embedded.runtime(conf) as rt:
+            yield rt
+        return
+    from . import cloud
+
+    rt = cloud.build(conf)
+    try:
+        yield rt
+    finally:
+        rt.timer.close()  # type: ignore[attr-defined]
+
+
 def cmd_run(args: argparse.Namespace, conf: settings.Settings) -> int:
     workload = workload_from(args)
-    with embedded.runtime(conf) as rt:
+    with runtime_for(args, conf) as rt:
         loaded = _target(rt, args.target)
         progress = Progress(sys.stderr, quiet=args.json)
-        rt.subscribe(progress)
+        remote = args.backend != "embedded"
+        if remote:
+            register_children(rt, loaded)
+        else:
+            rt.subscribe(progress)
         execution_id = rt.start(loaded, workload)
         progress.started(execution_id, loaded)
+        watcher = watch(rt, execution_id, progress) if remote else None
         try:
             terminal = rt.wait(execution_id, args.timeout)
         except KeyboardInterrupt:
@@ -98,8 +123,44 @@ def cmd_run(args: argparse.Namespace, conf: settings.Settings) -> int:
             )
             rt.cancel(execution_id, "timed out waiting in `noetl run`")
             return 1
+        if watcher is not None:
+            watcher.join(timeout=5)
         print_result(rt, execution_id, terminal, as_json=args.json)
         return 0 if terminal.body.get("status") == "completed" else 1
+
+
+def register_children(rt: Runtime, loaded: LoadedPlaybook) -> None:
+    """Sub-playbooks named by a literal path, found beside the file, go to the remote
+    catalog first: workers cannot read this machine's files."""
+    from .catalog import _find_beside
+
+    for step in loaded.playbook.workflow:
+        tools = step.tool if isinstance(step.tool, list) else [step.tool]
+        for tool in tools:
+            path = tool.fields().get("path") if tool.kind == "playbook" else None
+            if isinstance(path, str) and "{{" not in path and not rt.catalog.versions(path):
+                found = _find_beside(path, Path(loaded.file))
+                if found is not None:
+                    rt.catalog.register(found)
+                    register_children(rt, load_file(found))
+
+
+def watch(rt: Runtime, execution_id: str, progress: Progress) -> threading.Thread:
+    """Feed the progress printer from the remote log (blocks run elsewhere)."""
+
+    def poll() -> None:
+        seen: set[str] = set()
+        while True:
+            fresh = [e for e in rt.log.entries(execution_id) if e.id not in seen]
+            seen.update(e.id for e in fresh)
+            progress(fresh)
+            if any(e.kind == "terminal" for e in fresh):
+                return
+            time.sleep(0.2)
+
+    thread = threading.Thread(target=poll, name="noetl-watch", daemon=True)
+    thread.start()
+    return thread
 
 
 def cmd_validate(args: argparse.Namespace, conf: settings.Settings) -> int:
@@ -117,17 +178,17 @@ def cmd_validate(args: argparse.Namespace, conf: settings.Settings) -> int:
 
 
 def cmd_status(args: argparse.Namespace, conf: settings.Settings) -> int:
-    with embedded.runtime(conf) as rt:
+    with runtime_for(args, conf) as rt:
         return print_status(rt, resolve_id(rt, args.execution) if args.execution else None)
 
 
 def cmd_events(args: argparse.Namespace, conf: settings.Settings) -> int:
-    with embedded.runtime(conf) as rt:
+    with runtime_for(args, conf) as rt:
         return print_events(rt, resolve_id(rt, args.execution), as_json=args.json)
 
 
 def cmd_replay(args: argparse.Namespace, conf: settings.Settings) -> int:
-    with embedded.runtime(conf) as rt:
+    with runtime_for(args, conf) as rt:
         return print_replay(rt, resolve_id(rt, args.execution), args.at)
 
 
@@ -176,7 +237,7 @@ def cmd_catalog(args: argparse.Namespace, conf: settings.Settings) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace, conf: settings.Settings) -> int:
-    with embedded.runtime(conf) as rt:
+    with runtime_for(args, conf) as rt:
         execution_id = resolve_id(rt, args.execution)
         rt.cancel(execution_id, args.reason)
         print(f"cancel recorded for {execution_id}")
@@ -186,7 +247,18 @@ def cmd_cancel(args: argparse.Namespace, conf: settings.Settings) -> int:
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="noetl", description="Run NoETL playbooks (noetl.io/v2).")
     sub = top.add_subparsers(dest="verb", required=True)
-    run = sub.add_parser("run", help="run a playbook file or catalog path and wait for it")
+    backend = argparse.ArgumentParser(add_help=False)
+    backend.add_argument(
+        "--target",
+        dest="backend",
+        choices=["embedded", "emulators", "gcp"],
+        default="embedded",
+        help="embedded (default), or the Google Cloud runtime: the local emulator stack "
+        "(its environment from `python -m emulators.stack up`) or a deployment",
+    )
+    run = sub.add_parser(
+        "run", parents=[backend], help="run a playbook file or catalog path and wait for it"
+    )
     run.add_argument("target")
     run.add_argument(
         "--set", action="append", metavar="KEY=VALUE", help="workload value (JSON or text)"
@@ -198,14 +270,18 @@ def parser() -> argparse.ArgumentParser:
     val = sub.add_parser("validate", help="check playbook files")
     val.add_argument("files", nargs="+")
     val.set_defaults(func=cmd_validate)
-    st = sub.add_parser("status", help="an execution's state, or the recent executions")
+    st = sub.add_parser(
+        "status", parents=[backend], help="an execution's state, or the recent executions"
+    )
     st.add_argument("execution", nargs="?")
     st.set_defaults(func=cmd_status)
-    ev = sub.add_parser("events", help="an execution's events as a timeline")
+    ev = sub.add_parser("events", parents=[backend], help="an execution's events as a timeline")
     ev.add_argument("execution")
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(func=cmd_events)
-    rp = sub.add_parser("replay", help="rebuild an execution's state and check its decisions")
+    rp = sub.add_parser(
+        "replay", parents=[backend], help="rebuild an execution's state and check its decisions"
+    )
     rp.add_argument("execution")
     rp.add_argument("--at", type=int, default=None, help="stop after event N (1-based)")
     rp.set_defaults(func=cmd_replay)
@@ -223,7 +299,7 @@ def parser() -> argparse.ArgumentParser:
     cat = sub.add_parser("catalog", help="the catalog")
     cat.add_argument("action", choices=["list"])
     cat.set_defaults(func=cmd_catalog)
-    can = sub.add_parser("cancel", help="cancel an execution and its children")
+    can = sub.add_parser("cancel", parents=[backend], help="cancel an execution and its children")
     can.add_argument("execution")
     can.add_argument("--reason", default="cancelled by `noetl cancel`")
     can.set_defaults(func=cmd_cancel)
