@@ -31,7 +31,7 @@ from ..playbook.loader import LoadedPlaybook, load_text
 from ..settings import Settings
 from ..templating import ResultView
 from ..tools.base import ToolCall
-from . import children, claims, execute, payloads, settle
+from . import children, claims, execute, faults, payloads, settle
 from .blueprint import Blueprint
 from .hydrate import PathContext, names_for
 from .ports import Clock, CommandBus, EventLog, Note, PayloadStore, Timer
@@ -353,7 +353,9 @@ class Runtime:
         inv = execute.Invocation(
             ex.id, command.id, attempt, step.step, self, secrets, self.tables(command)
         )
+        faults.point(self.settings, "claimed", step.step)
         run = execute.run_step(step, names, inv, context, resume)
+        faults.point(self.settings, "executed", step.step)
         self.conclude(ex, command, attempt, run, names, claim)
 
     def conclude(
@@ -455,6 +457,9 @@ class Runtime:
             if existing is not None:
                 self.resettle(ex, existing)
             return
+        head = batch[0]
+        if head.step is not None:
+            faults.point(self.settings, "recorded", head.step)
         self.bus.publish(settle.settle(self, ex, batch))
 
     def resettle(self, ex: Execution, head: Entry) -> None:

@@ -1,9 +1,12 @@
-"""The payload store contract, run against every PayloadStore adapter (local fsspec now)."""
+"""The payload store contract, run against every PayloadStore backend: local files, S3
+(moto in server mode on a loopback port) and Cloud Storage (fake-gcs-server, with the
+emulator stack)."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -17,25 +20,52 @@ from noetl_core.runtime.ports import PayloadStore
 pytestmark = pytest.mark.contract
 
 
-def local(path: Path) -> PayloadStore:
-    return FsspecPayloadStore((path / "payloads").resolve().as_uri())
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    boto3.client(
+        "s3", endpoint_url=url, region_name="us-east-1",
+        aws_access_key_id="testing", aws_secret_access_key="testing",
+    ).create_bucket(Bucket="noetl-payloads")
+    yield url
+    server.stop()
 
 
-@pytest.fixture(params=[local], ids=["file"])
+@pytest.fixture(params=["file", "s3", "gs"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> PayloadStore:
-    factory: Callable[[Path], PayloadStore] = request.param
-    return factory(tmp_path)
+    name = uuid.uuid4().hex[:8]
+    if request.param == "file":
+        return FsspecPayloadStore((tmp_path / "payloads").resolve().as_uri())
+    if request.param == "s3":
+        endpoint = request.getfixturevalue("s3_endpoint")
+        return FsspecPayloadStore(
+            f"s3://noetl-payloads/{name}", key="testing", secret="testing",
+            client_kwargs={"endpoint_url": endpoint, "region_name": "us-east-1"},
+        )
+    request.getfixturevalue("gcp_env")
+    return FsspecPayloadStore(f"gs://noetl-payloads/{name}", token="anon")
 
 
-def _path(ref: dict[str, object]) -> Path:
-    return Path(str(ref["uri"]).split("://", 1)[1])
+def _raw(store: PayloadStore, ref: dict[str, object]) -> bytes:
+    data: bytes = store.fs.cat_file(str(ref["uri"]).split("://", 1)[1])  # type: ignore[attr-defined]
+    return data
+
+
+def _overwrite(store: PayloadStore, ref: dict[str, object], data: bytes) -> None:
+    store.fs.pipe_file(str(ref["uri"]).split("://", 1)[1], data)  # type: ignore[attr-defined]
 
 
 def test_json_round_trip_with_hash_and_size(store: PayloadStore) -> None:
     value = {"a": [1, 2, 3], "b": "text"}
     ref = store.put("executions/E/s/c/1/result", value, tabular=False)
     assert ref["format"] == "json"
-    raw = _path(ref).read_bytes()
+    raw = _raw(store, ref)
     assert ref["sha256"] == hashlib.sha256(raw).hexdigest()
     assert ref["size"] == len(raw)
     assert store.get(ref) == value
@@ -61,21 +91,22 @@ def test_records_stored_as_arrow_come_back_as_records(store: PayloadStore) -> No
 
 def test_corrupt_payload_is_refused_naming_the_key(store: PayloadStore) -> None:
     ref = store.put("executions/E/s/c/1/result", {"x": 1}, tabular=False)
-    _path(ref).write_bytes(b'{"x": 2}')
-    with pytest.raises(PayloadError, match=r"corrupt.*executions/E/s/c/1/result"):
+    _overwrite(store, ref, b'{"x": 2}')
+    with pytest.raises(PayloadError, match=r"executions/E/s/c/1/result\.json is corrupt"):
         store.get(ref)
 
 
 def test_missing_payload_is_an_error_naming_it(store: PayloadStore) -> None:
     ref = store.put("gone", {"x": 1}, tabular=False)
-    _path(ref).unlink()
+    store.fs.rm(str(ref["uri"]).split("://", 1)[1])  # type: ignore[attr-defined]
     with pytest.raises(PayloadError, match=r"gone\.json is missing"):
         store.get(ref)
 
 
-def test_no_temporary_files_are_left_behind(store: PayloadStore, tmp_path: Path) -> None:
+def test_no_temporary_files_are_left_behind(store: PayloadStore) -> None:
     store.put("a/b", list(range(100)), tabular=False)
-    leftovers = [p for p in (tmp_path / "payloads").rglob("*") if ".tmp-" in p.name]
+    root = store.root  # type: ignore[attr-defined]
+    leftovers = [p for p in store.fs.find(root) if ".tmp-" in p]  # type: ignore[attr-defined]
     assert leftovers == []
 
 
