@@ -14,7 +14,7 @@
 | `NOETL_COMMAND_TOPIC` | `noetl-commands` | Pub/Sub topic of command notes |
 | `NOETL_DEAD_LETTER_TOPIC` | `noetl-dead-letter` | where commands that keep crashing go |
 | `NOETL_MAX_DELIVERIES` | `5` | crashed attempts of one command before it is dead-lettered |
-| `NOETL_FAULT`, `NOETL_FAULT_MARKER` | unset | fault injection for tests (`runtime/faults.py`) |
+| `NOETL_FAULT_FILE` | unset | fault injection for the fault tests (`runtime/faults.py`) |
 
 The Google client libraries read their emulator variables (`PUBSUB_EMULATOR_HOST`,
 `FIRESTORE_EMULATOR_HOST`, `STORAGE_EMULATOR_HOST`) themselves;
@@ -52,8 +52,7 @@ class Settings:
     max_deliveries: int = 5
     secret_manager_host: str | None = None
     storage_emulator_host: str | None = None
-    fault: str | None = None
-    fault_marker: str | None = None
+    fault_file: str | None = None
 
     @property
     def storage_options(self) -> dict[str, str]:
@@ -116,8 +115,7 @@ def load(env: dict[str, str] | None = None) -> Settings:
         max_deliveries=_int(source, "NOETL_MAX_DELIVERIES", 5),
         secret_manager_host=source.get("SECRET_MANAGER_EMULATOR_HOST") or None,
         storage_emulator_host=source.get("STORAGE_EMULATOR_HOST") or None,
-        fault=source.get("NOETL_FAULT") or None,
-        fault_marker=source.get("NOETL_FAULT_MARKER") or None,
+        fault_file=source.get("NOETL_FAULT_FILE") or None,
     )
 
 

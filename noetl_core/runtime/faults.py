@@ -1,10 +1,10 @@
 """Fault injection for the fault tests of the cloud runtime (off unless configured).
 
-`NOETL_FAULT=<point>:<step>` makes the worker process die (`os._exit`) the first time a
-block of that step reaches the point: `claimed` (claim recorded, tool not run),
-`executed` (tool ran, nothing recorded), `recorded` (record committed, successors not
-published). `NOETL_FAULT_MARKER` is a file that makes it happen once per test: the fault
-fires only while the file does not exist, and creates it.
+With `NOETL_FAULT_FILE` set, a test arms a fault by writing `<point>:<step>` into that
+file: the first block of that step to reach the point removes the file and makes its
+worker process die on the spot (`os._exit`). Points: `claimed` (claim recorded, tool not
+run), `executed` (tool ran, nothing recorded), `recorded` (record committed, successors
+not published). Without the file nothing happens (one stat per point).
 """
 
 from __future__ import annotations
@@ -15,13 +15,18 @@ from ..settings import Settings
 
 
 def point(settings: Settings, name: str, step: str) -> None:
-    if settings.fault is None or settings.fault != f"{name}:{step}":
+    path = settings.fault_file
+    if path is None:
         return
-    marker = settings.fault_marker
-    if marker is not None:
-        try:
-            fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
-        except FileExistsError:
-            return
-        os.close(fd)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            armed = fh.read().strip()
+    except FileNotFoundError:
+        return
+    if armed != f"{name}:{step}":
+        return
+    try:
+        os.unlink(path)  # exactly one block fires it
+    except FileNotFoundError:
+        return
     os._exit(17)

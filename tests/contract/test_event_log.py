@@ -1,12 +1,10 @@
-"""The event log contract, run against every EventLog adapter (SQLite for now).
-
-The Google Cloud adapter joins the `log` fixture's parameters when it exists; the
-assertions stay the same.
-"""
+"""The event log contract, run against every EventLog adapter: SQLite, and Firestore on
+the official emulator. The assertions are the same for both."""
 
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -25,10 +23,17 @@ def sqlite(path: Path) -> EventLog:
     return SqliteEventLog(path / "events.sqlite", sync="NORMAL")
 
 
-@pytest.fixture(params=[sqlite], ids=["sqlite"])
+@pytest.fixture(params=["sqlite", "firestore"])
 def log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventLog]:
-    factory: Factory = request.param
-    made = factory(tmp_path)
+    if request.param == "firestore":
+        from noetl_core.adapters.gcp.firestore_log import FirestoreEventLog
+
+        env = request.getfixturevalue("gcp_env")
+        made: EventLog = FirestoreEventLog(
+            env["GOOGLE_CLOUD_PROJECT"], prefix=f"t{uuid.uuid4().hex[:8]}"
+        )
+    else:
+        made = sqlite(tmp_path)
     yield made
     close = getattr(made, "close", None)
     if close is not None:

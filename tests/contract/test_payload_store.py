@@ -30,8 +30,11 @@ def s3_endpoint() -> Iterator[str]:
     host, port = server.get_host_and_port()
     url = f"http://{host}:{port}"
     boto3.client(
-        "s3", endpoint_url=url, region_name="us-east-1",
-        aws_access_key_id="testing", aws_secret_access_key="testing",
+        "s3",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
     ).create_bucket(Bucket="noetl-payloads")
     yield url
     server.stop()
@@ -45,7 +48,9 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> PayloadStore:
     if request.param == "s3":
         endpoint = request.getfixturevalue("s3_endpoint")
         return FsspecPayloadStore(
-            f"s3://noetl-payloads/{name}", key="testing", secret="testing",
+            f"s3://noetl-payloads/{name}",
+            key="testing",
+            secret="testing",
             client_kwargs={"endpoint_url": endpoint, "region_name": "us-east-1"},
         )
     request.getfixturevalue("gcp_env")
