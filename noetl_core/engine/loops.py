@@ -163,7 +163,10 @@ def loop_done(
         id=entry_id,
         execution_id=scene.execution_id,
         kind="loopdone",
-        events=("loop.done", *(DONE_OK if outcome.ok else DONE_ERROR)),
+        events=(
+            "loop.done",
+            *(DONE_OK if outcome.ok else DONE_ERROR)[:2],
+        ),  # its command completed at activation
         ts=scene.ts,
         step=step.step,
         command_id=activation.id,

@@ -681,7 +681,7 @@ def test_empty_loop_finishes_at_once_and_issues_successors():
     batch = activate(pb, [])
     assert [e.kind for e in batch] == ["done", "loopdone", "issue"]
     head, done, issue = batch
-    assert done.events == ("loop.done", *DONE_OK)
+    assert done.events == ("loop.done", "call.done", "step.exit")
     assert done.id == E.loopdone_id(EID, "c-act")
     assert done.da == -1
     assert done.body["result"] == {"inline": []}
@@ -727,7 +727,7 @@ def test_loop_done_merges_ctx_in_index_order_and_evaluates_arcs_once():
     batch = engine.loop_done(scene(pb), act, iterations, outcome, names(pb))
     head = batch[0]
     assert head.kind == "loopdone"
-    assert head.events == ("loop.done", *DONE_OK)
+    assert head.events == ("loop.done", "call.done", "step.exit")
     assert head.group == "c-act" and head.command_id == "c-act"
     assert head.body["arcs"] == [0]
     assert head.body["result"] == {"inline": [0, 1, 2]}
@@ -801,7 +801,7 @@ def test_failed_loop_goes_to_its_recovery_arc():
     iterations = [done_iteration(0, {}), done_iteration(1, {}, status="error")]
     batch = engine.loop_done(scene(pb), activation(), iterations, outcome, names(pb))
     head = batch[0]
-    assert head.events == ("loop.done", *DONE_ERROR)
+    assert head.events == ("loop.done", "call.error", "step.exit")
     assert head.halt is False
     assert head.body["recovered"] is True
     assert head.body["arcs"] == [1]
