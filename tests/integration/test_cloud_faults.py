@@ -1,0 +1,140 @@
+"""Faults on the real emulator stack: the worker process killed mid-block, every push
+delivered twice, a command that always crashes, and a wide loop under max_in_flight.
+The blocks run in the worker function (functions-framework, supervised: a killed process
+is started again, as Cloud Functions starts a new instance)."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from noetl_core.playbook import load_file, load_text
+from noetl_core.runtime import payloads
+from noetl_core.runtime.block import Runtime
+
+from ..conftest import EXAMPLES
+
+pytestmark = pytest.mark.integration
+
+
+def finish(rt: Runtime, execution_id: str, timeout: float = 90) -> Any:
+    terminal = rt.wait(execution_id, timeout)
+    assert terminal is not None, f"{execution_id} did not finish"
+    return terminal
+
+
+def completed_once(rt: Runtime, execution_id: str) -> None:
+    entries = rt.log.entries(execution_id)
+    issued = Counter(e.command_id for e in entries if e.kind == "issue")
+    done = Counter(e.command_id for e in entries if e.kind == "done")
+    assert set(issued.values()) == {1}
+    assert done == issued, "each command is completed exactly once"
+
+
+@pytest.mark.parametrize("point", ["claimed", "executed", "recorded"])
+def test_worker_killed_mid_block_and_the_execution_still_completes(
+    cloud_rt: Runtime, gcp_stack: Any, point: str
+) -> None:
+    gcp_stack.fault_file.write_text(f"{point}:greet")
+    execution_id = cloud_rt.start(load_file(EXAMPLES / "hello_world.yaml"), {})
+    terminal = finish(cloud_rt, execution_id)
+    assert terminal.body["status"] == "completed"
+    assert payloads.load(cloud_rt.payloads, terminal.body["result"]) == {
+        "text": "HELLO, WORLD!",
+        "length": 13,
+    }
+    assert not gcp_stack.fault_file.exists(), "the fault fired: a worker process died"
+    completed_once(cloud_rt, execution_id)
+    greet = [e for e in cloud_rt.log.entries(execution_id) if e.step == "greet"]
+    claims = [e for e in greet if e.kind == "claim"]
+    if point == "recorded":
+        assert len(claims) == 1  # the record was in: the redelivery only published again
+    else:
+        assert [c.attempt for c in claims] == [1, 2]  # lease expired, the next attempt took over
+
+
+def test_every_push_delivered_twice_gives_the_same_log(cloud_rt: Runtime, gcp_stack: Any) -> None:
+    loaded = load_file(EXAMPLES / "fan_out_join.yaml")
+    finish(cloud_rt, cloud_rt.start(loaded, {}, execution_id="dup-run"))
+    single = sorted(e.id for e in cloud_rt.log.entries("dup-run"))
+    gcp_stack.reset()
+    worker = gcp_stack.functions["worker"]
+    endpoint = f"{worker.url}{gcp_stack.topic_path('noetl-commands')}"
+    gcp_stack.create_subscription(
+        "worker-twice", "noetl-commands", push_endpoint=endpoint, ack_deadline=10
+    )
+    try:
+        finish(cloud_rt, cloud_rt.start(loaded, {}, execution_id="dup-run"))
+        time.sleep(2)  # let the second copies of the last notes arrive, and die
+        doubled = sorted(e.id for e in cloud_rt.log.entries("dup-run"))
+    finally:
+        gcp_stack.delete_subscription("worker-twice")
+    assert doubled == single
+
+
+def test_a_command_that_always_crashes_is_dead_lettered_and_fails_the_execution(
+    cloud_rt: Runtime, gcp_stack: Any
+) -> None:
+    from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+
+    text = """
+apiVersion: noetl.io/v2
+kind: Playbook
+metadata: {name: crasher}
+workflow:
+  - step: start
+    tool: {kind: noop}
+    next: crash
+  - step: crash
+    tool: {kind: python, code: "import os; os._exit(3)"}
+"""
+    execution_id = cloud_rt.start(load_text(text), {})
+    terminal = finish(cloud_rt, execution_id, timeout=150)
+    assert terminal.body["status"] == "failed"
+    error = terminal.body["error"]
+    assert error["code"] == "dead_lettered" and error["step"] == "crash"
+    assert "failed 3 times" in error["message"]
+    claims = [e for e in cloud_rt.log.entries(execution_id) if e.kind == "claim"]
+    assert [c.attempt for c in claims if c.step == "crash"] == [1, 2, 3]
+    subscriber = pubsub_v1.SubscriberClient()
+    parked = subscriber.pull(
+        subscription=gcp_stack.subscription_path("noetl-dead-letter-sub"),
+        max_messages=10,
+        timeout=10,
+    )
+    notes = [m.message for m in parked.received_messages]
+    assert any(execution_id.encode() in m.data for m in notes)
+    assert any("failed 3 times" in m.attributes.get("cause", "") for m in notes)
+    subscriber.acknowledge(
+        subscription=gcp_stack.subscription_path("noetl-dead-letter-sub"),
+        ack_ids=[m.ack_id for m in parked.received_messages],
+    )
+
+
+def test_a_thousand_iterations_under_max_in_flight_fifty_join_once(cloud_rt: Runtime) -> None:
+    text = """
+apiVersion: noetl.io/v2
+kind: Playbook
+metadata: {name: wide}
+workflow:
+  - step: start
+    loop: {in: "{{ range(1000) | list }}", iterator: i, spec: {mode: parallel, max_in_flight: 50}}
+    tool: {kind: python, input: {i: "{{ i }}"}, code: "result = i * 7"}
+    next: total
+  - step: total
+    tool:
+      kind: python
+      input: {xs: "{{ start }}"}
+      code: "result = {'n': len(xs), 'ordered': xs == [i * 7 for i in range(1000)]}"
+"""
+    execution_id = cloud_rt.start(load_text(text), {})
+    terminal = finish(cloud_rt, execution_id, timeout=300)
+    assert terminal.body["status"] == "completed"
+    assert payloads.load(cloud_rt.payloads, terminal.body["result"]) == {"n": 1000, "ordered": True}
+    entries = cloud_rt.log.entries(execution_id)
+    assert len([e for e in entries if e.kind == "loopdone"]) == 1
+    assert len([e for e in entries if e.kind == "issue" and e.step == "total"]) == 1
+    completed_once(cloud_rt, execution_id)
