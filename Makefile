@@ -41,8 +41,9 @@ system-deps:
 test: system-deps lint typecheck
 	$(BIN)/pytest -q
 
-bench: $(VENV)/.installed
+bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/cloud.py
 
 clean:
 	rm -rf $(VENV) .noetl .mypy_cache .ruff_cache .pytest_cache

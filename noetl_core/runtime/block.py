@@ -34,7 +34,7 @@ from ..tools.base import ToolCall
 from . import children, claims, execute, faults, payloads, settle
 from .blueprint import Blueprint
 from .hydrate import PathContext, names_for
-from .ports import Clock, CommandBus, EventLog, Note, PayloadStore, Timer
+from .ports import Clock, CommandBus, EventLog, Note, PayloadStore, Snapshot, Timer
 
 log = logging.getLogger(__name__)
 Listener = Callable[[Sequence[Entry]], None]
@@ -251,10 +251,19 @@ class Runtime:
                 return
             self._running.add(key)
         try:
-            ex = self.execution(note.execution_id)
-            command = self.command(ex, note.command_id)
             try:
-                self._block(ex, command, note.attempt)
+                ex = self.execution(note.execution_id)
+            except ExecutionNotFound:  # commands are recorded before they are published
+                log.warning("dropping a note for unknown execution %s", note.execution_id)
+                return
+            snapshot = self._snapshot(ex, note.command_id, note.attempt)
+            issued = snapshot.found.get(E.issue_id(ex.id, note.command_id))
+            if issued is None:
+                log.warning("dropping a note for unknown command %s", note.command_id)
+                return
+            command = Command.from_dict(issued.body["command"])
+            try:
+                self._block(ex, command, note.attempt, snapshot=snapshot)
             except ClaimConflict:
                 raise
             except Exception as exc:  # a failure of the block itself, not of the tool
@@ -267,11 +276,28 @@ class Runtime:
             with self._lock:
                 self._running.discard(key)
 
-    def _block(self, ex: Execution, command: Command, attempt: int, crashes: int = 0) -> None:
+    def _snapshot(self, ex: Execution, command_id: str, attempt: int) -> Snapshot:
+        """One read of what deciding to run this attempt needs (and the command itself)."""
+        wanted = [
+            E.issue_id(ex.id, command_id),
+            E.done_id(ex.id, command_id),
+            E.attempt_id(ex.id, command_id, attempt),
+            E.pending_id(ex.id, command_id, attempt),
+        ]
+        return self.log.snapshot(ex.id, wanted)
+
+    def _block(
+        self,
+        ex: Execution,
+        command: Command,
+        attempt: int,
+        crashes: int = 0,
+        snapshot: Snapshot | None = None,
+    ) -> None:
         done_id = E.done_id(ex.id, command.id)
         retry_id = E.attempt_id(ex.id, command.id, attempt)
         pending_id = E.pending_id(ex.id, command.id, attempt)
-        snapshot = self.log.snapshot(ex.id, [done_id, retry_id, pending_id])
+        snapshot = snapshot or self._snapshot(ex, command.id, attempt)
         found = snapshot.found
         if done_id in found:
             self.resettle(ex, found[done_id])

@@ -35,6 +35,8 @@ def settle(rt: Runtime, ex: Execution, batch: Sequence[Entry]) -> list[Note]:
     queue = [list(batch)]
     while queue:
         current = queue.pop(0)
+        if _nothing_to_settle(ex, current):
+            continue
         group = next((e.group for e in current if e.kind == "done" and e.group), None)
         snapshot = rt.log.snapshot(ex.id, group=group)
         halted = snapshot.halted
@@ -47,6 +49,20 @@ def settle(rt: Runtime, ex: Execution, batch: Sequence[Entry]) -> list[Note]:
         if halted or not (loop_open or _opens_work(current)):
             maybe_terminal(rt, ex, halted)
     return notes
+
+
+def _nothing_to_settle(ex: Execution, batch: Sequence[Entry]) -> bool:
+    """A batch that issued work and touched no loop and no join can neither complete
+    anything nor end the execution: skip the reads (a plain chain step costs none)."""
+    if not _opens_work(batch):
+        return False
+    joins_below = ex.blueprint.graph.joins_below
+    for entry in batch:
+        if entry.kind == "arrive" or (entry.kind == "done" and entry.group is not None):
+            return False
+        if entry.kind in ("done", "loopdone") and joins_below.get(entry.step or ""):
+            return False
+    return True
 
 
 def _loops(

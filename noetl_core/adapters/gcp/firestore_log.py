@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ...engine.entries import Entry
@@ -41,6 +42,7 @@ class FirestoreEventLog:
 
         self._client = client or firestore.Client(project=project)
         self._entries = self._client.collection(f"{prefix}_entries")
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="noetl-firestore")
 
     # -- writes ---------------------------------------------------------------------
 
@@ -113,9 +115,11 @@ class FirestoreEventLog:
     def snapshot(
         self, execution_id: str, entry_ids: Sequence[str] = (), group: str | None = None
     ) -> Snapshot:
+        """The reads run at once (Firestore answers each in a round trip)."""
+        halted = self._pool.submit(self.halted, execution_id)
+        count = self._pool.submit(self.count, execution_id, "done", group=group) if group else None
         found = self.get_many(entry_ids)
-        count = self.count(execution_id, "done", group=group) if group is not None else 0
-        return Snapshot(found, self.halted(execution_id), count)
+        return Snapshot(found, halted.result(), count.result() if count else 0)
 
     def find(
         self, execution_id: str, kind: str, *, step: str | None = None, group: str | None = None

@@ -34,16 +34,18 @@ class PubSubBus:
     def __init__(self, project: str, topic: str, dead_letter_topic: str, publisher: Any = None):
         from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
-        self._publisher = publisher or pubsub_v1.PublisherClient(
-            batch_settings=pubsub_v1.types.BatchSettings(max_messages=100, max_latency=0.001)
-        )
+        self._publisher = publisher or pubsub_v1.PublisherClient()
         self.topic = self._publisher.topic_path(project, topic)
         self.dead_letter_topic = self._publisher.topic_path(project, dead_letter_topic)
 
     def publish(self, notes: Sequence[Note]) -> None:
-        futures = [self._publisher.publish(self.topic, encode(note)) for note in notes]
-        for future in futures:
-            future.result(timeout=PUBLISH_TIMEOUT)
+        """All of a block's notes in one Publish call, returned once Pub/Sub has them."""
+        from google.pubsub_v1 import PubsubMessage
+
+        if not notes:
+            return
+        messages = [PubsubMessage(data=encode(note)) for note in notes]
+        self._publisher.api.publish(topic=self.topic, messages=messages, timeout=PUBLISH_TIMEOUT)
 
     def dead_letter(self, note: Note, cause: str) -> None:
         future = self._publisher.publish(self.dead_letter_topic, encode(note), cause=cause[:1000])

@@ -1,0 +1,170 @@
+"""`make bench`, Google Cloud part: the runtime on the emulator stack.
+
+- ms per block (p50) of a 100-step chain of trivial python steps, blocks running in the
+  worker function (functions-framework fed by a Pub/Sub push subscription, Firestore
+  log, Cloud Storage payloads): the time between one block's record and the next's;
+- Firestore document reads and writes per block for chains of 10 and of 1,000 blocks,
+  counted at the event log adapter (blocks run in this process from a pull subscription,
+  so every call is seen): a document read or missing document = 1 read, a query = the
+  documents it returns (at least 1), an aggregation (count/sum) = 1 read per 1,000 index
+  entries, counted as 1; every created document = 1 write.
+Targets: <= 15 ms/block; <= 3 document writes per chain block; reads per block flat.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.run import chain_playbook  # noqa: E402
+from emulators.stack import EmulatorStack  # noqa: E402
+from noetl_core import cloud, settings  # noqa: E402
+from noetl_core.adapters.gcp.firestore_log import FirestoreEventLog  # noqa: E402
+from noetl_core.engine.entries import Entry  # noqa: E402
+from noetl_core.playbook import load_text  # noqa: E402
+from noetl_core.runtime.ports import Open, Snapshot  # noqa: E402
+
+CLOUD_ENV = {"NOETL_PAYLOAD_URL": "gs://noetl-payloads/bench", "NOETL_LEASE_SECONDS": "30"}
+
+
+class CountingLog(FirestoreEventLog):
+    """The Firestore event log, counting the document reads and writes it causes."""
+
+    reads = 0
+    writes = 0
+    _lock = threading.Lock()
+
+    def _add(self, reads: int = 0, writes: int = 0) -> None:
+        with self._lock:
+            CountingLog.reads += reads
+            CountingLog.writes += writes
+
+    def append(self, entries: Sequence[Entry]) -> bool:
+        ok = super().append(entries)
+        self._add(writes=len(entries) if ok else 0)
+        return ok
+
+    def get(self, entry_id: str) -> Entry | None:
+        self._add(reads=1)
+        return super().get(entry_id)
+
+    def get_many(self, entry_ids: Sequence[str]) -> dict[str, Entry]:
+        self._add(reads=len(entry_ids))
+        return super().get_many(entry_ids)
+
+    def snapshot(
+        self, execution_id: str, entry_ids: Sequence[str] = (), group: str | None = None
+    ) -> Snapshot:
+        return super().snapshot(execution_id, entry_ids, group)
+
+    def find(
+        self, execution_id: str, kind: str, *, step: str | None = None, group: str | None = None
+    ) -> list[Entry]:
+        found = super().find(execution_id, kind, step=step, group=group)
+        self._add(reads=max(1, len(found)))
+        return found
+
+    def count(self, execution_id: str, kind: str, *, group: str | None = None) -> int:
+        self._add(reads=1)
+        return super().count(execution_id, kind, group=group)
+
+    def open_work(self, execution_id: str, steps: Any = None) -> Open:
+        self._add(reads=1)
+        return super().open_work(execution_id, steps)
+
+    def halted(self, execution_id: str) -> bool:
+        self._add(reads=1)
+        return super().halted(execution_id)
+
+
+def pump(rt: Any, subscription: str, stop: threading.Event) -> None:
+    from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+
+    subscriber = pubsub_v1.SubscriberClient()
+    while not stop.is_set():
+        answer = subscriber.pull(subscription=subscription, max_messages=20, timeout=2)
+        for received in answer.received_messages:
+            data = base64.b64encode(received.message.data).decode()
+            cloud.on_message({"message": {"data": data}})
+            subscriber.acknowledge(subscription=subscription, ack_ids=[received.ack_id])
+
+
+def operations_per_block(stack: EmulatorStack, blocks: int) -> tuple[float, float]:
+    stack.reset()
+    stack.create_subscription("bench-pull", "noetl-commands")
+    conf = settings.load({**os.environ, **CLOUD_ENV, "NOETL_HOME": str(stack.workdir / "bench")})
+    rt = cloud.build(conf)
+    rt.log = CountingLog(conf.project, conf.firestore_prefix)
+    cloud._runtime = rt  # the pump's blocks use this runtime
+    stop = threading.Event()
+    worker = threading.Thread(target=pump, args=(rt, stack.subscription_path("bench-pull"), stop))
+    worker.start()
+    try:
+        CountingLog.reads = CountingLog.writes = 0
+        execution_id = rt.start(load_text(chain_playbook(blocks)), {})
+        terminal = rt.wait(execution_id, 600)
+        assert terminal is not None and terminal.body["status"] == "completed"
+        return CountingLog.reads / blocks, CountingLog.writes / blocks
+    finally:
+        stop.set()
+        worker.join()
+        rt.timer.close()  # type: ignore[attr-defined]
+        stack.delete_subscription("bench-pull")
+
+
+def chain_latency(stack: EmulatorStack) -> tuple[float, float]:
+    stack.reset()
+    conf = settings.load({**os.environ, **CLOUD_ENV, "NOETL_HOME": str(stack.workdir / "client")})
+    rt = cloud.build(conf)
+    try:
+        rt.wait(rt.start(load_text(chain_playbook(5)), {}), 120)  # warm the worker
+        started = time.perf_counter()
+        execution_id = rt.start(load_text(chain_playbook(100)), {})
+        terminal = rt.wait(execution_id, 600)
+        total = time.perf_counter() - started
+        assert terminal is not None and terminal.body["status"] == "completed"
+        done = sorted(e.ts for e in rt.log.entries(execution_id) if e.kind == "done")
+        gaps = [(b - a) * 1000 for a, b in zip(done, done[1:], strict=False)]
+        return statistics.median(gaps), total * 1000 / 100
+    finally:
+        rt.timer.close()  # type: ignore[attr-defined]
+
+
+def main() -> None:
+    with EmulatorStack() as stack:
+        os.environ.update(stack.env())
+        stack.add_function(
+            "worker",
+            "worker",
+            "cloudevent",
+            push_topic="noetl-commands",
+            env={**CLOUD_ENV, "NOETL_HOME": str(stack.workdir / "worker")},
+            max_delivery_attempts=100,
+            ack_deadline=30,
+        )
+        p50, mean = chain_latency(stack)
+        print(
+            f"emulator stack, 100-step chain: {p50:.1f} ms/block p50 "
+            f"({mean:.1f} ms/block overall; target <= 15 ms)"
+        )
+        stack.delete_subscription("worker-push")
+        for blocks in (10, 1000):
+            reads, writes = operations_per_block(stack, blocks)
+            print(
+                f"Firestore per block, {blocks}-block chain: {reads:.2f} document reads, "
+                f"{writes:.2f} document writes (target <= 3 writes; reads flat)"
+            )
+
+
+if __name__ == "__main__":
+    main()
