@@ -14,6 +14,7 @@ Targets: <= 15 ms/block; <= 3 document writes per chain block; reads per block f
 from __future__ import annotations
 
 import base64
+import itertools
 import os
 import statistics
 import sys
@@ -134,7 +135,7 @@ def chain_latency(stack: EmulatorStack) -> tuple[float, float]:
         total = time.perf_counter() - started
         assert terminal is not None and terminal.body["status"] == "completed"
         done = sorted(e.ts for e in rt.log.entries(execution_id) if e.kind == "done")
-        gaps = [(b - a) * 1000 for a, b in zip(done, done[1:], strict=False)]
+        gaps = [(b - a) * 1000 for a, b in itertools.pairwise(done)]
         return statistics.median(gaps), total * 1000 / 100
     finally:
         rt.timer.close()  # type: ignore[attr-defined]
