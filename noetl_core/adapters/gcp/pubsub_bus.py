@@ -8,6 +8,7 @@ crashing are sent to the dead-letter topic with their cause.
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,6 +36,9 @@ class PubSubBus:
         from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
         self._publisher = publisher or pubsub_v1.PublisherClient()
+        with warnings.catch_warnings():  # the unbatched client, for one call per block
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self._direct = self._publisher.api
         self.topic = self._publisher.topic_path(project, topic)
         self.dead_letter_topic = self._publisher.topic_path(project, dead_letter_topic)
 
@@ -45,7 +49,7 @@ class PubSubBus:
         if not notes:
             return
         messages = [PubsubMessage(data=encode(note)) for note in notes]
-        self._publisher.api.publish(topic=self.topic, messages=messages, timeout=PUBLISH_TIMEOUT)
+        self._direct.publish(topic=self.topic, messages=messages, timeout=PUBLISH_TIMEOUT)
 
     def dead_letter(self, note: Note, cause: str) -> None:
         future = self._publisher.publish(self.dead_letter_topic, encode(note), cause=cause[:1000])
