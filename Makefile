@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 EXAMPLE ?= playbooks/examples/hello_world.yaml
 
-.PHONY: venv install dev run test lint typecheck unit bench clean system-deps
+.PHONY: venv install dev run test lint typecheck unit bench clean system-deps emulators
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ test: system-deps lint typecheck
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/cloud.py
+
+# The local Google Cloud stack with NoETL's functions; prints the environment to export.
+emulators: $(VENV)/.installed-dev
+	$(BIN)/python -m emulators.stack up --noetl
 
 clean:
 	rm -rf $(VENV) .noetl .mypy_cache .ruff_cache .pytest_cache

@@ -513,6 +513,26 @@ class EmulatorStack:
             self.restarts[function.name] += 1
 
 
+NOETL_ENV = {"NOETL_PAYLOAD_URL": "gs://noetl-payloads/payloads"}
+
+
+def start_noetl(stack: EmulatorStack) -> dict[str, str]:
+    """NoETL's worker and start functions on the stack; the environment clients need."""
+    env = {**NOETL_ENV, "NOETL_HOME": str(stack.workdir / "noetl-home")}
+    worker = stack.add_function(
+        "worker",
+        "worker",
+        "cloudevent",
+        push_topic="noetl-commands",
+        env=env,
+        max_delivery_attempts=100,  # NoETL dead-letters crashing commands itself
+    )
+    start = stack.add_function("start", "start", "http", env=env)
+    print(f"# worker: {worker.url} (log {worker.service.log_path})")
+    print(f'# start:  {start.url}  POST {{"path": ..., "workload": {{...}}}}')
+    return dict(NOETL_ENV)
+
+
 def main(argv: Iterable[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m emulators.stack",
@@ -529,6 +549,11 @@ def main(argv: Iterable[str] | None = None) -> int:
         help="also serve a function from --source (TYPE http|cloudevent; TOPIC: push from it)",
     )
     parser.add_argument("--source", default="functions/main.py")
+    parser.add_argument(
+        "--noetl",
+        action="store_true",
+        help="serve NoETL's functions: `worker` (pushed from noetl-commands) and `start` (HTTP)",
+    )
     args = parser.parse_args(list(argv) if argv is not None else None)
 
     done = threading.Event()
@@ -543,7 +568,10 @@ def main(argv: Iterable[str] | None = None) -> int:
                 name, target, kind, args.source, push_topic=topic[0] if topic else None
             )
             print(f"# function {name}: {function.url} (log {function.service.log_path})")
-        for key, value in stack.env().items():
+        env = stack.env()
+        if args.noetl:
+            env.update(start_noetl(stack))
+        for key, value in env.items():
             print(f"export {key}={value}")
         print(f"# up in {stack.startup_seconds:.1f}s, logs in {stack.workdir}; Ctrl-C stops")
         sys.stdout.flush()
