@@ -172,5 +172,5 @@ def test_a_secrets_entry_resolves_and_is_masked(
     )
     assert secrets.entry("api") == {"key": value}
     assert secrets.redactor.text(f"token={value}") == "token=***"
-    with pytest.raises(KeychainError, match="keychain gone.key"):
+    with pytest.raises(KeychainError, match=r"keychain gone\.key"):
         secrets.entry("gone")
