@@ -105,6 +105,7 @@ def cmd_run(args: argparse.Namespace, conf: settings.Settings) -> int:
             register_children(rt, loaded)
         else:
             rt.subscribe(progress)
+            server = serve_callbacks(rt, loaded)
         execution_id = rt.start(loaded, workload)
         progress.started(execution_id, loaded)
         watcher = watch(rt, execution_id, progress) if remote else None
@@ -125,8 +126,39 @@ def cmd_run(args: argparse.Namespace, conf: settings.Settings) -> int:
             return 1
         if watcher is not None:
             watcher.join(timeout=5)
+        if not remote and server is not None:
+            server.stop()
         print_result(rt, execution_id, terminal, as_json=args.json)
         return 0 if terminal.body.get("status") == "completed" else 1
+
+
+def serve_callbacks(rt: Runtime, loaded: LoadedPlaybook) -> Any:
+    """A local endpoint for the callbacks this playbook's steps wait for (if any)."""
+    from .runtime.waits import callback_timeout
+    from .serve import Server
+
+    if rt.settings.callback_url or not any(
+        callback_timeout(s) is not None for s in loaded.playbook.workflow
+    ):
+        return None
+    server = Server(rt).start()
+    print(f"callbacks: {server.url}/callbacks/<token>", file=sys.stderr)
+    return server
+
+
+def cmd_serve(args: argparse.Namespace, conf: settings.Settings) -> int:
+    from .serve import Server
+
+    with embedded.runtime(conf) as rt:
+        server = Server(rt, args.host, args.port).start()
+        print(f"noetl serve: {server.url}  (Ctrl-C stops)", flush=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.stop()
+    return 0
 
 
 def register_children(rt: Runtime, loaded: LoadedPlaybook) -> None:
@@ -293,6 +325,10 @@ def parser() -> argparse.ArgumentParser:
     reg.add_argument("-f", "--file", help="credential JSON file ({name, type, data} or a list)")
     reg.add_argument("--directory", help="a directory of credential JSON files")
     reg.set_defaults(func=cmd_register)
+    srv = sub.add_parser("serve", help="callbacks, starts, status and cancel over HTTP")
+    srv.add_argument("--host", default="127.0.0.1")
+    srv.add_argument("--port", type=int, default=8080)
+    srv.set_defaults(func=cmd_serve)
     creds = sub.add_parser("credentials", help="registered credentials (names and types)")
     creds.add_argument("action", choices=["list"])
     creds.set_defaults(func=cmd_credentials)

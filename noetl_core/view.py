@@ -76,6 +76,10 @@ class Progress:
                 f"  ! {label} attempt {entry.attempt} failed ({message}); "
                 f"retry in {retry.get('delay', 0):.2f}s"
             )
+        elif entry.kind == "pending" and entry.body.get("wait") == "callback":
+            self._line(f"  … {label} waiting for its callback (no worker held)")
+        elif entry.kind == "pending" and entry.body.get("wait") == "timer":
+            self._line(f"  … {label} waiting {entry.body['due'] - entry.ts:.1f}s (no worker held)")
         elif entry.kind == "pending":
             self._line(f"  … {label} waiting for child {entry.body.get('child_execution_id')}")
         elif entry.kind == "loopdone":

@@ -13,6 +13,7 @@
     GET  /bytes?size=N             N bytes (0, 1, ..., 255, 0, ...) as octet-stream
     GET  /redirect/<n>             302 to /redirect/<n-1>; /redirect/0 answers 200
     POST /orders                   201, the JSON body with an `id`
+    POST /jobs                     202; later POSTs `{job_id, result}` to `callback_url`
 
 `DemoApi` serves on 127.0.0.1 and a free port from a daemon thread (`with DemoApi() as
 api: api.url`); `python -m noetl_core.devtools.http_api --port N` serves until killed.
@@ -27,6 +28,8 @@ import itertools
 import json
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -176,6 +179,37 @@ def _orders(h: Handler, _: str) -> None:
     h.answer(201, {**order, "id": h.server.next_order()})
 
 
+def _jobs(h: Handler, _: str) -> None:
+    """A slow third party: accept a job now, post its result to `callback_url` later."""
+    try:
+        job = json.loads(h.body or b"{}")
+        url, delay = str(job["callback_url"]), float(job.get("delay", 0.5))
+    except (ValueError, KeyError, TypeError):
+        h.answer(400, {"error": "a job is JSON with `callback_url` (and `delay`, `result`)"})
+        return
+    job_id = h.server.next_order()
+    result = {"job_id": job_id, "result": job.get("result", "done")}
+
+    def call_back() -> None:
+        time.sleep(delay)
+        request = urllib.request.Request(
+            url,
+            data=json.dumps(result).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                h.server.callbacks.append({"job_id": job_id, "status": answer.status})
+        except urllib.error.HTTPError as exc:
+            h.server.callbacks.append({"job_id": job_id, "status": exc.code})
+        except OSError as exc:
+            h.server.callbacks.append({"job_id": job_id, "error": str(exc)})
+
+    threading.Thread(target=call_back, daemon=True).start()
+    h.answer(202, {"job_id": job_id, "accepted": True})
+
+
 ROUTES: dict[tuple[str, str], Callable[[Handler, str], None]] = {
     ("GET", "items"): _items,
     ("GET", "users"): _users,
@@ -187,6 +221,7 @@ ROUTES: dict[tuple[str, str], Callable[[Handler, str], None]] = {
     ("GET", "bytes"): _bytes,
     ("GET", "redirect"): _redirect,
     ("POST", "orders"): _orders,
+    ("POST", "jobs"): _jobs,
 }
 
 
@@ -197,6 +232,7 @@ class ApiServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int]):
         super().__init__(address, Handler)
         self.requests: list[dict[str, Any]] = []
+        self.callbacks: list[dict[str, Any]] = []  # what /jobs posted back, and the answers
         self._calls: dict[str, int] = {}
         self._orders = itertools.count(1)
         self._lock = threading.Lock()
@@ -235,6 +271,10 @@ class DemoApi:
     @property
     def requests(self) -> list[dict[str, Any]]:
         return self._server.requests if self._server is not None else []
+
+    @property
+    def callbacks(self) -> list[dict[str, Any]]:
+        return self._server.callbacks if self._server is not None else []
 
     def start(self) -> DemoApi:
         if self._server is None:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .. import engine, ids
+from .. import callbacks, engine, ids
 from ..engine import entries as E
 from ..engine.entries import Command, Entry
 from ..engine.scope import merge
@@ -31,7 +31,7 @@ from ..playbook.loader import LoadedPlaybook, load_text
 from ..settings import Settings
 from ..templating import ResultView
 from ..tools.base import ToolCall
-from . import children, claims, execute, faults, payloads, settle
+from . import children, claims, execute, faults, payloads, settle, waits
 from .blueprint import Blueprint
 from .hydrate import PathContext, names_for
 from .ports import Clock, CommandBus, EventLog, Note, PayloadStore, Snapshot, Timer
@@ -74,6 +74,7 @@ class Runtime:
             settings.credentials_path, settings.credential_key
         )
         self.secret_cache = SecretCache()
+        self.callback_key = callbacks.load_key(settings.callback_key, settings.home)
         self.log = log
         self.bus = bus
         self.payloads = payloads
@@ -307,7 +308,9 @@ class Runtime:
             self.timer.schedule(Note(ex.id, command.id, attempt + 1), due)
             return
         if pending_id in found:
-            return
+            if "wait" in found[pending_id].body:  # a callback's or a wait's timer came due
+                waits.on_timer(self, ex, command, attempt, found[pending_id], snapshot.halted)
+            return  # a child execution completes it
         try:
             claim = claims.claim(self, ex, command, attempt, crashes)
         except claims.Takeover as takeover:
@@ -379,9 +382,16 @@ class Runtime:
         inv = execute.Invocation(
             ex.id, command.id, attempt, step.step, self, secrets, self.tables(command)
         )
+        timeout = waits.callback_timeout(step)
+        if timeout is not None:
+            names["callback"] = waits.callback_names(self, ex, command, attempt, timeout)
         faults.point(self.settings, "claimed", step.step)
         run = execute.run_step(step, names, inv, context, resume)
         faults.point(self.settings, "executed", step.step)
+        if timeout is not None and run.status == "ok":
+            due = names["callback"]["expires"]
+            waits.start(self, ex, command, attempt, "callback", due, run.value, claim)
+            return
         self.conclude(ex, command, attempt, run, names, claim)
 
     def conclude(
@@ -392,13 +402,19 @@ class Runtime:
         run: execute.StepRun,
         names: Mapping[str, Any],
         claim: list[Entry],
+        received: bool = False,
     ) -> None:
-        """Record what a step run came to: a retry, a child execution, or its outcome."""
+        """Record what a step run came to: a retry, a child execution, a wait, or its
+        outcome (`received`: the outcome is a callback's body)."""
         if run.status == "retry":
             children.schedule_retry(self, ex, command, attempt, run, claim)
             return
         if run.status == "child" and run.child is not None:
             children.start_child(self, ex, command, attempt, run.child, claim)
+            return
+        if run.status == "wait":
+            due = self.clock.now() + run.delay
+            waits.start(self, ex, command, attempt, "timer", due, None, claim)
             return
         outcome = self._outcome(ex, command, attempt, run)
         scene = self.scene(ex)
@@ -414,6 +430,10 @@ class Runtime:
             )
         else:
             batch = engine.record(scene, command, attempt, outcome, names)
+        if received:
+            head = batch[0]
+            body = {**head.body, "callback_received": True}
+            batch = [head.evolve(events=("callback.received", *head.events), body=body), *batch[1:]]
         self.commit(ex, [*claim, *batch])
 
     def _outcome(

@@ -14,7 +14,7 @@ from ..engine.entries import Command, Entry
 from ..errors import NoetlError, TemplateError
 from ..playbook.model import Step
 from ..tools.base import StartChild
-from . import execute, payloads, settle
+from . import execute, payloads, settle, waits
 from .ports import Note
 
 if TYPE_CHECKING:
@@ -217,4 +217,8 @@ def cancel(rt: Runtime, ex: Execution, reason: str) -> None:
         child_id = pending.body.get("child_execution_id")
         if child_id and rt.log.get(E.terminal_id(child_id)) is None:
             cancel(rt, rt.execution(child_id), f"parent {ex.id} cancelled")
+        waiting = "wait" in pending.body and pending.command_id
+        if waiting and rt.log.get(E.done_id(ex.id, pending.command_id or "")) is None:
+            command = rt.command(ex, pending.command_id or "")
+            waits.close_cancelled(rt, ex, command, pending.attempt)  # its callback: 410
     settle.maybe_terminal(rt, ex, halted=True)

@@ -21,7 +21,7 @@ from ..keychain import Secrets
 from ..playbook.model import Step, Task, Tool
 from ..templating import ResultView
 from ..tools import registry
-from ..tools.base import StartChild, ToolCall, ToolServices
+from ..tools.base import StartChild, ToolCall, ToolServices, Wait
 
 MAX_JUMPS = 1000
 MAX_LOG_CHARS = 64 * 1024  # stdout kept per step record
@@ -29,7 +29,7 @@ MAX_LOG_CHARS = 64 * 1024  # stdout kept per step record
 
 @dataclass
 class StepRun:
-    status: str  # ok | error | retry | child
+    status: str  # ok | error | retry | child | wait
     value: Any = None
     error: dict[str, Any] | None = None
     patches: Patches = field(default_factory=Patches)
@@ -127,6 +127,8 @@ def attempt_tool(
         return output_of("error", None, exc.to_dict(), inv.attempt, started), log
     if isinstance(value, StartChild):
         return {"status": "child", "child": value}, log
+    if isinstance(value, Wait):
+        return {"status": "wait", "seconds": value.seconds}, log
     return output_of("ok", value, None, inv.attempt, started), log
 
 
@@ -175,6 +177,8 @@ def run_single(
     output, log = attempt_tool(tool, step_input, names, inv, where, context)
     if output["status"] == "child":
         return StepRun("child", child=output["child"], log=log)
+    if output["status"] == "wait":
+        return StepRun("wait", delay=float(output["seconds"]), log=log)
     run = conclude(tool, output, names, inv, where)
     run.log = log
     return run
@@ -253,7 +257,7 @@ def run_pipeline(
         scope = state.scope(names)
         output, log = attempt_tool(task, step_input, scope, inv, where, context)
         logs.append(log)
-        if output["status"] == "child":
+        if output["status"] in ("child", "wait"):
             raise ToolError(
                 f"{where}: a playbook tool cannot run inside a pipeline",
                 tool_kind="playbook",

@@ -50,6 +50,13 @@ class Rowset:
 
 
 @dataclass(frozen=True)
+class Wait:
+    """Returned by the `wait` tool: complete the step after `seconds`, no worker held."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
 class StartChild:
     """Returned by the `playbook` tool: start a child execution and wait for its end."""
 

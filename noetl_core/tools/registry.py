@@ -18,6 +18,7 @@ KINDS: Mapping[str, str | None] = {
     "workbook": "noetl_core.tools.workbook",
     "playbook": "noetl_core.tools.playbook",
     "artifact": "noetl_core.tools.artifact",
+    "wait": "noetl_core.tools.wait",
     "http": "noetl_core.tools.http",
     "postgres": "noetl_core.tools.postgres",
     "duckdb": "noetl_core.tools.duckdb",
