@@ -147,17 +147,36 @@ def serve_callbacks(rt: Runtime, loaded: LoadedPlaybook) -> Any:
 
 
 def cmd_serve(args: argparse.Namespace, conf: settings.Settings) -> int:
+    from .schedules import Scheduler
     from .serve import Server
 
     with embedded.runtime(conf) as rt:
         server = Server(rt, args.host, args.port).start()
-        print(f"noetl serve: {server.url}  (Ctrl-C stops)", flush=True)
+        scheduler = Scheduler(rt).start()
+        print(
+            f"noetl serve: {server.url}  (schedules of the catalog fire; Ctrl-C stops)", flush=True
+        )
         try:
             threading.Event().wait()
         except KeyboardInterrupt:
             pass
         finally:
+            scheduler.stop()
             server.stop()
+    return 0
+
+
+def cmd_schedules(args: argparse.Namespace, conf: settings.Settings) -> int:
+    import datetime as dt
+
+    from .schedules import due
+
+    now = dt.datetime.now(dt.UTC)
+    with embedded.runtime(conf) as rt:
+        for _loaded, schedule in due(rt.catalog):
+            upcoming = schedule.next_after(now)
+            local = upcoming.astimezone(schedule.zone()).isoformat(timespec="minutes")
+            print(f"{schedule.path}  {schedule.cron!r} {schedule.timezone}  next {local}")
     return 0
 
 
@@ -329,6 +348,9 @@ def parser() -> argparse.ArgumentParser:
     srv.add_argument("--host", default="127.0.0.1")
     srv.add_argument("--port", type=int, default=8080)
     srv.set_defaults(func=cmd_serve)
+    sch = sub.add_parser("schedules", help="the catalog's scheduled playbooks and next fire times")
+    sch.add_argument("action", choices=["list"])
+    sch.set_defaults(func=cmd_schedules)
     creds = sub.add_parser("credentials", help="registered credentials (names and types)")
     creds.add_argument("action", choices=["list"])
     creds.set_defaults(func=cmd_credentials)

@@ -78,6 +78,45 @@ def start(body: Any) -> dict[str, Any]:
     return {"execution_id": execution_id, "path": loaded.path}
 
 
+def on_trigger(event_data: dict[str, Any]) -> dict[str, Any]:
+    """A Cloud Scheduler message `{path, version?, cron?, workload?, scheduled_time?}` on
+    the triggers topic: start the execution for that time, once however often it comes."""
+    import datetime as dt
+    import json
+
+    from . import schedules
+
+    message = event_data.get("message") or {}
+    body = json.loads(base64.b64decode(message.get("data", "")) or b"{}")
+    if not isinstance(body, dict) or not isinstance(body.get("path"), str):
+        raise WorkloadError("a trigger message is JSON with `path` (a catalog path)")
+    moment = body.get("scheduled_time") or message.get("publishTime")
+    scheduled = dt.datetime.fromisoformat(str(moment).replace("Z", "+00:00"))
+    rt = runtime()
+    loaded = rt.catalog.resolve(body["path"], body.get("version"))
+    declared = [s for s in schedules.schedules_of(loaded) if s.cron == body.get("cron")]
+    schedule = (
+        declared[0]
+        if declared
+        else schedules.Schedule(loaded.path, str(body.get("cron", "trigger")))
+    )
+    started, new = schedules.fire(rt, loaded, schedule, scheduled, body.get("workload"))
+    return {"execution_id": started, "new": new}
+
+
+def on_callback(token: str, body: bytes) -> tuple[int, dict[str, Any]]:
+    from .runtime import waits
+
+    return waits.receive(runtime(), token, body)
+
+
+def cancel(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict) or not isinstance(body.get("execution_id"), str):
+        raise WorkloadError("the request body must be JSON with `execution_id`")
+    runtime().cancel(body["execution_id"], "cancelled over HTTP")
+    return {"execution_id": body["execution_id"], "status": "cancelling"}
+
+
 def http_status(error: NoetlError) -> int:
     if isinstance(error, CatalogError):
         return 404

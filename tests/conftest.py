@@ -60,6 +60,20 @@ def gcp_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     stack.fault_file = work / "fault"
     stack.worker_home = work / "worker-home"
     try:
+        callback = stack.add_function(
+            "callback",
+            "callback",
+            "http",
+            env={**CLOUD_ENV, "NOETL_HOME": str(work / "callback-home")},
+        )
+        stack.add_function(
+            "trigger",
+            "trigger",
+            "cloudevent",
+            push_topic=None,
+            env={**CLOUD_ENV, "NOETL_HOME": str(work / "trigger-home")},
+        )
+        CLOUD_ENV["NOETL_CALLBACK_URL"] = callback.url.rstrip("/")
         stack.add_function(
             "worker",
             "worker",
@@ -87,6 +101,7 @@ CLOUD_ENV = {
     "NOETL_PAYLOAD_URL": "gs://noetl-payloads/payloads",
     "NOETL_LEASE_SECONDS": "3",
     "NOETL_MAX_DELIVERIES": "3",
+    "NOETL_CALLBACK_KEY": "test-callback-key-not-secret",
 }
 
 

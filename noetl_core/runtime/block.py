@@ -108,6 +108,18 @@ class Runtime:
         execution_id: str | None = None,
     ) -> str:
         """Record an execution's start and publish its entry command."""
+        return self.start_once(loaded, workload, execution_id, parent=parent)[0]
+
+    def start_once(
+        self,
+        loaded: LoadedPlaybook,
+        workload: Mapping[str, Any] | None,
+        execution_id: str | None,
+        *,
+        parent: dict[str, Any] | None = None,
+    ) -> tuple[str, bool]:
+        """`start`, also saying whether this call started it: a start with an id already
+        taken (a duplicate trigger, a redelivered child start) publishes again, no more."""
         if workload is not None and not isinstance(workload, Mapping):
             raise WorkloadError(
                 f"the workload must be a JSON object, got {type(workload).__name__}"
@@ -131,9 +143,9 @@ class Runtime:
             "source": loaded.source,
         }
         batch = engine.start(execution_id, loaded.playbook, header, merged, parent, now)
-        self.append(batch)
+        new = self.append(batch)
         self.bus.publish(settle.issued_notes(batch))
-        return execution_id
+        return execution_id, new
 
     def execution(self, execution_id: str) -> Execution:
         with self._lock:

@@ -52,6 +52,7 @@ EXPECTED: dict[str, Any] = {
     },
     # Two ConnectionErrors, then success on the third call.
     "retry": {"succeeded_on_call": 3},
+    "scheduled_report": {"report": "manual", "scheduled": False},
     # The child sums 10 + 20 + 30 + 40 and sees its parent.
     "sub_playbook": {"child_total": 100, "child_saw_parent": True},
 }
