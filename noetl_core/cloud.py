@@ -2,10 +2,9 @@
 payloads (gcsfs), Secret Manager for keychain entries. Entry points in `functions/` call
 the three functions at the bottom; they stay thin.
 
-One runtime per process (a Cloud Function instance), built on first use. Retry delays
-use an in-process timer that publishes the next attempt when due (Cloud Tasks replaces
-it in a later release; a timer lost with its instance is re-armed when the attempt's
-note is redelivered, from the due time recorded in the log).
+One runtime per process (a Cloud Function instance), built on first use. Retry delays,
+callback timeouts and `wait` steps are Cloud Tasks tasks that call the worker at their
+due time (`NOETL_WORKER_URL`); no instance sleeps through a delay.
 """
 
 from __future__ import annotations
@@ -38,10 +37,28 @@ def build(conf: Settings) -> Runtime:
         log=FirestoreEventLog(conf.project, conf.firestore_prefix),
         bus=bus,
         payloads=FsspecPayloadStore(conf.payload_url, **conf.storage_options),
-        timer=InProcessTimer(bus, clock.now),  # type: ignore[arg-type]
+        timer=timer(conf, bus, clock),
         clock=clock,
         settings=conf,
         catalog=FirestoreCatalog(conf.project, conf.firestore_prefix),
+    )
+
+
+def timer(conf: Settings, bus: Any, clock: SystemClock) -> Any:
+    """Cloud Tasks calling the worker when its URL is known; else an in-process timer
+    (a client that only starts and reads executions, or a local run)."""
+    if conf.worker_url is None:
+        return InProcessTimer(bus, clock.now)
+    from .adapters.gcp.tasks_timer import CloudTasksTimer
+
+    topic = f"projects/{conf.project}/topics/{conf.command_topic}"
+    return CloudTasksTimer(
+        conf.project,
+        conf.tasks_location,
+        conf.tasks_queue,
+        conf.worker_url,
+        topic,
+        emulator_host=conf.tasks_emulator_host,
     )
 
 

@@ -18,6 +18,9 @@
 | `NOETL_CALLBACK_KEY` | generated | HMAC key of callback tokens (else `NOETL_HOME/callback.key`) |
 | `NOETL_CALLBACK_URL` | unset | base URL callbacks reach (`noetl run` serves one itself) |
 | `NOETL_CALLBACK_MAX_BYTES` | `1048576` | largest callback body accepted |
+| `NOETL_WORKER_URL` | unset | the worker function's URL; set, timers are Cloud Tasks |
+| `NOETL_TASKS_QUEUE`, `..._LOCATION` | `noetl-timers`, `us-central1` | the Cloud Tasks queue |
+| `CLOUD_TASKS_EMULATOR_HOST` | unset | the local Cloud Tasks emulator (`emulators/cloudtasks.py`) |
 
 The Google client libraries read their emulator variables (`PUBSUB_EMULATOR_HOST`,
 `FIRESTORE_EMULATOR_HOST`, `STORAGE_EMULATOR_HOST`) themselves;
@@ -59,6 +62,10 @@ class Settings:
     callback_key: str | None = None
     callback_url: str | None = None
     callback_max_bytes: int = 1 << 20
+    worker_url: str | None = None
+    tasks_queue: str = "noetl-timers"
+    tasks_location: str = "us-central1"
+    tasks_emulator_host: str | None = None
 
     @property
     def storage_options(self) -> dict[str, str]:
@@ -125,6 +132,10 @@ def load(env: dict[str, str] | None = None) -> Settings:
         callback_key=source.get("NOETL_CALLBACK_KEY") or None,
         callback_url=source.get("NOETL_CALLBACK_URL") or None,
         callback_max_bytes=_int(source, "NOETL_CALLBACK_MAX_BYTES", 1 << 20),
+        worker_url=source.get("NOETL_WORKER_URL") or None,
+        tasks_queue=source.get("NOETL_TASKS_QUEUE") or "noetl-timers",
+        tasks_location=source.get("NOETL_TASKS_LOCATION") or "us-central1",
+        tasks_emulator_host=source.get("CLOUD_TASKS_EMULATOR_HOST") or None,
     )
 
 
