@@ -421,6 +421,7 @@ class EmulatorStack:
         ack_deadline: int = 30,
         retry_policy: tuple[float, float] | None = None,
         ordering: bool = False,
+        port: int | None = None,
     ) -> Function:
         """Serve ``target`` from ``source`` under functions-framework on a free port.
 
@@ -438,7 +439,7 @@ class EmulatorStack:
         source_path = Path(source)
         if not source_path.is_absolute():
             source_path = ROOT / source_path
-        port = free_port(HOST)
+        port = port or free_port(HOST)
         argv = [
             sys.executable,
             "-m",
