@@ -19,7 +19,7 @@ from typing import Any
 
 from .engine import entries as E
 from .engine.fold import fold
-from .errors import ExecutionNotFound, NoetlError
+from .errors import CatalogError, ExecutionNotFound, NoetlError
 from .runtime import waits
 from .runtime.block import Runtime
 
@@ -98,7 +98,7 @@ def _handler(server: Server) -> type[BaseHTTPRequestHandler]:
                 raw = self.rfile.read(length) if length else b""
                 try:
                     status, body = server.route(method, self.path, raw)
-                except ExecutionNotFound as exc:
+                except (ExecutionNotFound, CatalogError) as exc:
                     status, body = 404, {"error": exc.message}
                 except NoetlError as exc:
                     status, body = (503 if exc.retryable else 400), {"error": exc.message}
