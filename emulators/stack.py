@@ -50,6 +50,8 @@ BUCKET = "noetl-payloads"
 COMMANDS_TOPIC = "noetl-commands"
 DEAD_LETTER_TOPIC = "noetl-dead-letter"
 DEAD_LETTER_SUBSCRIPTION = "noetl-dead-letter-sub"
+TASKS_LOCATION = "us-central1"
+TASKS_QUEUE = "noetl-timers"  # NoETL's timers (NOETL_TASKS_QUEUE)
 
 
 class EmulatorNotFound(ServiceError):
@@ -171,6 +173,7 @@ class EmulatorStack:
         self.dead_letter_supported: bool | None = None  # known after the first push sub
         self.startup_seconds: float | None = None
         self.secrets: Any = None  # SecretManagerEmulator once started
+        self.tasks: Any = None  # CloudTasksEmulator once started
         self.pubsub_port = self.firestore_port = self.storage_port = 0
         self._lock = threading.RLock()
         self._stopping = threading.Event()
@@ -196,6 +199,12 @@ class EmulatorStack:
             raise ServiceError("the stack is not started")
         return str(self.secrets.host)
 
+    @property
+    def tasks_host(self) -> str:
+        if self.tasks is None:
+            raise ServiceError("the stack is not started")
+        return str(self.tasks.host)
+
     def topic_path(self, topic: str) -> str:
         return f"projects/{self.project}/topics/{topic}"
 
@@ -209,6 +218,7 @@ class EmulatorStack:
             "FIRESTORE_EMULATOR_HOST": self.firestore_host,
             "STORAGE_EMULATOR_HOST": self.storage_url,
             "SECRET_MANAGER_EMULATOR_HOST": self.secrets_host,
+            "CLOUD_TASKS_EMULATOR_HOST": self.tasks_host,
             "GOOGLE_CLOUD_PROJECT": self.project,
             "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false",
         }
@@ -266,6 +276,9 @@ class EmulatorStack:
             from .secretmanager import SecretManagerEmulator
 
             self.secrets = SecretManagerEmulator(host=HOST).start()
+            from .cloudtasks import CloudTasksEmulator
+
+            self.tasks = CloudTasksEmulator(host=HOST).start()
             for service in self.services.values():
                 service.wait_ready()
             self._create_resources()
@@ -285,6 +298,15 @@ class EmulatorStack:
         self.create_topic(COMMANDS_TOPIC)
         self.create_topic(DEAD_LETTER_TOPIC)
         self.create_subscription(DEAD_LETTER_SUBSCRIPTION, DEAD_LETTER_TOPIC)
+        from google.cloud import tasks_v2  # type: ignore[attr-defined]
+
+        from .cloudtasks import client as tasks_client
+
+        tasks = tasks_client(self.tasks_host)
+        tasks.create_queue(
+            parent=f"projects/{self.project}/locations/{TASKS_LOCATION}",
+            queue=tasks_v2.Queue(name=tasks.queue_path(self.project, TASKS_LOCATION, TASKS_QUEUE)),
+        )
 
     def stop(self) -> None:
         """Stop functions, then emulators, each by its process group; idempotent."""
@@ -298,6 +320,8 @@ class EmulatorStack:
                     list(pool.map(lambda service: service.stop(), group))
             if self.secrets is not None:
                 self.secrets.stop()
+            if self.tasks is not None:
+                self.tasks.stop()
         if self._started and self._given_workdir is None and not self.keep_logs:
             shutil.rmtree(self.workdir, ignore_errors=True)
         self._started = False

@@ -48,9 +48,11 @@ def postgres_server() -> Iterator[object]:
 @pytest.fixture(scope="session")
 def gcp_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """The local Google Cloud stack, once per session: Pub/Sub, Firestore and
-    fake-gcs-server emulators, the Secret Manager emulator, and the worker function under
-    functions-framework fed by a push subscription. Its environment is this process's for
+    fake-gcs-server emulators, the Secret Manager and Cloud Tasks emulators, and NoETL's
+    functions under functions-framework (the worker fed by a push subscription, timers as
+    Cloud Tasks calling it; callback; trigger). Its environment is this process's for
     the session, so Google clients made here talk to it."""
+    from emulators.processes import free_port
     from emulators.stack import EmulatorStack
 
     work = tmp_path_factory.mktemp("gcp")
@@ -60,6 +62,8 @@ def gcp_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     stack.fault_file = work / "fault"
     stack.worker_home = work / "worker-home"
     try:
+        worker_port = free_port()
+        CLOUD_ENV["NOETL_WORKER_URL"] = f"http://127.0.0.1:{worker_port}"  # timers: Cloud Tasks
         callback = stack.add_function(
             "callback",
             "callback",
@@ -86,6 +90,7 @@ def gcp_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
             },
             max_delivery_attempts=100,  # the runtime dead-letters crashing commands itself
             ack_deadline=10,
+            port=worker_port,
         )
         yield stack
     finally:
