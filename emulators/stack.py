@@ -24,6 +24,7 @@ import argparse
 import base64
 import json
 import os
+import secrets
 import shutil
 import signal
 import sys
@@ -542,20 +543,38 @@ NOETL_ENV = {"NOETL_PAYLOAD_URL": "gs://noetl-payloads/payloads"}
 
 
 def start_noetl(stack: EmulatorStack) -> dict[str, str]:
-    """NoETL's worker and start functions on the stack; the environment clients need."""
-    env = {**NOETL_ENV, "NOETL_HOME": str(stack.workdir / "noetl-home")}
-    worker = stack.add_function(
-        "worker",
-        "worker",
-        "cloudevent",
-        push_topic="noetl-commands",
-        env=env,
-        max_delivery_attempts=100,  # NoETL dead-letters crashing commands itself
-    )
-    start = stack.add_function("start", "start", "http", env=env)
-    print(f"# worker: {worker.url} (log {worker.service.log_path})")
-    print(f'# start:  {start.url}  POST {{"path": ..., "workload": {{...}}}}')
-    return dict(NOETL_ENV)
+    """NoETL's functions on the stack (worker, start, callback, cancel, trigger), timers as
+    Cloud Tasks calling the worker; returns the environment clients need."""
+    worker_port = free_port(HOST)
+    callback_port = free_port(HOST)
+    shared = {
+        **NOETL_ENV,
+        "NOETL_HOME": str(stack.workdir / "noetl-home"),
+        "NOETL_WORKER_URL": f"http://{HOST}:{worker_port}",
+        "NOETL_CALLBACK_URL": f"http://{HOST}:{callback_port}",
+        "NOETL_CALLBACK_KEY": secrets.token_urlsafe(32),
+    }
+    stack.create_topic("noetl-triggers")
+    made = [
+        stack.add_function(
+            "worker",
+            "worker",
+            "cloudevent",
+            push_topic="noetl-commands",
+            env=shared,
+            max_delivery_attempts=100,
+            port=worker_port,
+        ),
+        stack.add_function("callback", "callback", "http", env=shared, port=callback_port),
+        stack.add_function("start", "start", "http", env=shared),
+        stack.add_function("cancel", "cancel", "http", env=shared),
+        stack.add_function(
+            "trigger", "trigger", "cloudevent", push_topic="noetl-triggers", env=shared
+        ),
+    ]
+    for function in made:
+        print(f"# {function.name}: {function.url} (log {function.service.log_path})")
+    return {k: v for k, v in shared.items() if k != "NOETL_HOME"}
 
 
 def main(argv: Iterable[str] | None = None) -> int:

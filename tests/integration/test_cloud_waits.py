@@ -109,3 +109,43 @@ workflow:
         urllib.request.urlopen(request, timeout=10)
     refused.value.close()
     assert refused.value.code == 410
+
+
+def post(url: str, body: bytes) -> int:
+    request = urllib.request.Request(
+        url, data=body, method="POST", headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return int(exc.code)
+
+
+def test_forged_replayed_and_expired_tokens_at_the_callback_function(cloud_rt: Runtime) -> None:
+    from noetl_core import callbacks
+
+    execution_id = cloud_rt.start(load_text(WAITER.replace("TIMEOUT", "60")), {})
+    wait_for(lambda: cloud_rt.log.find(execution_id, "pending"))
+    pending = cloud_rt.log.find(execution_id, "pending")[0]
+    url = pending.body["output"]["inline"]["handed"]
+    base, token = url.rsplit("/", 1)
+    before = len(cloud_rt.log.entries(execution_id))
+    payload, _, signature = token.partition(".")
+    assert post(f"{base}/{payload}.{signature[::-1]}", b"{}") == 401
+    stale = callbacks.sign(
+        cloud_rt.callback_key,
+        callbacks.Grant(execution_id, pending.command_id or "", 1, time.time() - 5),
+    )
+    assert post(f"{base}/{stale}", b"{}") == 410
+    assert post(url, b"not json") == 400
+    assert len(cloud_rt.log.entries(execution_id)) == before
+    assert post(url, b'{"ok": 1}') == 202
+    terminal = cloud_rt.wait(execution_id, 30)
+    assert terminal is not None and payloads.load(cloud_rt.payloads, terminal.body["result"]) == {
+        "ok": 1
+    }
+    settled = len(cloud_rt.log.entries(execution_id))
+    assert post(url, b'{"ok": 2}') == 202  # replayed: accepted, nothing changes
+    assert len(cloud_rt.log.entries(execution_id)) == settled
