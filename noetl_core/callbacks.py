@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import keyfile
 from .errors import NoetlError
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -87,13 +88,4 @@ def load_key(configured: str | None, home: Path) -> bytes:
     mode 0600)."""
     if configured:
         return configured.encode()
-    path = home / "callback.key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return path.read_bytes().strip()
-        with os.fdopen(fd, "w") as fh:
-            fh.write(_b64(os.urandom(32)))
-    return path.read_bytes().strip()
+    return keyfile.ensure(home / "callback.key", lambda: _b64(os.urandom(32))).encode()

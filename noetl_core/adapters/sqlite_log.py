@@ -244,14 +244,14 @@ class SqliteEventLog:
             self._remember(found[0])
         return found[0]
 
-    def get_many(self, entry_ids: Sequence[str]) -> dict[str, Entry]:
-        found: dict[str, Entry] = {}
+    def _cached(self, entry_ids: Sequence[str]) -> tuple[dict[str, Entry], list[str]]:
+        """The entries the cache has, and the ids it lacks."""
         with self._cache_lock:
-            for entry_id in entry_ids:
-                cached = self._cache.get(entry_id)
-                if cached is not None:
-                    found[entry_id] = cached
-        missing = [i for i in entry_ids if i not in found]
+            found = {i: e for i in entry_ids if (e := self._cache.get(i)) is not None}
+        return found, [i for i in entry_ids if i not in found]
+
+    def get_many(self, entry_ids: Sequence[str]) -> dict[str, Entry]:
+        found, missing = self._cached(entry_ids)
         if missing:
             marks = ",".join("?" * len(missing))
             for entry in self._select(f"id IN ({marks})", missing):
@@ -261,13 +261,7 @@ class SqliteEventLog:
     def snapshot(
         self, execution_id: str, entry_ids: Sequence[str] = (), group: str | None = None
     ) -> Snapshot:
-        found: dict[str, Entry] = {}
-        with self._cache_lock:
-            for entry_id in entry_ids:
-                cached = self._cache.get(entry_id)
-                if cached is not None:
-                    found[entry_id] = cached
-        missing = [i for i in entry_ids if i not in found]
+        found, missing = self._cached(entry_ids)
         args: list[object] = [execution_id]
         if group is not None:
             args += [execution_id, group]

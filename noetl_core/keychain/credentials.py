@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from .. import keyfile
 from ..errors import KeychainError
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -40,16 +41,9 @@ class CredentialStore:
     def _local_key(self) -> str:
         from cryptography.fernet import Fernet
 
-        path = self.root.parent / "credential.key"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                return path.read_text().strip()
-            with os.fdopen(fd, "w") as fh:
-                fh.write(Fernet.generate_key().decode())
-        return path.read_text().strip()
+        return keyfile.ensure(
+            self.root.parent / "credential.key", lambda: Fernet.generate_key().decode()
+        )
 
     def _file(self, name: str) -> Path:
         if not _NAME.match(name):
