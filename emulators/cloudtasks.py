@@ -31,6 +31,9 @@ from google.cloud import tasks_v2
 from google.cloud.tasks_v2.services.cloud_tasks import CloudTasksClient, transports
 from google.protobuf import empty_pb2, timestamp_pb2
 
+from .grpc_service import Abort as _Abort
+from .grpc_service import generic_service
+
 SERVICE_NAME = "google.cloud.tasks.v2.CloudTasks"
 ENV_VAR = "CLOUD_TASKS_EMULATOR_HOST"  # a convention of this project, like the others
 MAX_ATTEMPTS, MIN_BACKOFF, MAX_BACKOFF = 10, 0.5, 10.0  # unset retry_config fields
@@ -45,10 +48,6 @@ _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 Method, View = tasks_v2.HttpMethod, tasks_v2.Task.View
 _M = TypeVar("_M", bound=Any)
 _V = TypeVar("_V")
-
-
-class _Abort(Exception):
-    """Raised with ``(grpc.StatusCode, message)``: the RPC's answer."""
 
 
 @dataclass(eq=False)
@@ -344,25 +343,7 @@ def generic_handler(store: CloudTasksEmulator) -> grpc.GenericRpcHandler:
         "ListTasks": (store.list_tasks, t.ListTasksRequest, t.ListTasksResponse.serialize),
         "DeleteTask": (store.delete_task, t.DeleteTaskRequest, empty),
     }
-    handlers = {
-        rpc: grpc.unary_unary_rpc_method_handler(
-            _handler(method),
-            request_deserializer=request_type.deserialize,
-            response_serializer=serialize,
-        )
-        for rpc, (method, request_type, serialize) in methods.items()
-    }
-    return grpc.method_handlers_generic_handler(SERVICE_NAME, handlers)
-
-
-def _handler(method: Callable[[Any], Any]) -> Callable[[Any, grpc.ServicerContext], Any]:
-    def call(request: Any, context: grpc.ServicerContext) -> Any:
-        try:
-            return method(request)
-        except _Abort as exc:
-            context.abort(*exc.args)
-
-    return call
+    return generic_service(SERVICE_NAME, methods)
 
 
 def client(host: str) -> CloudTasksClient:

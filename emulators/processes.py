@@ -61,9 +61,9 @@ def http_probe(url: str, method: str = "GET", timeout: float = 1.0) -> Probe:
     return probe
 
 
-def group_members(pgid: int) -> list[int]:
-    """Live (non-zombie) processes whose process group is ``pgid`` (Linux ``/proc``)."""
-    members = []
+def _processes() -> list[tuple[int, list[str]]]:
+    """Live (non-zombie) processes as (pid, the /proc stat fields after `comm`)."""
+    found = []
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -73,24 +73,21 @@ def group_members(pgid: int) -> list[int]:
             continue
         # pid (comm) state ppid pgrp ...: comm may hold spaces and parens, split after it
         fields = stat[stat.rfind(")") + 2 :].split()
-        if len(fields) >= 3 and fields[0] != "Z" and int(fields[2]) == pgid:
-            members.append(int(entry.name))
-    return members
+        if len(fields) >= 3 and fields[0] != "Z":
+            found.append((int(entry.name), fields))
+    return found
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live processes whose process group is ``pgid`` (Linux ``/proc``)."""
+    return [pid for pid, fields in _processes() if int(fields[2]) == pgid]
 
 
 def descendants(pid: int) -> list[int]:
     """Every live process below ``pid`` in the process tree (Linux ``/proc``)."""
     children: dict[int, list[int]] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = Path(entry.path, "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2 :].split()
-        if len(fields) >= 2 and fields[0] != "Z":
-            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    for child, fields in _processes():
+        children.setdefault(int(fields[1]), []).append(child)
     found, todo = [], list(children.get(pid, []))
     while todo:
         child = todo.pop()

@@ -40,6 +40,9 @@ from google.cloud.secretmanager_v1.services.secret_manager_service import (
 from google.cloud.secretmanager_v1.types import resources, service
 from google.protobuf import empty_pb2, timestamp_pb2
 
+from .grpc_service import Abort as _Abort
+from .grpc_service import generic_service
+
 SERVICE_NAME = "google.cloud.secretmanager.v1.SecretManagerService"
 ENV_VAR = "SECRET_MANAGER_EMULATOR_HOST"
 MAX_PAYLOAD = 64 * 1024  # the real service's limit
@@ -51,13 +54,6 @@ _SECRET_ID = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 
 State = resources.SecretVersion.State
 _M = TypeVar("_M", bound=Any)
-
-
-class _Abort(Exception):
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 def _now() -> timestamp_pb2.Timestamp:
@@ -336,25 +332,7 @@ def generic_handler(store: SecretStore) -> grpc.GenericRpcHandler:
             r.SecretVersion.serialize,
         ),
     }
-    handlers = {
-        rpc: grpc.unary_unary_rpc_method_handler(
-            _handler(method),
-            request_deserializer=request_type.deserialize,
-            response_serializer=serialize,
-        )
-        for rpc, (method, request_type, serialize) in methods.items()
-    }
-    return grpc.method_handlers_generic_handler(SERVICE_NAME, handlers)
-
-
-def _handler(method: Callable[[Any], Any]) -> Callable[[Any, grpc.ServicerContext], Any]:
-    def call(request: Any, context: grpc.ServicerContext) -> Any:
-        try:
-            return method(request)
-        except _Abort as exc:
-            context.abort(exc.code, exc.message)
-
-    return call
+    return generic_service(SERVICE_NAME, methods)
 
 
 class SecretManagerEmulator:
