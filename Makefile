@@ -41,8 +41,14 @@ system-deps:
 test: system-deps lint typecheck
 	$(BIN)/pytest -q
 
-bench: $(VENV)/.installed-dev
+$(VENV)/.installed-bench: $(VENV)/.installed-dev
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	touch $@
+
+bench: $(VENV)/.installed-bench
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/growth.py
+	$(BIN)/python bench/versus_dbos.py
 	$(BIN)/python bench/cloud.py
 
 # The local Google Cloud stack with NoETL's functions; prints the environment to export.

@@ -64,9 +64,15 @@ class CountingLog(FirestoreEventLog):
         return super().get_many(entry_ids)
 
     def snapshot(
-        self, execution_id: str, entry_ids: Sequence[str] = (), group: str | None = None
+        self,
+        execution_id: str,
+        entry_ids: Sequence[str] = (),
+        group: str | None = None,
+        from_index: int = 0,
     ) -> Snapshot:
-        return super().snapshot(execution_id, entry_ids, group)
+        # one batched get: each id and the halt marker is a document read; a count is 1
+        self._add(reads=len(entry_ids) + 1 + (1 if group else 0))
+        return super().snapshot(execution_id, entry_ids, group, from_index)
 
     def find(
         self, execution_id: str, kind: str, *, step: str | None = None, group: str | None = None

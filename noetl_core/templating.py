@@ -120,7 +120,7 @@ def unwrap(value: Any) -> Any:
     """Replace every ResultView inside `value` with the plain value it stands for."""
     if isinstance(value, ResultView):
         return unwrap(value.value)
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):  # dicts, and lazy scopes such as ctx
         return {k: unwrap(v) for k, v in value.items()}
     if isinstance(value, list):
         return [unwrap(v) for v in value]
@@ -133,7 +133,7 @@ def plain(value: Any) -> Any:
         return plain(value.value)
     if isinstance(value, jinja2.Undefined):
         return None
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):
         return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [plain(v) for v in value]

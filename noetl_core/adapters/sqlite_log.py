@@ -2,7 +2,9 @@
 
 Each row is one entry (several events may share it); `seq` is the commit order. A
 record batch is one transaction, so one commit per block. Rows are never updated, so an
-in-process cache of entries by id is always valid.
+in-process cache of entries by id is always valid, and what settling asks (halt, sums in
+flight, a loop's last wave, the latest result) is answered from memory
+(`sqlite_state`), with no read per block.
 """
 
 from __future__ import annotations
@@ -13,11 +15,11 @@ import threading
 from collections import OrderedDict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 from ..engine.entries import Entry
 from ..runtime.ports import Open, Snapshot
+from .sqlite_state import Known, KnownExecutions
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -32,17 +34,17 @@ CREATE TABLE IF NOT EXISTS entries (
     dj INTEGER NOT NULL DEFAULT 0,
     halt INTEGER NOT NULL DEFAULT 0,
     resulting INTEGER NOT NULL DEFAULT 0,
-    data TEXT NOT NULL
+    data TEXT NOT NULL,
+    ix INTEGER
 );
 CREATE INDEX IF NOT EXISTS entries_by_kind ON entries(execution_id, kind, grp);
-CREATE INDEX IF NOT EXISTS entries_open ON entries(execution_id, step, dc, da, dj)
-    WHERE dc != 0 OR da != 0 OR dj != 0;
-CREATE INDEX IF NOT EXISTS entries_halt ON entries(execution_id) WHERE halt = 1;
-CREATE INDEX IF NOT EXISTS entries_result ON entries(execution_id, seq) WHERE resulting = 1;
 """
-COLUMNS = "seq, id, execution_id, kind, step, grp, dc, da, dj, halt, resulting, data"
-INSERT = f"INSERT INTO entries({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
-OPEN_WHERE = "(dc != 0 OR da != 0 OR dj != 0)"
+# Logs written before loop iterations carried their index in a column.
+MIGRATE = "ALTER TABLE entries ADD COLUMN ix INTEGER"
+WAVE_INDEX = """CREATE INDEX IF NOT EXISTS entries_wave ON entries(execution_id, grp, ix)
+    WHERE kind = 'done'"""
+COLUMNS = "seq, id, execution_id, kind, step, grp, dc, da, dj, halt, resulting, data, ix"
+INSERT = f"INSERT INTO entries({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
 
 
 def _is_result(entry: Entry) -> bool:
@@ -66,29 +68,18 @@ def _row(entry: Entry) -> tuple[object, ...]:
         int(entry.halt),
         int(_is_result(entry)),
         json.dumps(data, separators=(",", ":"), default=str),
+        entry.body.get("index") if entry.group is not None else None,
     )
 
 
 @dataclass
 class _Pending:
+    entries: Sequence[Entry]
     rows: list[tuple[object, ...]]
     seqs: list[int] = field(default_factory=list)
     result: bool | None = None
     error: BaseException | None = None
     done: threading.Event = field(default_factory=threading.Event)
-
-
-@lru_cache(maxsize=64)
-def _snapshot_sql(with_group: bool, ids: int) -> str:
-    sql = "SELECT -1, EXISTS(SELECT 1 FROM entries WHERE execution_id = ? AND halt = 1)"
-    if with_group:
-        sql += (
-            " UNION ALL SELECT -2, (SELECT count(*) FROM entries"
-            " WHERE execution_id = ? AND kind = 'done' AND grp = ?)"
-        )
-    if ids:
-        sql += f" UNION ALL SELECT seq, data FROM entries WHERE id IN ({','.join('?' * ids)})"
-    return sql
 
 
 def _max_seq(conn: sqlite3.Connection) -> int:
@@ -110,8 +101,13 @@ class SqliteEventLog:
         self._cache: OrderedDict[str, Entry] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._cache_size = cache_size
+        self._known = KnownExecutions()
         self._writer = self._connect()
         self._writer.executescript(SCHEMA)
+        columns = {row[1] for row in self._writer.execute("PRAGMA table_info(entries)")}
+        if "ix" not in columns:
+            self._writer.execute(MIGRATE)
+        self._writer.execute(WAVE_INDEX)
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
@@ -138,6 +134,11 @@ class SqliteEventLog:
                 return
             self._commit(group)
             for request in group:
+                if request.result:
+                    for entry, seq, row in zip(
+                        request.entries, request.seqs, request.rows, strict=True
+                    ):
+                        self._known.apply(entry, seq, bool(row[9]))
                 request.done.set()
 
     def append(self, entries: Sequence[Entry]) -> bool:
@@ -146,7 +147,7 @@ class SqliteEventLog:
         be done. A batch whose id is taken is refused alone."""
         if not entries:
             return True
-        request = _Pending([_row(e) for e in entries])
+        request = _Pending(entries, [_row(e) for e in entries])
         with self._queue_lock:
             self._queue.append(request)
         while not request.done.is_set():
@@ -203,6 +204,8 @@ class SqliteEventLog:
 
     def _one_by_one(self, conn: sqlite3.Connection, group: list[_Pending]) -> int:
         seq = _max_seq(conn)
+        if self._last_seq is None or seq > self._last_seq:
+            self._known.clear()  # another process wrote: what we knew may be stale
         for i, pending in enumerate(group):
             pending.seqs = list(range(seq + 1, seq + 1 + len(pending.rows)))
             conn.execute(f"SAVEPOINT b{i}")
@@ -258,24 +261,67 @@ class SqliteEventLog:
                 found[entry.id] = entry
         return found
 
+    # -- what this process knows (see sqlite_state) -----------------------------------
+
+    def _fresh(self) -> None:
+        """Drop the known state if another process wrote since this one last did."""
+        top = self._reader.execute("SELECT max(seq) FROM entries").fetchone()[0] or 0
+        if self._last_seq is not None and top <= self._last_seq:
+            return
+        with self._write_lock:
+            top = _max_seq(self._writer)
+            if self._last_seq is None or top > self._last_seq:
+                self._known.clear()
+                self._last_seq = top
+
+    def _known_of(self, execution_id: str) -> Known:
+        self._fresh()
+        found = self._known.get(execution_id)
+        if found is not None:
+            return found
+        with self._write_lock:  # no commit of ours can slip between the read and the state
+            found = self._known.get(execution_id)
+            if found is None:
+                found = Known()
+                rows = self._writer.execute(
+                    "SELECT id, seq, step, dc, da, dj, halt, resulting FROM entries"
+                    " WHERE execution_id = ?",
+                    (execution_id,),
+                )
+                for entry_id, seq, step, dc, da, dj, halt, resulting in rows:
+                    found.add(entry_id, seq, step, (dc, da, dj), bool(halt), bool(resulting), None)
+                self._known.put(execution_id, found)
+        return found
+
+    def _wave(self, known: Known, execution_id: str, group: str, first: int) -> int:
+        """Done iterations of a loop from index `first` on (an index range, not a scan)."""
+        key = (group, first)
+        if key not in known.waves:
+            with self._write_lock:
+                if key not in known.waves:
+                    known.waves[key] = int(
+                        self._writer.execute(
+                            "SELECT count(*) FROM entries WHERE execution_id = ?"
+                            " AND kind = 'done' AND grp = ? AND ix >= ?",
+                            (execution_id, group, first),
+                        ).fetchone()[0]
+                    )
+        return known.waves[key]
+
     def snapshot(
-        self, execution_id: str, entry_ids: Sequence[str] = (), group: str | None = None
+        self,
+        execution_id: str,
+        entry_ids: Sequence[str] = (),
+        group: str | None = None,
+        from_index: int = 0,
     ) -> Snapshot:
+        known = self._known_of(execution_id)
         found, missing = self._cached(entry_ids)
-        args: list[object] = [execution_id]
-        if group is not None:
-            args += [execution_id, group]
-        args += missing
-        halted, count = False, 0
-        for seq, data in self._reader.execute(_snapshot_sql(group is not None, len(missing)), args):
-            if seq == -1:
-                halted = bool(data)
-            elif seq == -2:
-                count = int(data)
-            else:
-                entry = self._decode(seq, data)
-                found[entry.id] = entry
-        return Snapshot(found, halted, count)
+        stored = [i for i in missing if i in known.ids]
+        if stored:
+            found.update(self.get_many(stored))
+        count = self._wave(known, execution_id, group, from_index) if group is not None else 0
+        return Snapshot(found, known.halted, count)
 
     def find(
         self, execution_id: str, kind: str, *, step: str | None = None, group: str | None = None
@@ -295,29 +341,16 @@ class SqliteEventLog:
         return int(self._reader.execute(sql, args).fetchone()[0])
 
     def open_work(self, execution_id: str, steps: Collection[str] | None = None) -> Open:
-        sql = (
-            f"SELECT sum(dc), sum(da), sum(dj) FROM entries WHERE execution_id = ? AND {OPEN_WHERE}"
-        )
-        args: list[object] = [execution_id]
-        if steps is not None:
-            if not steps:
-                return Open()
-            sql += f" AND step IN ({','.join('?' * len(steps))})"
-            args.extend(steps)
-        c, a, j = self._reader.execute(sql, args).fetchone()
-        return Open(c or 0, a or 0, j or 0)
+        if steps is not None and not steps:
+            return Open()
+        return self._known_of(execution_id).open_work(steps)
 
     def halted(self, execution_id: str) -> bool:
-        row = self._reader.execute(
-            "SELECT 1 FROM entries WHERE execution_id = ? AND halt = 1 LIMIT 1", (execution_id,)
-        ).fetchone()
-        return row is not None
+        return self._known_of(execution_id).halted
 
     def last_result(self, execution_id: str) -> Entry | None:
-        found = self._select(
-            "execution_id = ? AND resulting = 1", (execution_id,), "ORDER BY seq DESC LIMIT 1"
-        )
-        return found[0] if found else None
+        last = self._known_of(execution_id).last_result
+        return self.get(last[1]) if last is not None else None
 
     def entries(self, execution_id: str) -> list[Entry]:
         return self._select("execution_id = ?", (execution_id,), "ORDER BY seq")

@@ -21,7 +21,19 @@ from ..templating import ResultView
 from . import entries as E
 from .entries import Command, Entry
 from .graph import Graph
-from .scope import DONE, ERROR, FAILED, LOOP_DONE, OK, Patches, merge, render_set, with_ctx
+from .scope import (
+    DONE,
+    ERROR,
+    FAILED,
+    LOOP_DONE,
+    OK,
+    Patches,
+    merge,
+    merge_value,
+    render_set,
+    with_ctx,
+)
+from .versions import MISSING, NodeReader, Ref, Tries
 
 DONE_OK = ("call.done", "step.exit", "command.completed")
 DONE_ERROR = ("call.error", "step.exit", "command.failed")
@@ -60,9 +72,33 @@ class Scene:
     graph: Graph
     execution_id: str
     ts: float
+    read: NodeReader = field(default=lambda ref: _no_node(ref), compare=False)
 
     def step(self, name: str) -> Step:
         return self.playbook.step_named(name)
+
+    def tries(self, head: str = "") -> Tries:
+        """Scope versions, read through this scene; new nodes go in entry `head`."""
+        return Tries(self.read, head)
+
+
+def _no_node(ref: str) -> dict[str, Any]:
+    raise LookupError(f"no node reader for scope node {ref}")
+
+
+def add_ctx(tries: Tries, root: Ref, patch: dict[str, Any]) -> Ref:
+    """The ctx version after a `set`: each top-level key merged deeply over its value."""
+    if not patch:
+        return root
+    return tries.update(root, templating.plain(patch), _ctx_combine)
+
+
+def _ctx_combine(old: Any, new: Any) -> Any:
+    return new if old is MISSING else merge_value(old, new)
+
+
+def merge_ctx(tries: Tries, base: Ref, later: Ref) -> Ref:
+    return tries.merge(base, later, merge_value)
 
 
 def start(
@@ -79,7 +115,7 @@ def start(
         playbook,
         entry_step,
         ids.command(execution_id, "entry"),
-        {"ctx": {}, "results": {}},
+        {"ctx": None, "results": None},
         None,
     )
     parent_id = parent["execution_id"] if parent else None
@@ -124,8 +160,9 @@ def record(
     local = _local(step.step, outcome)
     scope = {**names, **local}
     patches = _step_patches(step, outcome, scope) if outcome.ok else Patches()
-    ctx = merge(command.frame.get("ctx", {}), patches.ctx)
     done_id = E.done_id(scene.execution_id, command.id)
+    tries = scene.tries(done_id)
+    ctx = add_ctx(tries, command.frame.get("ctx"), patches.ctx)
     scope = {**with_ctx(scope, patches.ctx), "step": patches.step}
     chosen = choose_arcs(step, outcome.ok, scope)
     done = Entry(
@@ -142,17 +179,43 @@ def record(
         halt=not outcome.ok and not chosen,
         body=_done_body(outcome, patches, chosen, recovered=not outcome.ok and bool(chosen)),
     )
-    frame = {"ctx": ctx, "results": {**command.frame.get("results", {}), step.step: done_id}}
-    return with_issued(done, successors(scene, step, command.id, chosen, frame, scope))
+    if patches.ctx:
+        done = done.evolve(body=_set_by_reference(done.body, tries, ctx))
+    results = tries.put(command.frame.get("results"), step.step, done_id)
+    frame = {"ctx": ctx, "results": results}
+    arc_sets: dict[str, Any] = {}
+    made = successors(scene, step, command.id, chosen, frame, scope, tries, arc_sets)
+    return with_issued(done, made, tries, arc_sets)
 
 
-def with_issued(head: Entry, made: Sequence[Entry]) -> list[Entry]:
-    """`head` noting what its batch issued, so a redelivery can publish it again."""
+def _set_by_reference(body: dict[str, Any], tries: Tries, ctx: Ref) -> dict[str, Any]:
+    """The record's `set` naming, instead of repeating, a big ctx value that this batch
+    stored as a node of its own (`{"$node": ref}`: the key's value after the set)."""
+    patch = body.get("set", {}).get("ctx") or {}
+    refs = {key: ref for key in patch if (ref := tries.apart(ctx, key)) is not None}
+    if not refs:
+        return body
+    shown = {key: {"$node": refs[key]} if key in refs else value for key, value in patch.items()}
+    return {**body, "set": {**body["set"], "ctx": shown}}
+
+
+def with_issued(
+    head: Entry,
+    made: Sequence[Entry],
+    tries: Tries | None = None,
+    arc_sets: dict[str, Any] | None = None,
+) -> list[Entry]:
+    """`head` noting what its batch issued, so a redelivery can publish it again, and
+    carrying the scope-version nodes the batch made."""
     body = {
         **head.body,
         "issued": [e.command_id for e in made if e.kind == "issue"],
         "arrived": [e.id for e in made if e.kind == "arrive"],
     }
+    if arc_sets:
+        body["arc_set"] = arc_sets
+    if tries is not None and tries.nodes:
+        body["nodes"] = tries.nodes
     return [head.evolve(body=body), *made]
 
 
@@ -221,12 +284,16 @@ def successors(
     chosen: Sequence[int],
     frame: dict[str, Any],
     scope: Mapping[str, Any],
+    tries: Tries,
+    arc_sets: dict[str, Any] | None = None,
 ) -> list[Entry]:
     out = []
     for i in chosen:
         arc = step.arcs[i]
         arc_patch = render_set(arc.set, scope, f"step {step.step}: next.arcs[{i}].set")
-        target_frame = {**frame, "ctx": merge(frame["ctx"], arc_patch.ctx)}
+        if arc_patch.ctx and arc_sets is not None:
+            arc_sets[str(i)] = templating.plain(arc_patch.ctx)
+        target_frame = {**frame, "ctx": add_ctx(tries, frame["ctx"], arc_patch.ctx)}
         target_frame.pop("args", None)
         if arc.args:
             where = f"step {step.step}: next.arcs[{i}].args"
@@ -268,31 +335,32 @@ def successor(
 
 
 def join(scene: Scene, target: str, arrivals: Sequence[Entry]) -> Entry:
-    """The join's command: arrivals' frames merged in commit order, consumed at once."""
-    ctx: dict[str, Any] = {}
-    results: dict[str, Any] = {}
+    """The join's command: arrivals' versions merged in commit order, consumed at once
+    (later arrivals win a name both carry; ctx values merge deeply)."""
+    key = ids.digest(*sorted(a.id for a in arrivals))
+    command_id = ids.command(scene.execution_id, target, "join", key)
+    tries = scene.tries(E.issue_id(scene.execution_id, command_id))
+    ctx: Ref = None
+    results: Ref = None
     args: dict[str, Any] = {}
     for arrival in arrivals:
-        ctx = merge(ctx, arrival.body["frame"].get("ctx", {}))
-        results.update(arrival.body["frame"].get("results", {}))
-        args.update(arrival.body["frame"].get("args", {}))
-    key = ids.digest(*sorted(a.id for a in arrivals))
+        frame = arrival.body["frame"]
+        ctx = merge_ctx(tries, ctx, frame.get("ctx"))
+        results = tries.merge(results, frame.get("results"))
+        args.update(frame.get("args", {}))
     command = _command(
         scene.execution_id,
         scene.playbook,
         target,
-        ids.command(scene.execution_id, target, "join", key),
+        command_id,
         {"ctx": ctx, "results": results, **({"args": args} if args else {})},
         None,
     )
     issued = E.issue_entry(command, scene.ts)
-    return Entry(
-        **{
-            **issued.__dict__,
-            "dj": -len(arrivals),
-            "body": {**issued.body, "arrivals": [a.id for a in arrivals]},
-        }
-    )
+    body = {**issued.body, "arrivals": [a.id for a in arrivals]}
+    if tries.nodes:
+        body["nodes"] = tries.nodes
+    return issued.evolve(dj=-len(arrivals), body=body)
 
 
 def terminal(

@@ -96,9 +96,6 @@ def _start(state: State, entry: Entry) -> None:
 
 def _issue(state: State, entry: Entry) -> None:
     command = Command.from_dict(entry.body["command"])
-    ctx = command.frame.get("ctx")
-    if ctx:  # what set (step or arc) left on the path, as the next block sees it
-        state.ctx = merge(state.ctx, ctx)
     state.commands[command.id] = CommandState(
         command.id, command.step, command.kind, command.index, issued_seq=entry.seq
     )
@@ -142,14 +139,22 @@ def _done(state: State, entry: Entry) -> None:
     else:
         step.failed += 1
         step.error = body.get("error")
+    _merge_sets(state, body)
+
+
+def _merge_sets(state: State, body: dict[str, Any]) -> None:
+    """What `set` (the step's, then its chosen arcs') changed in ctx, for display."""
     ctx = body.get("set", {}).get("ctx")
     if ctx:
         state.ctx = merge(state.ctx, ctx)
+    for patch in body.get("arc_set", {}).values():
+        state.ctx = merge(state.ctx, patch)
 
 
 def _loopdone(state: State, entry: Entry) -> None:
     step = state.step(entry.step or "")
     step.result = entry.body.get("result")
+    _merge_sets(state, entry.body)
 
 
 def _cancel(state: State, entry: Entry) -> None:

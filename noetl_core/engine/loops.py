@@ -22,6 +22,7 @@ from .decide import (
     _done_body,
     _local,
     _step_patches,
+    add_ctx,
     choose_arcs,
     has_recovery,
     successors,
@@ -104,6 +105,7 @@ def record_iteration(
     halt = not outcome.ok and not has_recovery(step)
     body = _done_body(outcome, patches, [], recovered=False)
     body["index"] = command.index
+    body["wave"] = [command.length, command.width]  # settle reads the last wave only
     done = Entry(
         id=E.done_id(scene.execution_id, command.id),
         execution_id=scene.execution_id,
@@ -153,12 +155,14 @@ def loop_done(
 ) -> list[Entry]:
     """`loop.done` with the results in index order, then the loop step's arcs, once."""
     step = scene.step(activation.step)
-    ctx = activation.frame.get("ctx", {})
-    for done in sorted(iterations, key=lambda d: d.body["index"]):
-        ctx = merge(ctx, done.body.get("set", {}).get("ctx", {}))
-    scope = with_ctx({**names, **_local(step.step, outcome, loop=True)}, ctx)
-    chosen = choose_arcs(step, outcome.ok, scope)
     entry_id = E.loopdone_id(scene.execution_id, activation.id)
+    tries = scene.tries(entry_id)
+    patch: dict[str, Any] = {}
+    for done in sorted(iterations, key=lambda d: d.body["index"]):
+        patch = merge(patch, done.body.get("set", {}).get("ctx", {}))
+    ctx = add_ctx(tries, activation.frame.get("ctx"), patch)
+    scope = with_ctx({**names, **_local(step.step, outcome, loop=True)}, patch)
+    chosen = choose_arcs(step, outcome.ok, scope)
     entry = Entry(
         id=entry_id,
         execution_id=scene.execution_id,
@@ -174,8 +178,11 @@ def loop_done(
         group=activation.id,
         halt=not outcome.ok and not chosen,
         body=_done_body(
-            outcome, Patches(ctx=ctx), chosen, recovered=not outcome.ok and bool(chosen)
+            outcome, Patches(ctx=patch), chosen, recovered=not outcome.ok and bool(chosen)
         ),
     )
-    frame = {"ctx": ctx, "results": {**activation.frame.get("results", {}), step.step: entry_id}}
-    return with_issued(entry, successors(scene, step, activation.id, chosen, frame, scope))
+    results = tries.put(activation.frame.get("results"), step.step, entry_id)
+    frame = {"ctx": ctx, "results": results}
+    arc_sets: dict[str, Any] = {}
+    made = successors(scene, step, activation.id, chosen, frame, scope, tries, arc_sets)
+    return with_issued(entry, made, tries, arc_sets)

@@ -19,6 +19,7 @@ from typing import Any
 from .. import templating
 from ..errors import TemplateError
 from ..templating import ResultView
+from .versions import CtxScope
 
 
 class Alias(str):
@@ -67,9 +68,18 @@ def context(
     parent_execution_id: str | None,
     loop: Mapping[str, Any] | None = None,
     local: Mapping[str, Any] | None = None,
+    bare: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    merged_ctx = merge(workload, ctx)
-    names: dict[str, Any] = {**merged_ctx, **results}
+    """The names of one block. `ctx` is a plain mapping of `set` values (merged over the
+    workload here, every key also bare) or a `CtxScope` read lazily, whose bare names
+    the caller passes in `bare` (only those its templates read)."""
+    merged_ctx: Mapping[str, Any]
+    if isinstance(ctx, CtxScope):
+        merged_ctx = ctx
+        names: dict[str, Any] = {**(bare or {}), **results}
+    else:
+        merged_ctx = merge(workload, ctx)
+        names = {**merged_ctx, **results}
     if loop:
         names.update(loop)
     names.update(
@@ -132,11 +142,19 @@ def with_ctx(names: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, An
     if not patch:
         return dict(names)
     out = dict(names)
-    out["ctx"] = merge(names.get("ctx", {}), patch)
+    current = names.get("ctx", {})
+    out["ctx"] = current.patched(patch) if isinstance(current, CtxScope) else merge(current, patch)
     for key in patch:
         if not isinstance(out.get(key), ResultView):
             out[key] = out["ctx"][key]
     return out
+
+
+def merge_value(old: Any, new: Any) -> Any:
+    """One ctx key's value after a later `set`: mappings merge deeply, else replace."""
+    if isinstance(new, dict) and isinstance(old, Mapping):
+        return merge(old, new)
+    return new
 
 
 def merge(base: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 
 class Strict(BaseModel):
@@ -176,11 +176,17 @@ class Playbook(Strict):
     workbook: list[WorkbookEntry] = Field(default_factory=list)
     workflow: list[Step] = Field(min_length=1)
 
+    _by_name: dict[str, Step] = PrivateAttr(default_factory=dict)
+
     def step_named(self, name: str) -> Step:
-        for step in self.workflow:
-            if step.step == name:
-                return step
-        raise KeyError(name)
+        """O(1): the steps by name, built on first use (rebuilt if the list changed)."""
+        found = self._by_name.get(name)
+        if found is None or len(self._by_name) != len(self.workflow):
+            self._by_name = {step.step: step for step in self.workflow}
+            found = self._by_name.get(name)
+        if found is None:
+            raise KeyError(name)
+        return found
 
     @property
     def entry_step(self) -> str:

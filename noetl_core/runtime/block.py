@@ -23,6 +23,7 @@ from typing import Any
 
 from .. import callbacks, engine, ids
 from ..engine import entries as E
+from ..engine import versions
 from ..engine.entries import Command, Entry
 from ..engine.scope import merge
 from ..errors import ClaimConflict, ExecutionNotFound, NoetlError, WorkloadError
@@ -38,6 +39,7 @@ from .ports import Clock, CommandBus, EventLog, Note, PayloadStore, Snapshot, Ti
 
 log = logging.getLogger(__name__)
 Listener = Callable[[Sequence[Entry]], None]
+NODE_CACHE_ENTRIES = 4096
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,7 @@ class Runtime:
         self.worker_id = f"{socket.gethostname()}-{os.getpid()}"
         self._blueprints: dict[str, Blueprint] = {}
         self._executions: OrderedDict[str, Execution] = OrderedDict()
+        self._nodes: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
         self._lock = threading.Lock()
         self._running: set[tuple[str, int]] = set()
         self._listeners: list[Listener] = []
@@ -168,8 +171,28 @@ class Runtime:
                 self._executions.popitem(last=False)
         return found
 
-    def scene(self, ex: Execution) -> engine.Scene:
-        return engine.Scene(ex.blueprint.playbook, ex.blueprint.graph, ex.id, self.clock.now())
+    def scene(self, ex: Execution, ts: float | None = None) -> engine.Scene:
+        now = self.clock.now() if ts is None else ts
+        return engine.Scene(ex.blueprint.playbook, ex.blueprint.graph, ex.id, now, self.node)
+
+    def node(self, ref: str) -> dict[str, Any]:
+        """A scope-version node: immutable, so cached by the entry that carries it."""
+        entry_id, pos = versions.split_ref(ref)
+        with self._lock:
+            nodes = self._nodes.get(entry_id)
+        if nodes is None:
+            entry = self.log.get(entry_id)
+            if entry is None or "nodes" not in entry.body:
+                raise ExecutionNotFound(f"scope node {ref} is not in the event log")
+            nodes = entry.body["nodes"]
+            self._remember_nodes(entry_id, nodes)
+        return nodes[pos]
+
+    def _remember_nodes(self, entry_id: str, nodes: list[dict[str, Any]]) -> None:
+        with self._lock:
+            self._nodes[entry_id] = nodes
+            if len(self._nodes) > NODE_CACHE_ENTRIES:
+                self._nodes.popitem(last=False)
 
     def command(self, ex: Execution, command_id: str) -> Command:
         issued = self.log.get(E.issue_id(ex.id, command_id))
@@ -201,18 +224,20 @@ class Runtime:
             parent_execution_id=ex.parent_execution_id,
             view_of=self.view_of,
             wanted=ex.blueprint.names(command.step),
+            tries=versions.Tries(self.node),
         )
         names["keychain"] = (secrets or self.secrets(ex)).view()
         return names
 
     def tables(self, command: Command) -> Callable[[str], Any]:
         """Earlier steps' results on this command's path, as Arrow tables (for duckdb)."""
-        results: Mapping[str, str] = command.frame.get("results", {})
+        tries = versions.Tries(self.node)
 
         def table(step: str) -> Any:
-            if step not in results:
+            entry_id = tries.get(command.frame.get("results"), step)
+            if entry_id is None:
                 return None
-            entry = self.log.get(results[step])
+            entry = self.log.get(entry_id)
             return payloads.table(self.payloads, entry.body.get("result") if entry else None)
 
         return table
@@ -226,6 +251,9 @@ class Runtime:
         batch = [self._masked(e) for e in E.fold_claim(batch)]
         if not self.log.append(batch):
             return False
+        for entry in batch:
+            if "nodes" in entry.body:
+                self._remember_nodes(entry.id, entry.body["nodes"])
         for listener in self._listeners:
             listener(batch)
         if any(e.kind == "terminal" for e in batch):
@@ -386,7 +414,7 @@ class Runtime:
         step = ex.blueprint.step(command.step)
         secrets = self.secrets(ex)
         names = self.names(ex, command, secrets)
-        context = PathContext(names, command.frame.get("results", {}), self.view_of)
+        context = PathContext(names, versions.Tries(self.node), command.frame, self.view_of)
         resume = None
         if attempt > 1:
             previous = self.log.get(E.attempt_id(ex.id, command.id, attempt - 1))

@@ -14,6 +14,7 @@ from typing import Any
 from .. import templating
 from ..engine import policy, scope
 from ..engine.entries import Command
+from ..engine.versions import CtxScope, Ref, Tries
 from ..playbook.model import Playbook, Step, Tool
 from ..templating import ResultView
 from ..tools import registry
@@ -53,29 +54,48 @@ def step_names(playbook: Playbook, step: Step) -> frozenset[str]:
 
 
 class PathContext(Mapping[str, Any]):
-    """The python tool's `context`: the render names, plus every step on the path."""
+    """The python tool's `context`: the render names, then every step result and ctx
+    key on the path, each read from the scope versions on first access."""
 
-    def __init__(self, names: Mapping[str, Any], frame_results: Mapping[str, str], view_of: ViewOf):
+    def __init__(
+        self, names: Mapping[str, Any], tries: Tries, frame: Mapping[str, Any], view_of: ViewOf
+    ):
         self._names = names
-        self._frame = frame_results
+        self._tries = tries
+        self._results: Ref = frame.get("results")
         self._view_of = view_of
         self._loaded: dict[str, Any] = {}
 
     def __getitem__(self, key: str) -> Any:
         if key in self._names:
             return templating.unwrap(self._names[key])
-        if key in self._frame:
-            if key not in self._loaded:
-                self._loaded[key] = self._view_of(self._frame[key]).value
-            return self._loaded[key]
-        raise KeyError(key)
+        if key not in self._loaded:
+            entry_id = self._tries.get(self._results, key)
+            if entry_id is not None:
+                self._loaded[key] = self._view_of(entry_id).value
+            else:
+                ctx = self._names.get("ctx")
+                if not isinstance(ctx, Mapping) or key not in ctx:
+                    raise KeyError(key)
+                self._loaded[key] = templating.unwrap(ctx[key])
+        return self._loaded[key]
+
+    def _all(self) -> dict[str, None]:
+        found = dict.fromkeys(self._names)
+        found.update(dict.fromkeys(name for name, _ in self._tries.items(self._results)))
+        ctx = self._names.get("ctx")
+        if isinstance(ctx, Mapping):
+            found.update(dict.fromkeys(ctx))
+        return found
 
     def __iter__(self) -> Iterator[str]:
-        yield from self._names
-        yield from (k for k in self._frame if k not in self._names)
+        return iter(self._all())
 
     def __len__(self) -> int:
-        return len(set(self._names) | set(self._frame))
+        return len(self._all())
+
+    def __bool__(self) -> bool:  # never empty; and truthiness must not list every name
+        return True
 
 
 def names_for(
@@ -87,23 +107,32 @@ def names_for(
     parent_execution_id: str | None,
     view_of: ViewOf,
     wanted: frozenset[str],
+    tries: Tries,
 ) -> dict[str, Any]:
-    """The render names of one command, with results loaded lazily."""
+    """The render names of one command: of its scope versions, only the names its
+    templates read are looked up; results load lazily."""
     step = playbook.step_named(command.step)
-    frame_results: Mapping[str, str] = command.frame.get("results", {})
-    results = {n: view_of(frame_results[n]) for n in wanted if n in frame_results}
+    frame = command.frame
+    results = {}
+    for name in wanted:
+        entry_id = tries.get(frame.get("results"), name)
+        if entry_id is not None:
+            results[name] = view_of(entry_id)
+    ctx = CtxScope(tries, frame.get("ctx"), workload, merge=scope.merge_value)
+    bare = {n: ctx[n] for n in wanted if n not in results and n in ctx}
     loop = None
-    it = command.frame.get("iter")
+    it = frame.get("iter")
     if it is not None and step.loop is not None and command.length is not None:
         loop = scope.loop_names(step.loop.iterator, it["item"], it["index"], command.length, {})
     names = scope.context(
         workload=workload,
-        ctx=command.frame.get("ctx", {}),
+        ctx=ctx,
         results=results,
         execution_id=execution_id,
         parent_execution_id=parent_execution_id,
         loop=loop,
+        bare=bare,
     )
-    names["args"] = command.frame.get("args", {})
+    names["args"] = frame.get("args", {})
     names["__playbook__"] = playbook
     return names

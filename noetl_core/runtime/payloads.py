@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..redact import Redactor
@@ -31,6 +31,8 @@ def _default(value: Any) -> Any:
         return value.decode("utf-8", errors="replace")
     if isinstance(value, ResultView):
         return value.value
+    if isinstance(value, Mapping):  # a lazy scope such as ctx
+        return dict(value)
     return str(value)
 
 

@@ -44,7 +44,7 @@ class Snapshot:
 
     found: dict[str, Entry]
     halted: bool
-    done_in_group: int = 0
+    done_in_group: int = 0  # done iterations of the group from the asked index on
 
 
 class EventLog(Protocol):
@@ -63,10 +63,15 @@ class EventLog(Protocol):
         ...
 
     def snapshot(
-        self, execution_id: str, entry_ids: Sequence[str] = (), group: str | None = None
+        self,
+        execution_id: str,
+        entry_ids: Sequence[str] = (),
+        group: str | None = None,
+        from_index: int = 0,
     ) -> Snapshot:
-        """`get_many(entry_ids)`, `halted(execution_id)` and, with a group, the count of
-        its done entries, read together (one round trip where the backend allows)."""
+        """`get_many(entry_ids)`, `halted(execution_id)` and, with a group (a loop
+        activation), the count of its done iterations whose index is `from_index` or
+        more, read together (one round trip where the backend allows)."""
         ...
 
     def find(

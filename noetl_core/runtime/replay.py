@@ -145,7 +145,7 @@ def _redo_loopdone(
 
 
 def _scene(rt: Runtime, ex: Execution, entry: Entry) -> engine.Scene:
-    return engine.Scene(ex.blueprint.playbook, ex.blueprint.graph, ex.id, entry.ts)
+    return rt.scene(ex, entry.ts)
 
 
 def _compare(recorded: Entry, redone: Sequence[Entry], by_id: dict[str, Entry]) -> str:

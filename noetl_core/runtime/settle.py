@@ -37,12 +37,13 @@ def settle(rt: Runtime, ex: Execution, batch: Sequence[Entry]) -> list[Note]:
         current = queue.pop(0)
         if _nothing_to_settle(ex, current):
             continue
-        group = next((e.group for e in current if e.kind == "done" and e.group), None)
-        snapshot = rt.log.snapshot(ex.id, group=group)
+        wave = _last_wave(current)
+        group, first = wave if wave is not None else (None, 0)
+        snapshot = rt.log.snapshot(ex.id, group=group, from_index=first)
         halted = snapshot.halted
         loop_open = False
         if not halted:
-            loops, loop_open = _loops(rt, ex, current, {group: snapshot.done_in_group})
+            loops, loop_open = _loops(rt, ex, current, wave, snapshot.done_in_group)
             for made in loops + _joins(rt, ex, current):
                 notes.extend(issued_notes(made))
                 queue.append(made)
@@ -65,36 +66,45 @@ def _nothing_to_settle(ex: Execution, batch: Sequence[Entry]) -> bool:
     return True
 
 
-def _loops(
-    rt: Runtime, ex: Execution, batch: Sequence[Entry], counted: dict[str | None, int]
-) -> tuple[list[list[Entry]], bool]:
-    """Settle the loops this batch recorded iterations of; also say whether one of them
-    is still running (then the execution cannot be over, and no count is needed)."""
-    made = []
-    still_open = False
+def _last_wave(batch: Sequence[Entry]) -> tuple[str, int] | None:
+    """(loop activation, first index of its last wave) when this batch recorded an
+    iteration of the last wave: with `max_in_flight` M over L items, iteration i issues
+    i + M, so once iterations L-M..L-1 are done every earlier one is. Only those can
+    finish a loop, and they count a bounded set: the done entries from L-M on."""
     for entry in batch:
-        if entry.kind == "done" and entry.group is not None:
-            created = maybe_loop_done(rt, ex, entry.group, counted.get(entry.group))
-            if created is None:
-                still_open = True
-            elif created:
-                made.append(created)
-    return made, still_open
+        if entry.kind == "done" and entry.group is not None and "wave" in entry.body:
+            length, width = entry.body["wave"]
+            if entry.body["index"] + width >= length:
+                return entry.group, max(0, length - width)
+    return None
 
 
-def maybe_loop_done(
-    rt: Runtime, ex: Execution, activation_id: str, done: int | None = None
-) -> list[Entry] | None:
-    """The loop.done batch if this call created it; [] if the loop is already done;
-    None while iterations are still running. `done` is the count of finished iterations
-    when the caller has just read it."""
+def _loops(
+    rt: Runtime,
+    ex: Execution,
+    batch: Sequence[Entry],
+    wave: tuple[str, int] | None,
+    counted: int,
+) -> tuple[list[list[Entry]], bool]:
+    """Settle the loop this batch recorded an iteration of; also say whether it is still
+    running (then the execution cannot be over, and no count is needed)."""
+    if not any(e.kind == "done" and e.group is not None for e in batch):
+        return [], False
+    if wave is None:
+        return [], True  # an earlier iteration: it issued the next one
+    group, first = wave
+    length = next(e.body["wave"][0] for e in batch if e.group == group and "wave" in e.body)
+    if counted < length - first:
+        return [], True
+    created = maybe_loop_done(rt, ex, group)
+    return ([created] if created else []), False
+
+
+def maybe_loop_done(rt: Runtime, ex: Execution, activation_id: str) -> list[Entry] | None:
+    """The loop.done batch if this call created it, once its last wave is all done;
+    [] if the loop is already done."""
     activation = rt.log.get(E.done_id(ex.id, activation_id))
     if activation is None:
-        return None
-    length = activation.body["loop"]["length"]
-    if done is None:
-        done = rt.log.count(ex.id, "done", group=activation_id)
-    if done < length:
         return None
     if rt.log.get(E.loopdone_id(ex.id, activation_id)) is not None:
         return []

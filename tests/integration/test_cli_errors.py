@@ -571,8 +571,9 @@ def test_replay_reports_a_tampered_successor_frame(tmp_path: Path) -> None:
             (execution_id,),
         ).fetchone()
         entry = json.loads(data)
-        assert entry["body"]["command"]["frame"]["ctx"] == {}
-        entry["body"]["command"]["frame"]["ctx"] = {"tampered": True}
+        frame = entry["body"]["command"]["frame"]
+        assert frame["ctx"] is None and frame["results"] is not None
+        frame["ctx"] = frame["results"]  # another version: the step results as ctx
         db.execute("UPDATE entries SET data = ? WHERE seq = ?", (json.dumps(entry), seq))
     db.close()
 

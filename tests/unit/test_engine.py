@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from noetl_core import engine
+from noetl_core import engine, ids
 from noetl_core.engine import entries as E
 from noetl_core.engine import fold as F
 from noetl_core.engine import graph as G
@@ -15,6 +17,7 @@ from noetl_core.engine import policy as P
 from noetl_core.engine import scope
 from noetl_core.engine.decide import Outcome, Scene
 from noetl_core.engine.entries import Command, Entry
+from noetl_core.engine.versions import Tries, split_ref
 from noetl_core.playbook.loader import load_text
 from noetl_core.playbook.model import Playbook, Policy, PolicyRule, RuleAction
 from noetl_core.templating import ResultView
@@ -35,8 +38,47 @@ def load(workflow: str, head: str = "") -> Playbook:
     return load_text(text, "pb.yaml").playbook
 
 
+# Scope-version nodes the tests made, by the entry that carries them.
+NODES: dict[str, list[dict[str, Any]]] = {}
+
+
+def read_node(ref: str) -> dict[str, Any]:
+    entry_id, pos = split_ref(ref)
+    return NODES[entry_id][pos]
+
+
+def keep_nodes(entries: list[Entry]) -> None:
+    for entry in entries:
+        if "nodes" in entry.body:
+            NODES[entry.id] = entry.body["nodes"]
+
+
+def frozen(frame: dict[str, Any]) -> dict[str, Any]:
+    """A frame written with plain maps, as scope versions (fixture nodes)."""
+    head = "fx" + ids.digest(json.dumps(frame, sort_keys=True, default=str))
+    tries = Tries(read_node, head)
+    ctx = None
+    for key, value in frame.get("ctx", {}).items():
+        ctx = tries.put(ctx, key, value)
+    results = None
+    for key, value in frame.get("results", {}).items():
+        results = tries.put(results, key, value)
+    NODES[head] = tries.nodes
+    return {**frame, "ctx": ctx, "results": results}
+
+
+def thawed(frame: dict[str, Any]) -> dict[str, Any]:
+    """A frame's scope versions as plain maps."""
+    tries = Tries(read_node)
+    return {
+        **frame,
+        "ctx": dict(tries.items(frame.get("ctx"))),
+        "results": dict(tries.items(frame.get("results"))),
+    }
+
+
 def scene(pb: Playbook, ts: float = 1.0) -> Scene:
-    return Scene(pb, G.build(pb), EID, ts)
+    return Scene(pb, G.build(pb), EID, ts, read_node)
 
 
 def names(
@@ -66,18 +108,29 @@ def err(message: str = "boom", code: str = "tool_error") -> Outcome:
 
 
 def command(step: str, frame: dict[str, Any] | None = None, cid: str = "c-src", kind="step"):
-    return Command(cid, EID, step, kind, frame or {"ctx": {}, "results": {}})
+    return Command(cid, EID, step, kind, frozen(frame or {"ctx": {}, "results": {}}))
 
 
 def record(pb: Playbook, step: str, outcome: Outcome, frame=None, cid="c-src", kind="step", **kw):
     frame = frame or {"ctx": {}, "results": {}}
     sc = scene(pb)
     hydrated = names(pb, ctx=frame["ctx"], **kw)
-    return engine.record(sc, command(step, frame, cid, kind), 1, outcome, hydrated)
+    batch = engine.record(sc, command(step, frame, cid, kind), 1, outcome, hydrated)
+    keep_nodes(batch)
+    return batch
+
+
+def raw_issued(batch: list[Entry]) -> list[Command]:
+    """The commands a batch issued, frames as recorded (scope-version references)."""
+    keep_nodes(batch)
+    return [Command.from_dict(e.body["command"]) for e in batch if e.kind == "issue"]
 
 
 def issued(batch: list[Entry]) -> list[Command]:
-    return [Command.from_dict(e.body["command"]) for e in batch if e.kind == "issue"]
+    """The commands a batch issued, frames read back as plain maps."""
+    keep_nodes(batch)
+    found = [Command.from_dict(e.body["command"]) for e in batch if e.kind == "issue"]
+    return [replace(c, frame=thawed(c.frame)) for c in found]
 
 
 def targets(batch: list[Entry]) -> list[str]:
@@ -132,11 +185,11 @@ def loop_pb(spec: str = "{mode: parallel, max_in_flight: 2}", arcs: str = "") ->
 
 
 def activation(frame: dict[str, Any] | None = None) -> Command:
-    return Command("c-act", EID, "L", "loop", frame or {"ctx": {}, "results": {}})
+    return Command("c-act", EID, "L", "loop", frozen(frame or {"ctx": {}, "results": {}}))
 
 
 def iteration_of(batch: list[Entry], index: int) -> Command:
-    return next(c for c in issued(batch) if c.index == index)
+    return next(c for c in raw_issued(batch) if c.index == index)
 
 
 # -- graph -----------------------------------------------------------------------------
@@ -514,7 +567,7 @@ def test_arc_to_a_join_is_an_arrival_not_a_command():
     assert arrive.command_id == "c-a"
     assert arrive.id == E.arrive_id(EID, "join", "c-a", 0)
     assert arrive.body["from"] == "a"
-    assert arrive.body["frame"] == {
+    assert thawed(arrive.body["frame"]) == {
         "ctx": {"k": 1},
         "results": {"start": "do-start", "a": E.done_id(EID, "c-a")},
     }
@@ -532,7 +585,7 @@ def arrival(cid: str, ctx: dict[str, Any], results: dict[str, str]) -> Entry:
         step="join",
         command_id=cid,
         dj=1,
-        body={"frame": {"ctx": ctx, "results": results}, "from": cid},
+        body={"frame": frozen({"ctx": ctx, "results": results}), "from": cid},
     )
 
 
@@ -540,6 +593,7 @@ def test_join_merges_arrival_ctx_in_order_and_consumes_them():
     first = arrival("c-a", {"x": 1, "a": 1, "m": {"p": 1}}, {"start": "d0", "a": "da"})
     second = arrival("c-b", {"x": 2, "b": 2, "m": {"q": 2}}, {"start": "d0", "b": "db"})
     entry = engine.join(scene(load(FAN)), "join", [first, second])
+    keep_nodes([entry])
     assert entry.kind == "issue"
     assert entry.events == ("command.issued",)
     assert entry.step == "join"
@@ -547,12 +601,13 @@ def test_join_merges_arrival_ctx_in_order_and_consumes_them():
     assert entry.body["arrivals"] == [first.id, second.id]
     cmd = Command.from_dict(entry.body["command"])
     assert cmd.kind == "step"
-    assert cmd.frame == {
+    assert thawed(cmd.frame) == {
         "ctx": {"x": 2, "a": 1, "b": 2, "m": {"p": 1, "q": 2}},
         "results": {"start": "d0", "a": "da", "b": "db"},
     }
     reverse = engine.join(scene(load(FAN)), "join", [second, first])
-    assert Command.from_dict(reverse.body["command"]).frame["ctx"]["x"] == 1
+    keep_nodes([reverse])
+    assert thawed(Command.from_dict(reverse.body["command"]).frame)["ctx"]["x"] == 1
 
 
 def test_join_id_is_the_same_for_the_same_arrivals_in_any_order():
@@ -609,7 +664,9 @@ def iteration(index: int, length: int = 5, width: int = 2, item: Any = None) -> 
         EID,
         "L",
         "iteration",
-        {"ctx": {"k": 1}, "results": {"start": "d0"}, "iter": {"item": item, "index": index}},
+        frozen(
+            {"ctx": {"k": 1}, "results": {"start": "d0"}, "iter": {"item": item, "index": index}}
+        ),
         parent="c-act",
         activation="c-act",
         index=index,
@@ -991,7 +1048,7 @@ def test_start_issues_the_entry_step_with_an_empty_frame():
     assert issue.kind == "issue" and issue.step == "start"
     assert issue.dc == 1 and issue.ts == 0.5
     cmd = Command.from_dict(issue.body["command"])
-    assert cmd.frame == {"ctx": {}, "results": {}}
+    assert cmd.frame == {"ctx": None, "results": None}
     assert cmd.parent is None
     assert head.body["entry_command"] == cmd.id == issue.command_id
 
@@ -1069,14 +1126,16 @@ def fan_run() -> list[list[Entry]]:
     pb = load(FAN)
     sc = scene(pb)
     batches = [engine.start(EID, pb, {}, {}, None, 0.0)]
-    c0 = issued(batches[0])[0]
+    c0 = raw_issued(batches[0])[0]
     batches.append(engine.record(sc, c0, 1, ok(), names(pb)))
-    ca, cb = issued(batches[-1])
+    ca, cb = raw_issued(batches[-1])
     batches.append(engine.record(sc, ca, 1, ok(1), names(pb)))
     batches.append(engine.record(sc, cb, 1, ok(2), names(pb)))
     arrivals = [e for b in batches for e in b if e.kind == "arrive"]
+    for batch in batches:
+        keep_nodes(batch)
     batches.append([engine.join(sc, "join", arrivals)])
-    cj = issued(batches[-1])[0]
+    cj = raw_issued(batches[-1])[0]
     batches.append(engine.record(sc, cj, 1, ok(3), names(pb, results={"a": 1, "b": 2})))
     batches.append([engine.terminal(EID, "completed", {"inline": 3}, None, 2.0)])
     return batches
@@ -1111,7 +1170,7 @@ def test_fold_tracks_open_work_through_a_fan_out_and_join():
 def test_fold_of_a_failed_execution():
     pb = load(RECOVERY)
     start = engine.start(EID, pb, {}, {}, None, 0.0)
-    c0 = issued(start)[0]
+    c0 = raw_issued(start)[0]
     failed = engine.record(scene(pb), c0, 1, err(code="OTHER"), names(pb))
     skipped = engine.close(command("happy", cid="c-h"), 1, "skipped", {"message": "x"}, 1.0)
     terminal = engine.terminal(EID, "failed", None, failed[0].body["error"], 1.0)
@@ -1149,8 +1208,9 @@ def test_fold_ctx_deep_merges_like_the_engine():
         """
     )
     first = record(pb, "start", ok(), cid="c-1")
-    second_cmd = issued(first)[0]
-    second = engine.record(scene(pb), second_cmd, 1, ok(), names(pb, ctx=second_cmd.frame["ctx"]))
+    second_cmd = raw_issued(first)[0]
+    carried_in = thawed(second_cmd.frame)["ctx"]
+    second = engine.record(scene(pb), second_cmd, 1, ok(), names(pb, ctx=carried_in))
     carried = issued(second)[0].frame["ctx"]
     assert carried == {"m": {"p": 1, "q": 2}}
     assert F.fold([*first, *second]).ctx == carried

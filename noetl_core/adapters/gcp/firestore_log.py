@@ -42,6 +42,7 @@ class FirestoreEventLog:
 
         self._client = client or firestore.Client(project=project)
         self._entries = self._client.collection(f"{prefix}_entries")
+        self._halts = self._client.collection(f"{prefix}_halts")
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="noetl-firestore")
 
     # -- writes ---------------------------------------------------------------------
@@ -54,6 +55,10 @@ class FirestoreEventLog:
         batch = self._client.batch()
         for position, entry in enumerate(entries):
             batch.create(self._entries.document(entry.id), self._document(entry, position))
+        for execution_id in dict.fromkeys(e.execution_id for e in entries if e.halt):
+            # A marker read by id with the block's other reads; a blind set, so a second
+            # halting entry neither conflicts nor reads. Only failures and cancels write it.
+            batch.set(self._halts.document(execution_id), {"halted": True})
         try:
             batch.commit()
         except (exceptions.AlreadyExists, exceptions.Conflict):
@@ -75,6 +80,7 @@ class FirestoreEventLog:
             "dj": entry.dj,
             "halt": entry.halt,
             "resulting": _is_result(entry),
+            "ix": entry.body.get("index") if entry.group is not None else None,
             "committed": firestore.SERVER_TIMESTAMP,
             "bi": position,
             "data": json.dumps(data, separators=(",", ":"), default=str),
@@ -113,13 +119,29 @@ class FirestoreEventLog:
         return {s.id: self._decode(s) for s in self._client.get_all(refs) if s.exists}
 
     def snapshot(
-        self, execution_id: str, entry_ids: Sequence[str] = (), group: str | None = None
+        self,
+        execution_id: str,
+        entry_ids: Sequence[str] = (),
+        group: str | None = None,
+        from_index: int = 0,
     ) -> Snapshot:
-        """The reads run at once (Firestore answers each in a round trip)."""
-        halted = self._pool.submit(self.halted, execution_id)
-        count = self._pool.submit(self.count, execution_id, "done", group=group) if group else None
-        found = self.get_many(entry_ids)
-        return Snapshot(found, halted.result(), count.result() if count else 0)
+        """One batched get of the entries and the execution's halt marker, beside (for a
+        loop's last wave) a count of its done iterations from `from_index` on: an
+        aggregation bills per 1,000 index entries it matches, so it stays bounded."""
+        count = (
+            self._pool.submit(self._count_from, execution_id, group, from_index) if group else None
+        )
+        refs = [self._entries.document(i) for i in entry_ids]
+        refs.append(self._halts.document(execution_id))
+        found, halted = {}, False
+        for snap in self._client.get_all(refs):
+            if not snap.exists:
+                continue
+            if snap.reference.parent.id == self._halts.id:
+                halted = True
+            else:
+                found[snap.id] = self._decode(snap)
+        return Snapshot(found, halted, count.result() if count else 0)
 
     def find(
         self, execution_id: str, kind: str, *, step: str | None = None, group: str | None = None
@@ -131,6 +153,14 @@ class FirestoreEventLog:
         query = self._where(execution_id, kind=kind, grp=group)
         result = query.count(alias="n").get()
         return int(result[0][0].value)
+
+    def _count_from(self, execution_id: str, group: str, from_index: int) -> int:
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        query = self._where(execution_id, kind="done", grp=group)
+        if from_index:
+            query = query.where(filter=FieldFilter("ix", ">=", from_index))
+        return int(query.count(alias="n").get()[0][0].value)
 
     def open_work(self, execution_id: str, steps: Collection[str] | None = None) -> Open:
         from google.cloud.firestore_v1.base_query import FieldFilter
@@ -152,8 +182,7 @@ class FirestoreEventLog:
         return Open(totals["c"], totals["a"], totals["j"])
 
     def halted(self, execution_id: str) -> bool:
-        query = self._where(execution_id, halt=True).limit(1)
-        return any(True for _ in query.stream())
+        return bool(self._halts.document(execution_id).get().exists)
 
     def last_result(self, execution_id: str) -> Entry | None:
         query = self._ordered(self._where(execution_id, resulting=True), descending=True)

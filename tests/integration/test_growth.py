@@ -1,0 +1,56 @@
+"""Flat cost as executions grow: stored bytes per block must not grow with length.
+
+Ratios of bytes, never times. A frame that carried the map of every earlier result
+made a 500-step chain store ~6x the bytes per block of a 50-step one; scope versions
+keep it to the trie's depth.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from bench.growth import chain, ctx_carry, loop
+from noetl_core import embedded, settings
+from noetl_core.playbook import load_text
+
+pytestmark = pytest.mark.integration
+
+
+def stored_per_block(home: Path, text: str) -> tuple[float, float]:
+    """(bytes of log rows and payload files per block, total bytes) of one execution."""
+    conf = settings.load({"NOETL_HOME": str(home)})
+    with embedded.runtime(conf) as rt:
+        execution_id = rt.start(load_text(text), {})
+        terminal = rt.wait(execution_id, 300)
+        assert terminal is not None and terminal.body["status"] == "completed"
+        blocks = sum(1 for e in rt.log.entries(execution_id) if e.kind == "done")
+    with sqlite3.connect(conf.log_path) as db:
+        logged = db.execute(
+            "SELECT sum(length(data)) FROM entries WHERE execution_id = ?", (execution_id,)
+        ).fetchone()[0]
+    payloads = sum(p.stat().st_size for p in (home / "payloads").rglob("*") if p.is_file())
+    total = logged + payloads
+    return total / blocks, total
+
+
+def test_bytes_per_block_of_a_chain_stay_flat(tmp_path: Path) -> None:
+    short, _ = stored_per_block(tmp_path / "short", chain(50))
+    long, _ = stored_per_block(tmp_path / "long", chain(800))
+    assert long / short < 1.5, (short, long)
+
+
+def test_bytes_per_item_of_a_loop_stay_flat(tmp_path: Path) -> None:
+    small, _ = stored_per_block(tmp_path / "small", loop(50, width=10))
+    big, _ = stored_per_block(tmp_path / "big", loop(2000, width=10))
+    assert big / small < 1.2, (small, big)
+
+
+def test_a_big_ctx_value_is_stored_once_not_once_per_step(tmp_path: Path) -> None:
+    size = 300_000
+    _, plain = stored_per_block(tmp_path / "plain", ctx_carry(40, 1))
+    _, carried = stored_per_block(tmp_path / "carried", ctx_carry(40, size))
+    # the step's own result (a payload) and the ctx value: twice the size, not 40 times
+    assert carried - plain < 3 * size, (plain, carried)
