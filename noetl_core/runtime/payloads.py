@@ -36,8 +36,11 @@ def _default(value: Any) -> Any:
     return str(value)
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=_default)  # built once
+
+
 def to_json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), default=_default)
+    return _ENCODER.encode(value)
 
 
 def _is_table(value: Any) -> bool:

@@ -53,14 +53,20 @@ def settle(rt: Runtime, ex: Execution, batch: Sequence[Entry]) -> list[Note]:
 
 
 def _nothing_to_settle(ex: Execution, batch: Sequence[Entry]) -> bool:
-    """A batch that issued work and touched no loop and no join can neither complete
-    anything nor end the execution: skip the reads (a plain chain step costs none)."""
+    """A batch that issued work and touched no join and no loop's last wave can neither
+    complete anything nor end the execution: skip the reads (a plain chain step, or an
+    iteration that issued the next one, costs none)."""
     if not _opens_work(batch):
         return False
     joins_below = ex.blueprint.graph.joins_below
     for entry in batch:
-        if entry.kind == "arrive" or (entry.kind == "done" and entry.group is not None):
+        if entry.kind == "arrive" or entry.halt:
             return False
+        if entry.kind == "done" and entry.group is not None:
+            wave = entry.body.get("wave")
+            if wave is None or entry.body["index"] + wave[1] >= wave[0]:
+                return False
+            continue  # an earlier wave's iteration: its batch issued the next one
         if entry.kind in ("done", "loopdone") and joins_below.get(entry.step or ""):
             return False
     return True
