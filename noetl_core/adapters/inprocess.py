@@ -8,7 +8,8 @@ blocks contend for one interpreter lock, and more threads than that only add swi
 When work waits in the queue while no running block has finished for 50 ms (the running
 blocks wait on I/O: HTTP, a database, a sleep), the pool grows, doubling up to its
 maximum, so I/O-bound fan-outs still get their concurrency; threads above the base
-exit after two idle seconds.
+exit after two idle seconds. A worker that publishes its block's successors runs the first
+one itself next, so a chain stays on one thread instead of handing each block over.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class InProcessBus:
         self._running = 0
         self._last_finish = time.monotonic()
         self._closed = False
+        self._local = threading.local()
         self._monitor = threading.Thread(target=self._watch, name="noetl-pool", daemon=True)
         self._monitor.start()
 
@@ -52,15 +54,22 @@ class InProcessBus:
         self._handler = handler
 
     def publish(self, notes: Sequence[Note]) -> None:
+        """Queue notes. A worker publishing its block's successors takes the first one
+        itself when its block returns (no hand-off to another thread for a chain); the
+        rest wake idle workers."""
         if not notes:
             return
+        keep = 1 if getattr(self._local, "worker", False) else 0
         with self._cond:
             self._queue.extend(notes)
-            missing = min(len(self._queue) - self._idle, self.base_workers - len(self._threads))
+            waiting = len(self._queue) - keep
+            missing = min(waiting - self._idle, self.base_workers - len(self._threads))
             for _ in range(max(0, missing)):
                 self._spawn()
-            self._has_work.notify(len(notes))
-            self._cond.notify_all()
+            if len(notes) > keep:
+                self._has_work.notify(len(notes) - keep)
+            if not self._idle:  # nobody free: the watcher may have to grow the pool
+                self._cond.notify_all()
 
     def _spawn(self) -> None:
         thread = threading.Thread(
@@ -70,6 +79,7 @@ class InProcessBus:
         thread.start()
 
     def _work(self) -> None:
+        self._local.worker = True
         while True:
             with self._has_work:
                 self._idle += 1
@@ -84,13 +94,16 @@ class InProcessBus:
                     return
                 note = self._queue.popleft()
                 self._running += 1
+                if self._queue and not self._idle:  # work left and nobody free
+                    self._cond.notify_all()
             try:
                 self._deliver(note)
             finally:
                 with self._cond:
                     self._running -= 1
                     self._last_finish = time.monotonic()
-                    self._cond.notify_all()
+                    if not self._running and not self._queue:
+                        self._cond.notify_all()  # wake wait_idle
 
     def _deliver(self, note: Note) -> None:
         try:
