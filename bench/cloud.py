@@ -57,11 +57,11 @@ class CountingLog(FirestoreEventLog):
         return ok
 
     def get(self, entry_id: str) -> Entry | None:
-        self._add(reads=1)
+        self._add(reads=0 if self._cached(entry_id) else 1)  # a cache hit reads nothing
         return super().get(entry_id)
 
     def get_many(self, entry_ids: Sequence[str]) -> dict[str, Entry]:
-        self._add(reads=len(entry_ids))
+        self._add(reads=sum(1 for i in entry_ids if self._cached(i) is None))
         return super().get_many(entry_ids)
 
     def snapshot(

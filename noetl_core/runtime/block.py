@@ -18,6 +18,7 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,6 +89,7 @@ class Runtime:
         self._blueprints: dict[str, Blueprint] = {}
         self._executions: OrderedDict[str, Execution] = OrderedDict()
         self._nodes: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+        self._side: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._running: set[tuple[str, int]] = set()
         self._listeners: list[Listener] = []
@@ -298,6 +300,9 @@ class Runtime:
             except ExecutionNotFound:  # commands are recorded before they are published
                 log.warning("dropping a note for unknown execution %s", note.execution_id)
                 return
+            if not self.log.deferred_claims:
+                self._shared(ex, note)
+                return
             snapshot = self._snapshot(ex, note.command_id, note.attempt)
             issued = snapshot.found.get(E.issue_id(ex.id, note.command_id))
             if issued is None:
@@ -317,6 +322,52 @@ class Runtime:
         finally:
             with self._lock:
                 self._running.discard(key)
+
+    def _shared(self, ex: Execution, note: Note) -> None:
+        """A block on a shared log (Firestore): claim first, reading the halt marker at
+        the same time. Every done, retry or pending entry of an attempt is written by the
+        block that claimed it, so a claim created here proves the attempt has not run;
+        a claim already taken falls back to reading what happened (`_block`)."""
+        issued = self.log.get(E.issue_id(ex.id, note.command_id))
+        if issued is None:
+            log.warning("dropping a note for unknown command %s", note.command_id)
+            return
+        command = Command.from_dict(issued.body["command"])
+        try:
+            entry = claims.claim_entry(self, ex, command, note.attempt, 0)
+            halted = self._side_reads().submit(self.log.halted, ex.id)
+            if not self.append([entry]):
+                halted.result()
+                self._block(ex, command, note.attempt)
+                return
+            try:
+                self._run(ex, command, note.attempt, [], halted.result())
+            except Exception as exc:
+                self._release(ex, command, note.attempt, exc)
+                raise
+        except ClaimConflict:
+            raise
+        except Exception as exc:  # a failure of the block itself: delivered again
+            masked = self.secret_cache.redactor(ex.id).text(f"{type(exc).__name__}: {exc}")
+            log.error("block %s of %s failed: %s", command.id, ex.id, masked)
+            raise
+
+    def _side_reads(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._side is None:
+                self._side = ThreadPoolExecutor(2, thread_name_prefix="noetl-side-read")
+            return self._side
+
+    def _release(self, ex: Execution, command: Command, attempt: int, exc: Exception) -> None:
+        """A shared-log block failed outside its tool: say so, so the next delivery takes
+        over at once."""
+        error = {
+            "kind": "internal",
+            "code": type(exc).__name__,
+            "retryable": True,
+            "message": self.secret_cache.redactor(ex.id).text(str(exc))[:2000],
+        }
+        claims.release(self, ex, command, attempt, error)
 
     def _snapshot(self, ex: Execution, command_id: str, attempt: int) -> Snapshot:
         """One read of what deciding to run this attempt needs (and the command itself)."""
@@ -364,13 +415,7 @@ class Runtime:
             self._run(ex, command, attempt, claim, snapshot.halted)
         except Exception as exc:
             if not self.log.deferred_claims:
-                error = {
-                    "kind": "internal",
-                    "code": type(exc).__name__,
-                    "retryable": True,
-                    "message": self.secret_cache.redactor(ex.id).text(str(exc))[:2000],
-                }
-                claims.release(self, ex, command, attempt, error)
+                self._release(ex, command, attempt, exc)
             raise
 
     def _run(

@@ -41,10 +41,9 @@ def release_id(execution_id: str, command_id: str, attempt: int) -> str:
     return ids.entry(execution_id, "release", command_id, attempt)
 
 
-def claim(rt: Runtime, ex: Execution, command: Command, attempt: int, crashes: int) -> list[Entry]:
-    """The claim entries to record with the block (embedded), or [] once claimed."""
+def claim_entry(rt: Runtime, ex: Execution, command: Command, attempt: int, crashes: int) -> Entry:
     now = rt.clock.now()
-    entry = Entry(
+    return Entry(
         id=E.claim_id(ex.id, command.id, attempt),
         execution_id=ex.id,
         kind="claim",
@@ -60,6 +59,12 @@ def claim(rt: Runtime, ex: Execution, command: Command, attempt: int, crashes: i
             "crashes": crashes,
         },
     )
+
+
+def claim(rt: Runtime, ex: Execution, command: Command, attempt: int, crashes: int) -> list[Entry]:
+    """The claim entries to record with the block (embedded), or [] once claimed."""
+    entry = claim_entry(rt, ex, command, attempt, crashes)
+    now = entry.ts
     if rt.log.deferred_claims:
         return [entry]
     if rt.append([entry]):

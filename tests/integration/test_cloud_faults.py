@@ -57,19 +57,26 @@ def test_worker_killed_mid_block_and_the_execution_still_completes(
 
 
 def test_every_push_delivered_twice_gives_the_same_log(cloud_rt: Runtime, gcp_stack: Any) -> None:
+    """The same playbook with every push delivered once and twice writes the same
+    entries (compared by what they are: instances cache entries by id, and ids are
+    never reused in a live deployment, so the doubled run gets its own id)."""
     loaded = load_file(EXAMPLES / "fan_out_join.yaml")
-    finish(cloud_rt, cloud_rt.start(loaded, {}, execution_id="dup-run"))
-    single = sorted(e.id for e in cloud_rt.log.entries("dup-run"))
-    gcp_stack.reset()
+
+    def shape(execution_id: str) -> list[tuple[Any, ...]]:
+        found = cloud_rt.log.entries(execution_id)
+        return sorted((e.kind, e.step or "", e.attempt, e.events) for e in found)
+
+    finish(cloud_rt, cloud_rt.start(loaded, {}, execution_id="dup-once"))
+    single = shape("dup-once")
     worker = gcp_stack.functions["worker"]
     endpoint = f"{worker.url}{gcp_stack.topic_path('noetl-commands')}"
     gcp_stack.create_subscription(
         "worker-twice", "noetl-commands", push_endpoint=endpoint, ack_deadline=10
     )
     try:
-        finish(cloud_rt, cloud_rt.start(loaded, {}, execution_id="dup-run"))
+        finish(cloud_rt, cloud_rt.start(loaded, {}, execution_id="dup-twice"))
         time.sleep(2)  # let the second copies of the last notes arrive, and die
-        doubled = sorted(e.id for e in cloud_rt.log.entries("dup-run"))
+        doubled = shape("dup-twice")
     finally:
         gcp_stack.delete_subscription("worker-twice")
     assert doubled == single

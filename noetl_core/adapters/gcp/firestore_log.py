@@ -13,7 +13,9 @@ counter document that every block rewrites (ARCHITECTURE.md).
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Collection, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -21,6 +23,7 @@ from ...engine.entries import Entry
 from ...runtime.ports import Open, Snapshot
 
 IN_LIMIT = 30  # Firestore's most values in one `in` filter
+CACHE_ENTRIES = 10_000
 
 
 def _seq(committed: Any, position: int) -> int:
@@ -44,6 +47,21 @@ class FirestoreEventLog:
         self._entries = self._client.collection(f"{prefix}_entries")
         self._halts = self._client.collection(f"{prefix}_halts")
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="noetl-firestore")
+        # Entries are never updated: what this instance wrote or read stays true. A warm
+        # chain reads its next command from here instead of Firestore.
+        self._cache: OrderedDict[str, Entry] = OrderedDict()
+        self._cache_lock = threading.Lock()
+
+    def _remember(self, entries: Iterable[Entry]) -> None:
+        with self._cache_lock:
+            for entry in entries:
+                self._cache[entry.id] = entry
+            while len(self._cache) > CACHE_ENTRIES:
+                self._cache.popitem(last=False)
+
+    def _cached(self, entry_id: str) -> Entry | None:
+        with self._cache_lock:
+            return self._cache.get(entry_id)
 
     # -- writes ---------------------------------------------------------------------
 
@@ -63,6 +81,8 @@ class FirestoreEventLog:
             batch.commit()
         except (exceptions.AlreadyExists, exceptions.Conflict):
             return False
+        committed = batch.commit_time  # what SERVER_TIMESTAMP became in every document
+        self._remember(e.with_seq(_seq(committed, i)) for i, e in enumerate(entries))
         return True
 
     def _document(self, entry: Entry, position: int) -> dict[str, Any]:
@@ -109,14 +129,25 @@ class FirestoreEventLog:
         return query.order_by("committed", direction=direction).order_by("bi", direction=direction)
 
     def get(self, entry_id: str) -> Entry | None:
+        cached = self._cached(entry_id)
+        if cached is not None:
+            return cached
         snapshot = self._entries.document(entry_id).get()
-        return self._decode(snapshot) if snapshot.exists else None
+        if not snapshot.exists:
+            return None
+        found = self._decode(snapshot)
+        self._remember([found])
+        return found
 
     def get_many(self, entry_ids: Sequence[str]) -> dict[str, Entry]:
-        if not entry_ids:
-            return {}
-        refs = [self._entries.document(i) for i in entry_ids]
-        return {s.id: self._decode(s) for s in self._client.get_all(refs) if s.exists}
+        found = {i: e for i in entry_ids if (e := self._cached(i)) is not None}
+        missing = [i for i in entry_ids if i not in found]
+        if missing:
+            refs = [self._entries.document(i) for i in missing]
+            read = [self._decode(s) for s in self._client.get_all(refs) if s.exists]
+            self._remember(read)
+            found.update((e.id, e) for e in read)
+        return found
 
     def snapshot(
         self,
