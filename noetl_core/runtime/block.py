@@ -301,7 +301,7 @@ class Runtime:
                 log.warning("dropping a note for unknown execution %s", note.execution_id)
                 return
             if not self.log.deferred_claims:
-                self._shared(ex, note)
+                claims.claim_first(self, ex, note)
                 return
             snapshot = self._snapshot(ex, note.command_id, note.attempt)
             issued = snapshot.found.get(E.issue_id(ex.id, note.command_id))
@@ -310,7 +310,7 @@ class Runtime:
                 return
             command = Command.from_dict(issued.body["command"])
             try:
-                self._block(ex, command, note.attempt, snapshot=snapshot)
+                self.run_block(ex, command, note.attempt, snapshot=snapshot)
             except ClaimConflict:
                 raise
             except Exception as exc:  # a failure of the block itself, not of the tool
@@ -323,51 +323,12 @@ class Runtime:
             with self._lock:
                 self._running.discard(key)
 
-    def _shared(self, ex: Execution, note: Note) -> None:
-        """A block on a shared log (Firestore): claim first, reading the halt marker at
-        the same time. Every done, retry or pending entry of an attempt is written by the
-        block that claimed it, so a claim created here proves the attempt has not run;
-        a claim already taken falls back to reading what happened (`_block`)."""
-        issued = self.log.get(E.issue_id(ex.id, note.command_id))
-        if issued is None:
-            log.warning("dropping a note for unknown command %s", note.command_id)
-            return
-        command = Command.from_dict(issued.body["command"])
-        try:
-            entry = claims.claim_entry(self, ex, command, note.attempt, 0)
-            halted = self._side_reads().submit(self.log.halted, ex.id)
-            if not self.append([entry]):
-                halted.result()
-                self._block(ex, command, note.attempt)
-                return
-            try:
-                self._run(ex, command, note.attempt, [], halted.result())
-            except Exception as exc:
-                self._release(ex, command, note.attempt, exc)
-                raise
-        except ClaimConflict:
-            raise
-        except Exception as exc:  # a failure of the block itself: delivered again
-            masked = self.secret_cache.redactor(ex.id).text(f"{type(exc).__name__}: {exc}")
-            log.error("block %s of %s failed: %s", command.id, ex.id, masked)
-            raise
-
-    def _side_reads(self) -> ThreadPoolExecutor:
+    def side_reads(self) -> ThreadPoolExecutor:
+        """A small pool for reads that run beside a write (the claim's halt check)."""
         with self._lock:
             if self._side is None:
                 self._side = ThreadPoolExecutor(2, thread_name_prefix="noetl-side-read")
             return self._side
-
-    def _release(self, ex: Execution, command: Command, attempt: int, exc: Exception) -> None:
-        """A shared-log block failed outside its tool: say so, so the next delivery takes
-        over at once."""
-        error = {
-            "kind": "internal",
-            "code": type(exc).__name__,
-            "retryable": True,
-            "message": self.secret_cache.redactor(ex.id).text(str(exc))[:2000],
-        }
-        claims.release(self, ex, command, attempt, error)
 
     def _snapshot(self, ex: Execution, command_id: str, attempt: int) -> Snapshot:
         """One read of what deciding to run this attempt needs (and the command itself)."""
@@ -379,7 +340,7 @@ class Runtime:
         ]
         return self.log.snapshot(ex.id, wanted)
 
-    def _block(
+    def run_block(
         self,
         ex: Execution,
         command: Command,
@@ -409,18 +370,25 @@ class Runtime:
             if takeover.crashes >= self.settings.max_deliveries:
                 claims.dead_letter(self, ex, command, takeover)
                 return
-            self._block(ex, command, takeover.attempt, takeover.crashes)
+            self.run_block(ex, command, takeover.attempt, takeover.crashes)
             return
         try:
-            self._run(ex, command, attempt, claim, snapshot.halted)
+            self.run_claimed(ex, command, attempt, snapshot.halted, claim)
         except Exception as exc:
             if not self.log.deferred_claims:
-                self._release(ex, command, attempt, exc)
+                claims.release_after(self, ex, command, attempt, exc)
             raise
 
-    def _run(
-        self, ex: Execution, command: Command, attempt: int, claim: list[Entry], halted: bool
+    def run_claimed(
+        self,
+        ex: Execution,
+        command: Command,
+        attempt: int,
+        halted: bool,
+        claim: Sequence[Entry] = (),
     ) -> None:
+        """Run an attempt this worker holds (`claim`: its deferred claim entries)."""
+        claim = list(claim)
         if halted:
             reason = "cancelled" if self.log.get(E.cancel_id(ex.id)) else "execution_failed"
             error = {

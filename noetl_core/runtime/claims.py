@@ -7,12 +7,18 @@ On a shared log (Firestore) a claim is its own entry, created if absent:
   attempt. Each takeover counts a crash; after `max_deliveries` crashes the command is
   closed as failed with the last cause and its note goes to the dead-letter topic.
 
+On a shared log a block claims first (`claim_first`), reading the halt marker at the
+same time: every done, retry or pending entry of an attempt is written by the block that
+claimed it, so a claim created proves the attempt has not run, and nothing needs reading
+before it. A claim already taken falls back to reading what happened.
+
 On the embedded log one process owns the bus, so the claim is written with the block's
 record (`deferred_claims`): one commit per block.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from .. import engine
@@ -20,6 +26,8 @@ from ..engine import entries as E
 from ..engine.entries import Command, Entry
 from ..errors import ClaimConflict
 from .ports import Note
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from .block import Execution, Runtime
@@ -114,3 +122,43 @@ def dead_letter(rt: Runtime, ex: Execution, command: Command, takeover: Takeover
     park = getattr(rt.bus, "dead_letter", None)
     if park is not None:
         park(Note(ex.id, command.id, takeover.attempt), error["message"])
+
+
+def claim_first(rt: Runtime, ex: Execution, note: Note) -> None:
+    """One block on a shared log (Firestore): the claim and the halt read in parallel."""
+    issued = rt.log.get(E.issue_id(ex.id, note.command_id))
+    if issued is None:
+        log.warning("dropping a note for unknown command %s", note.command_id)
+        return
+    command = Command.from_dict(issued.body["command"])
+    try:
+        entry = claim_entry(rt, ex, command, note.attempt, 0)
+        halted = rt.side_reads().submit(rt.log.halted, ex.id)
+        if not rt.append([entry]):
+            halted.result()
+            rt.run_block(ex, command, note.attempt)  # reads what happened, decides
+            return
+        try:
+            rt.run_claimed(ex, command, note.attempt, halted.result())
+        except Exception as exc:
+            release_after(rt, ex, command, note.attempt, exc)
+            raise
+    except ClaimConflict:
+        raise
+    except Exception as exc:  # a failure of the block itself: delivered again
+        masked = rt.secret_cache.redactor(ex.id).text(f"{type(exc).__name__}: {exc}")
+        log.error("block %s of %s failed: %s", command.id, ex.id, masked)
+        raise
+
+
+def release_after(
+    rt: Runtime, ex: Execution, command: Command, attempt: int, exc: Exception
+) -> None:
+    """Release an attempt whose block raised outside its tool, naming the cause."""
+    error = {
+        "kind": "internal",
+        "code": type(exc).__name__,
+        "retryable": True,
+        "message": rt.secret_cache.redactor(ex.id).text(str(exc))[:2000],
+    }
+    release(rt, ex, command, attempt, error)
