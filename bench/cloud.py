@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import floors  # noqa: E402
+from bench.growth import loop  # noqa: E402
 from bench.run import chain_playbook  # noqa: E402
 from emulators.stack import EmulatorStack  # noqa: E402
 from noetl_core import cloud, settings  # noqa: E402
@@ -36,6 +37,7 @@ from noetl_core.engine.entries import Entry  # noqa: E402
 from noetl_core.playbook import load_text  # noqa: E402
 from noetl_core.runtime.ports import Open, Snapshot  # noqa: E402
 
+LOOP_SIZES = (100, 10_000)
 CLOUD_ENV = {"NOETL_PAYLOAD_URL": "gs://noetl-payloads/bench", "NOETL_LEASE_SECONDS": "30"}
 
 
@@ -107,25 +109,34 @@ def pump(rt: Any, subscription: str, stop: threading.Event) -> None:
             subscriber.acknowledge(subscription=subscription, ack_ids=[received.ack_id])
 
 
-def operations_per_block(stack: EmulatorStack, blocks: int) -> tuple[float, float]:
+def operations_per_block(
+    stack: EmulatorStack, text: str, blocks: int, pumps: int = 1
+) -> tuple[float, float, float]:
+    """(document reads, document writes, wall ms) per block of one execution whose
+    blocks run in this process, pulled by `pumps` threads."""
     stack.reset()
-    stack.create_subscription("bench-pull", "noetl-commands")
+    stack.create_subscription("bench-pull", "noetl-commands", ack_deadline=60)
     conf = settings.load({**os.environ, **CLOUD_ENV, "NOETL_HOME": str(stack.workdir / "bench")})
     rt = cloud.build(conf)
     rt.log = CountingLog(conf.project, conf.firestore_prefix)
     cloud._runtime = rt  # the pump's blocks use this runtime
     stop = threading.Event()
-    worker = threading.Thread(target=pump, args=(rt, stack.subscription_path("bench-pull"), stop))
-    worker.start()
+    path = stack.subscription_path("bench-pull")
+    workers = [threading.Thread(target=pump, args=(rt, path, stop)) for _ in range(pumps)]
+    for worker in workers:
+        worker.start()
     try:
         CountingLog.reads = CountingLog.writes = 0
-        execution_id = rt.start(load_text(chain_playbook(blocks)), {})
-        terminal = rt.wait(execution_id, 600)
+        started = time.perf_counter()
+        execution_id = rt.start(load_text(text), {})
+        terminal = rt.wait(execution_id, 1800)
+        elapsed = (time.perf_counter() - started) * 1000
         assert terminal is not None and terminal.body["status"] == "completed"
-        return CountingLog.reads / blocks, CountingLog.writes / blocks
+        return CountingLog.reads / blocks, CountingLog.writes / blocks, elapsed / blocks
     finally:
         stop.set()
-        worker.join()
+        for worker in workers:
+            worker.join()
         rt.timer.close()  # type: ignore[attr-defined]
         stack.delete_subscription("bench-pull")
 
@@ -177,11 +188,24 @@ def main() -> None:
         )
         stack.delete_subscription("worker-push")
         for blocks in (10, 1000):
-            reads, writes = operations_per_block(stack, blocks)
+            reads, writes, _ = operations_per_block(stack, chain_playbook(blocks), blocks)
             print(
                 f"Firestore per block, {blocks}-block chain: {reads:.2f} document reads, "
-                f"{writes:.2f} document writes (target <= 3 writes; reads flat)"
+                f"{writes:.2f} document writes (target <= 3 writes, <= 4 reads; flat)"
             )
+        per_item = {}
+        for items in LOOP_SIZES:
+            reads, writes, ms = operations_per_block(stack, loop(items), items + 2, pumps=8)
+            per_item[items] = ms
+            print(
+                f"{items}-item parallel loop (max_in_flight 100, 8 pulling threads): "
+                f"{ms:.2f} ms/item, {reads:.2f} document reads, {writes:.2f} writes per item"
+            )
+        small, big = per_item[LOOP_SIZES[0]], per_item[LOOP_SIZES[-1]]
+        print(
+            f"loop {LOOP_SIZES[0]:,} -> {LOOP_SIZES[-1]:,} items on the emulators: "
+            f"ms/item {big / small:.2f}x (target <= 1.3x)"
+        )
 
 
 if __name__ == "__main__":
