@@ -20,14 +20,20 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import embedded, settings
+from . import settings
 from .errors import CatalogError, NoetlError, WorkloadError
-from .keychain import CredentialStore
-from .playbook.loader import LoadedPlaybook, load_file
-from .runtime.block import Runtime
-from .view import Progress, print_events, print_replay, print_result, print_status, resolve_id
+
+if TYPE_CHECKING:
+    from .keychain import CredentialStore
+    from .playbook.loader import LoadedPlaybook
+    from .runtime.block import Runtime
+    from .view import Progress
+
+# Each verb imports what it uses when it runs (the runtime, the playbook model, the HTTP
+# server, the keychain): `noetl validate` never builds a runtime, `noetl run` never
+# imports the server unless a step waits for a callback.
 
 
 def _parse_value(raw: str) -> Any:
@@ -69,6 +75,8 @@ def workload_from(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _target(rt: Runtime, target: str) -> LoadedPlaybook:
+    from .playbook.loader import load_file
+
     if Path(target).is_file():
         return load_file(target)
     if target.endswith((".yaml", ".yml")) or target.startswith((".", "/")):
@@ -83,6 +91,8 @@ def runtime_for(args: argparse.Namespace, conf: settings.Settings) -> Iterator[R
     """The embedded runtime, or a client of the emulator stack / Google Cloud (its
     blocks run in the worker functions; this process starts, watches and reads)."""
     if getattr(args, "backend", "embedded") == "embedded":
+        from . import embedded
+
         with embedded.runtime(conf) as rt:
             yield rt
         return
@@ -96,6 +106,8 @@ def runtime_for(args: argparse.Namespace, conf: settings.Settings) -> Iterator[R
 
 
 def cmd_run(args: argparse.Namespace, conf: settings.Settings) -> int:
+    from .view import Progress, print_result
+
     workload = workload_from(args)
     with runtime_for(args, conf) as rt:
         loaded = _target(rt, args.target)
@@ -135,12 +147,13 @@ def cmd_run(args: argparse.Namespace, conf: settings.Settings) -> int:
 def serve_callbacks(rt: Runtime, loaded: LoadedPlaybook) -> Any:
     """A local endpoint for the callbacks this playbook's steps wait for (if any)."""
     from .runtime.waits import callback_timeout
-    from .serve import Server
 
     if rt.settings.callback_url or not any(
         callback_timeout(s) is not None for s in loaded.playbook.workflow
     ):
         return None
+    from .serve import Server
+
     server = Server(rt).start()
     print(f"callbacks: {server.url}/callbacks/<token>", file=sys.stderr)
     return server
@@ -150,7 +163,7 @@ def cmd_serve(args: argparse.Namespace, conf: settings.Settings) -> int:
     from .schedules import Scheduler
     from .serve import Server
 
-    with embedded.runtime(conf) as rt:
+    with runtime_for(args, conf) as rt:
         server = Server(rt, args.host, args.port).start()
         scheduler = Scheduler(rt).start()
         print(
@@ -172,7 +185,7 @@ def cmd_schedules(args: argparse.Namespace, conf: settings.Settings) -> int:
     from .schedules import due
 
     now = dt.datetime.now(dt.UTC)
-    with embedded.runtime(conf) as rt:
+    with runtime_for(args, conf) as rt:
         for _loaded, schedule in due(rt.catalog):
             upcoming = schedule.next_after(now)
             local = upcoming.astimezone(schedule.zone()).isoformat(timespec="minutes")
@@ -184,6 +197,7 @@ def register_children(rt: Runtime, loaded: LoadedPlaybook) -> None:
     """Sub-playbooks named by a literal path, found beside the file, go to the remote
     catalog first: workers cannot read this machine's files."""
     from .catalog import _find_beside
+    from .playbook.loader import load_file
 
     for step in loaded.playbook.workflow:
         tools = step.tool if isinstance(step.tool, list) else [step.tool]
@@ -215,6 +229,8 @@ def watch(rt: Runtime, execution_id: str, progress: Progress) -> threading.Threa
 
 
 def cmd_validate(args: argparse.Namespace, conf: settings.Settings) -> int:
+    from .playbook.loader import load_file
+
     failed = 0
     for file in args.files:
         try:
@@ -229,16 +245,22 @@ def cmd_validate(args: argparse.Namespace, conf: settings.Settings) -> int:
 
 
 def cmd_status(args: argparse.Namespace, conf: settings.Settings) -> int:
+    from .view import print_status, resolve_id
+
     with runtime_for(args, conf) as rt:
         return print_status(rt, resolve_id(rt, args.execution) if args.execution else None)
 
 
 def cmd_events(args: argparse.Namespace, conf: settings.Settings) -> int:
+    from .view import print_events, resolve_id
+
     with runtime_for(args, conf) as rt:
         return print_events(rt, resolve_id(rt, args.execution), as_json=args.json)
 
 
 def cmd_replay(args: argparse.Namespace, conf: settings.Settings) -> int:
+    from .view import print_replay, resolve_id
+
     with runtime_for(args, conf) as rt:
         return print_replay(rt, resolve_id(rt, args.execution), args.at)
 
@@ -248,7 +270,7 @@ def cmd_register(args: argparse.Namespace, conf: settings.Settings) -> int:
         return register_credentials(args, conf)
     if args.file or args.directory:
         raise WorkloadError("-f/--directory go with `noetl register credential`")
-    with embedded.runtime(conf) as rt:
+    with runtime_for(args, conf) as rt:
         target = Path(args.target)
         done = (
             rt.catalog.register_tree(target) if target.is_dir() else [rt.catalog.register(target)]
@@ -259,8 +281,14 @@ def cmd_register(args: argparse.Namespace, conf: settings.Settings) -> int:
     return 0
 
 
+def credential_store(conf: settings.Settings) -> CredentialStore:
+    from .keychain import CredentialStore
+
+    return CredentialStore(conf.credentials_path, conf.credential_key)
+
+
 def register_credentials(args: argparse.Namespace, conf: settings.Settings) -> int:
-    store = CredentialStore(conf.credentials_path, conf.credential_key)
+    store = credential_store(conf)
     if args.file:
         names = store.put_file(args.file)
     elif args.directory:
@@ -273,14 +301,14 @@ def register_credentials(args: argparse.Namespace, conf: settings.Settings) -> i
 
 
 def cmd_credentials(args: argparse.Namespace, conf: settings.Settings) -> int:
-    store = CredentialStore(conf.credentials_path, conf.credential_key)
+    store = credential_store(conf)
     for name, kind in store.describe():
         print(f"{name}  {kind}")
     return 0
 
 
 def cmd_catalog(args: argparse.Namespace, conf: settings.Settings) -> int:
-    with embedded.runtime(conf) as rt:
+    with runtime_for(args, conf) as rt:
         for path, versions in rt.catalog.entries():
             plural = "s" if len(versions) > 1 else ""
             print(f"{path}  latest v{versions[-1]}  ({len(versions)} version{plural})")
@@ -288,6 +316,8 @@ def cmd_catalog(args: argparse.Namespace, conf: settings.Settings) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace, conf: settings.Settings) -> int:
+    from .view import resolve_id
+
     with runtime_for(args, conf) as rt:
         execution_id = resolve_id(rt, args.execution)
         rt.cancel(execution_id, args.reason)

@@ -11,14 +11,19 @@ from __future__ import annotations
 
 import base64
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import settings as settings_module
-from .adapters.inprocess import InProcessTimer
 from .errors import CatalogError, NoetlError, WorkloadError
-from .runtime.block import Runtime
-from .runtime.ports import Note, SystemClock
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .runtime.block import Runtime
+    from .runtime.ports import Note, SystemClock
+
+# The runtime (engine, playbook model, templating) and the Google clients are imported
+# when the first message or request builds it, not when functions-framework loads
+# `functions/main.py`.
 
 _lock = threading.Lock()
 _runtime: Runtime | None = None
@@ -30,6 +35,8 @@ def build(conf: Settings) -> Runtime:
     from .adapters.gcp.firestore_catalog import FirestoreCatalog
     from .adapters.gcp.firestore_log import FirestoreEventLog
     from .adapters.gcp.pubsub_bus import PubSubBus
+    from .runtime.block import Runtime
+    from .runtime.ports import SystemClock
 
     bus = PubSubBus(conf.project, conf.command_topic, conf.dead_letter_topic)
     clock = SystemClock()
@@ -48,6 +55,8 @@ def timer(conf: Settings, bus: Any, clock: SystemClock) -> Any:
     """Cloud Tasks calling the worker when its URL is known; else an in-process timer
     (a client that only starts and reads executions, or a local run)."""
     if conf.worker_url is None:
+        from .adapters.inprocess import InProcessTimer
+
         return InProcessTimer(bus, clock.now)
     from .adapters.gcp.tasks_timer import CloudTasksTimer
 

@@ -7,15 +7,16 @@ import json
 import sys
 import threading
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .engine import entries as E
 from .engine.entries import Entry
-from .engine.fold import fold
 from .errors import ExecutionNotFound
-from .playbook.loader import LoadedPlaybook
-from .runtime import payloads, replay
-from .runtime.block import Runtime
+from .runtime import payloads
+
+if TYPE_CHECKING:
+    from .playbook.loader import LoadedPlaybook
+    from .runtime.block import Runtime
 
 PREVIEW_ROWS = 5
 
@@ -123,6 +124,8 @@ def _when(ts: float | None) -> str:
 
 
 def print_status(rt: Runtime, execution_id: str | None) -> int:
+    from .engine.fold import fold
+
     if execution_id is None:
         for start in rt.log.executions():
             terminal = rt.log.get(E.terminal_id(start.execution_id))
@@ -198,6 +201,8 @@ def _detail(entry: Entry, event: str) -> str:
 
 
 def print_replay(rt: Runtime, execution_id: str, at: int | None) -> int:
+    from .runtime import replay
+
     upto = None
     if at is not None:
         count = 0

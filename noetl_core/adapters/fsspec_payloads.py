@@ -8,6 +8,7 @@ payload.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -25,13 +26,39 @@ def _arrow() -> Any:
     return pa
 
 
+def _local_root(url: str, options: dict[str, Any]) -> str | None:
+    """The directory of a plain `file:///abs/dir` URL on a POSIX system, as fsspec would
+    resolve it (no unquoting, no chaining), or None for what fsspec must interpret."""
+    if options or os.sep != "/" or not url.startswith("file:///") or "::" in url:
+        return None
+    return url.removeprefix("file://")
+
+
 class FsspecPayloadStore:
     def __init__(self, url: str, **options: Any):
+        self.url = url.rstrip("/")
+        self.protocol = self.url.split("://", 1)[0] if "://" in self.url else "file"
+        self._options = options
+
+    @functools.cached_property
+    def _connection(self) -> tuple[Any, str]:
+        """fsspec's filesystem and root path, made on first use: most blocks keep their
+        results inline, so a cold start imports no storage client (gcsfs takes ~0.5 s)."""
         import fsspec.core
 
-        self.url = url.rstrip("/")
-        self.fs, self.root = fsspec.core.url_to_fs(self.url, **options)
-        self.protocol = self.url.split("://", 1)[0] if "://" in self.url else "file"
+        fs, root = fsspec.core.url_to_fs(self.url, **self._options)
+        return fs, root
+
+    @property
+    def fs(self) -> Any:
+        return self._connection[0]
+
+    @functools.cached_property
+    def root(self) -> str:
+        """A local directory is known without fsspec: it is written with os and read with
+        pyarrow, so the embedded default never imports fsspec (nor the asyncio it pulls)."""
+        local = _local_root(self.url, self._options)
+        return local if local is not None else self._connection[1]
 
     def _path(self, key: str) -> str:
         return f"{self.root.rstrip('/')}/{key}"

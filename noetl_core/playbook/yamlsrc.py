@@ -2,20 +2,33 @@
 
 `parse_yaml` returns plain Python data plus a `SourceMap`: for each YAML path
 (`("workflow", 3, "next", "arcs", 0, "step")`) the 1-based line it starts on. Errors
-anywhere in the playbook pipeline use it to say file, line and path.
+anywhere in the playbook pipeline use it to say file, line and path. libyaml's C parser
+does the parsing when PyYAML has it (about 9x faster); the pure-Python loader remains the
+reference for what is accepted and how errors are worded.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import yaml
 
 from ..errors import PlaybookError, SourceLocation
 
 Path = tuple[str | int, ...]
+
+if TYPE_CHECKING:
+    _Loader: TypeAlias = yaml.SafeLoader | yaml.CSafeLoader
+
+# libyaml's parser with PyYAML's safe constructor and resolver (the same values and
+# node marks as `yaml.SafeLoader`), or None when PyYAML was built without libyaml.
+FAST_LOADER: Callable[[str], _Loader] | None = getattr(yaml, "CSafeLoader", None)
+# libyaml accepts some texts PyYAML's scanner refuses (a tab after a value: `a:\t1`; a
+# `?` inside a plain scalar in a flow collection: `{rec?: 1}`); texts with these
+# characters go to the pure loader, which stays the judge of what a playbook may say.
+_PURE_ONLY = ("\t", "?")
 
 
 def format_path(path: Sequence[str | int]) -> str:
@@ -51,18 +64,16 @@ class SourceMap:
 
 
 def parse_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
-    smap = SourceMap(file)
-    try:
-        loader = yaml.SafeLoader(text)
+    """Parse with libyaml's C parser when PyYAML has it. The pure-Python loader stays the
+    reference: it parses when libyaml is missing, and any text the C parser fails on is
+    parsed again by it, so every error keeps its wording (libyaml phrases its own)."""
+    if FAST_LOADER is not None and not any(char in text for char in _PURE_ONLY):
         try:
-            node = loader.get_single_node()
-            if node is None:
-                raise smap.error((), "the file is empty; expected a playbook mapping")
-            data = _build(loader, node, (), smap)
-            if data is None:
-                raise smap.error((), "the file is empty; expected a playbook mapping")
-        finally:
-            loader.dispose()
+            return _parse(FAST_LOADER, text, file)
+        except Exception:  # the reference loader below decides, and words the error
+            pass
+    try:
+        return _parse(yaml.SafeLoader, text, file)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -70,10 +81,24 @@ def parse_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
         raise PlaybookError([(SourceLocation(file, line, ""), f"YAML syntax: {problem}")]) from None
     except yaml.YAMLError as exc:
         raise PlaybookError([(SourceLocation(file, None, ""), f"YAML: {exc}")]) from None
+
+
+def _parse(loader_class: Callable[[str], _Loader], text: str, file: str) -> tuple[Any, SourceMap]:
+    smap = SourceMap(file)
+    loader = loader_class(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            raise smap.error((), "the file is empty; expected a playbook mapping")
+        data = _build(loader, node, (), smap)
+        if data is None:
+            raise smap.error((), "the file is empty; expected a playbook mapping")
+    finally:
+        loader.dispose()
     return data, smap
 
 
-def _build(loader: yaml.SafeLoader, node: yaml.Node, path: Path, smap: SourceMap) -> Any:
+def _build(loader: _Loader, node: yaml.Node, path: Path, smap: SourceMap) -> Any:
     smap.lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)

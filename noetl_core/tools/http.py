@@ -17,13 +17,14 @@ import re
 import ssl
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ToolError
 from ..templating import is_template, plain
 from .base import ToolCall
+
+if TYPE_CHECKING:
+    import httpx  # imported where a request is made: validating a playbook needs none
 
 KIND = "http"
 RAW_FIELDS: frozenset[str] = frozenset()
@@ -113,6 +114,8 @@ def run(call: ToolCall) -> dict[str, Any]:
 
 
 def _request(call: ToolCall, fields: dict[str, Any]) -> dict[str, Any]:
+    import httpx
+
     pairs = [(k, v) for k, vs in _items(fields.get("headers")) for v in _each(vs)]
     headers = httpx.Headers([(str(k), _header(v)) for k, v in pairs])
     params = [(str(k), v) for k, vs in _items(fields.get("params")) for v in _each(vs)]
@@ -208,6 +211,8 @@ def _need(values: dict[str, Any], where: str, kind: str, *names: str) -> str:
 
 
 def _timeout(value: Any) -> httpx.Timeout:
+    import httpx
+
     if isinstance(value, dict):
         phases = {k: float(v) for k, v in value.items() if k in PHASES and v is not None}
         return httpx.Timeout(DEFAULT_TIMEOUT, **phases)
@@ -219,12 +224,16 @@ def _tls(verify: bool | str) -> ssl.SSLContext:
     """One TLS context per setting: loading the CA bundle per request costs milliseconds."""
     if isinstance(verify, str):
         return ssl.create_default_context(cafile=verify)
+    import httpx
+
     return httpx.create_ssl_context(verify=verify)
 
 
 def _send(
     fields: dict[str, Any], method: str, url: str, request: dict[str, Any], where: str
 ) -> httpx.Response:
+    import httpx
+
     timeout = _timeout(fields.get("timeout"))
     follow = fields.get("follow_redirects")
     verify = fields.get("verify")
@@ -258,6 +267,8 @@ def _transport_error(exc: Exception, where: str, timeout: httpx.Timeout) -> Tool
 
 def _classify(exc: Exception) -> tuple[str, bool, str]:
     """(code, retryable, what happened) of a request that got no answer."""
+    import httpx
+
     said = f"{type(exc).__name__}: {exc}"
     if isinstance(exc, httpx.TimeoutException):
         return "timeout", True, said
