@@ -24,17 +24,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.run import chain_playbook  # noqa: E402
+
 
 def chain(n: int) -> str:
-    steps = []
-    for i in range(n):
-        nxt = f"\n    next: s{i + 1}" if i + 1 < n else ""
-        steps.append(f"  - step: s{i}\n    tool: {{kind: python, code: 'result = {i}'}}{nxt}")
-    return (
-        "apiVersion: noetl.io/v2\nkind: Playbook\nmetadata: {name: chain}\nworkflow:\n"
-        + "\n".join(steps)
-        + "\n"
-    )
+    return chain_playbook(n)
 
 
 def loop(n: int, width: int = 100) -> str:
