@@ -300,17 +300,21 @@ class Runtime:
             except ExecutionNotFound:  # commands are recorded before they are published
                 log.warning("dropping a note for unknown execution %s", note.execution_id)
                 return
-            if not self.log.deferred_claims:
-                claims.claim_first(self, ex, note)
-                return
-            snapshot = self._snapshot(ex, note.command_id, note.attempt)
-            issued = snapshot.found.get(E.issue_id(ex.id, note.command_id))
+            snapshot = None
+            if self.log.deferred_claims:
+                snapshot = self._snapshot(ex, note.command_id, note.attempt)
+                issued = snapshot.found.get(E.issue_id(ex.id, note.command_id))
+            else:  # a shared log claims first: the command alone is read before
+                issued = self.log.get(E.issue_id(ex.id, note.command_id))
             if issued is None:
                 log.warning("dropping a note for unknown command %s", note.command_id)
                 return
             command = Command.from_dict(issued.body["command"])
             try:
-                self.run_block(ex, command, note.attempt, snapshot=snapshot)
+                if snapshot is None:
+                    claims.claim_first(self, ex, command, note.attempt)
+                else:
+                    self.run_block(ex, command, note.attempt, snapshot=snapshot)
             except ClaimConflict:
                 raise
             except Exception as exc:  # a failure of the block itself, not of the tool

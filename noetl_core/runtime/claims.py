@@ -18,7 +18,6 @@ record (`deferred_claims`): one commit per block.
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any
 
 from .. import engine
@@ -26,8 +25,6 @@ from ..engine import entries as E
 from ..engine.entries import Command, Entry
 from ..errors import ClaimConflict
 from .ports import Note
-
-log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from .block import Execution, Runtime
@@ -124,30 +121,18 @@ def dead_letter(rt: Runtime, ex: Execution, command: Command, takeover: Takeover
         park(Note(ex.id, command.id, takeover.attempt), error["message"])
 
 
-def claim_first(rt: Runtime, ex: Execution, note: Note) -> None:
+def claim_first(rt: Runtime, ex: Execution, command: Command, attempt: int) -> None:
     """One block on a shared log (Firestore): the claim and the halt read in parallel."""
-    issued = rt.log.get(E.issue_id(ex.id, note.command_id))
-    if issued is None:
-        log.warning("dropping a note for unknown command %s", note.command_id)
+    entry = claim_entry(rt, ex, command, attempt, 0)
+    halted = rt.side_reads().submit(rt.log.halted, ex.id)
+    if not rt.append([entry]):
+        halted.result()
+        rt.run_block(ex, command, attempt)  # reads what happened, decides
         return
-    command = Command.from_dict(issued.body["command"])
     try:
-        entry = claim_entry(rt, ex, command, note.attempt, 0)
-        halted = rt.side_reads().submit(rt.log.halted, ex.id)
-        if not rt.append([entry]):
-            halted.result()
-            rt.run_block(ex, command, note.attempt)  # reads what happened, decides
-            return
-        try:
-            rt.run_claimed(ex, command, note.attempt, halted.result())
-        except Exception as exc:
-            release_after(rt, ex, command, note.attempt, exc)
-            raise
-    except ClaimConflict:
-        raise
-    except Exception as exc:  # a failure of the block itself: delivered again
-        masked = rt.secret_cache.redactor(ex.id).text(f"{type(exc).__name__}: {exc}")
-        log.error("block %s of %s failed: %s", command.id, ex.id, masked)
+        rt.run_claimed(ex, command, attempt, halted.result())
+    except Exception as exc:
+        release_after(rt, ex, command, attempt, exc)
         raise
 
 

@@ -54,3 +54,39 @@ def test_a_big_ctx_value_is_stored_once_not_once_per_step(tmp_path: Path) -> Non
     _, carried = stored_per_block(tmp_path / "carried", ctx_carry(40, size))
     # the step's own result (a payload) and the ctx value: twice the size, not 40 times
     assert carried - plain < 3 * size, (plain, carried)
+
+
+def test_only_a_loops_last_wave_counts_its_iterations(tmp_path: Path) -> None:
+    """Settling a loop reads a bounded set: iterations that issued the next one read
+    nothing; only the last wave (max_in_flight of them) counts."""
+    conf = settings.load({"NOETL_HOME": str(tmp_path)})
+    with embedded.runtime(conf) as rt:
+        counted: list[tuple[str | None, int]] = []
+        snapshot = rt.log.snapshot
+
+        def counting(execution_id, entry_ids=(), group=None, from_index=0):  # type: ignore[no-untyped-def]
+            if group is not None:
+                counted.append((group, from_index))
+            return snapshot(execution_id, entry_ids, group, from_index)
+
+        rt.log.snapshot = counting  # type: ignore[method-assign]
+        terminal = rt.wait(rt.start(load_text(loop(300, width=10)), {}), 120)
+        assert terminal is not None and terminal.body["status"] == "completed"
+    assert 1 <= len(counted) <= 10
+    assert {first for _, first in counted} == {290}
+
+
+def test_a_started_playbook_is_not_parsed_again_by_its_blocks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from noetl_core.runtime import block
+
+    loaded = load_text(chain(20))
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the stored playbook was parsed again")
+
+    monkeypatch.setattr(block, "load_text", refuse)
+    with embedded.runtime(settings.load({"NOETL_HOME": str(tmp_path)})) as rt:
+        terminal = rt.wait(rt.start(loaded, {}), 60)
+    assert terminal is not None and terminal.body["status"] == "completed"
