@@ -10,10 +10,12 @@ flight, a loop's last wave, the latest result) is answered from memory
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 from collections import OrderedDict
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +46,7 @@ MIGRATE = "ALTER TABLE entries ADD COLUMN ix INTEGER"
 WAVE_INDEX = """CREATE INDEX IF NOT EXISTS entries_wave ON entries(execution_id, grp, ix)
     WHERE kind = 'done'"""
 COLUMNS = "seq, id, execution_id, kind, step, grp, dc, da, dj, halt, resulting, data, ix"
+log = logging.getLogger(__name__)
 INSERT = f"INSERT INTO entries({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
 
 
@@ -84,6 +87,7 @@ class _Pending:
     result: bool | None = None
     error: BaseException | None = None
     done: threading.Event = field(default_factory=threading.Event)
+    then: Callable[[bool, BaseException | None], None] | None = None
 
 
 def _max_seq(conn: sqlite3.Connection) -> int:
@@ -130,12 +134,16 @@ class SqliteEventLog:
     def close(self) -> None:
         self._writer.close()
 
-    def _drain(self) -> None:
+    def _drain(self) -> list[_Pending]:
+        """Commit every waiting batch, group by group, while the queue has any (the
+        caller holds the write lock); returns the committed batches that have a
+        continuation to run."""
+        later: list[_Pending] = []
         while True:
             with self._queue_lock:
                 group, self._queue = self._queue, []
             if not group:
-                return
+                return later
             self._commit(group)
             for request in group:
                 if request.result:
@@ -143,7 +151,49 @@ class SqliteEventLog:
                         request.entries, request.seqs, request.rows, strict=True
                     ):
                         self._known.apply(entry, seq, bool(row[9]))
+                    with self._cache_lock:
+                        for entry, seq in zip(request.entries, request.seqs, strict=True):
+                            self._remember(entry.with_seq(seq))
                 request.done.set()
+                if request.then is not None:
+                    later.append(request)
+
+    def _lead(self) -> None:
+        """Commit what waits if the writer is free, and run the continuations of what was
+        committed outside the lock (they may write again). A batch queued while another
+        thread holds the writer is committed by that thread: it looks at the queue again
+        after releasing."""
+        while True:
+            if not self._write_lock.acquire(blocking=False):
+                return
+            try:
+                later = self._drain()
+            finally:
+                self._write_lock.release()
+            for request in later:
+                assert request.then is not None
+                try:
+                    request.then(bool(request.result), request.error)
+                except Exception:  # a continuation reports its own failures
+                    log.exception("a commit's continuation failed")
+            with self._queue_lock:
+                if not self._queue:
+                    return
+
+    @contextmanager
+    def _writer_held(self) -> Iterator[None]:
+        """The write lock, for a read that no commit may interleave with; batches queued
+        meanwhile (their threads found the lock taken) are committed on release."""
+        with self._write_lock:
+            yield
+        if self._queue:
+            self._lead()
+
+    def _await(self, request: _Pending) -> None:
+        while not request.done.is_set():
+            self._lead()
+            if not request.done.is_set():
+                request.done.wait(0.002)
 
     def append(self, entries: Sequence[Entry]) -> bool:
         """Group commit: whichever thread finds the writer free commits every batch waiting
@@ -151,24 +201,42 @@ class SqliteEventLog:
         be done. A batch whose id is taken is refused alone."""
         if not entries:
             return True
+        self._own_writes()
         request = _Pending(entries, [_row(e) for e in entries])
         with self._queue_lock:
             self._queue.append(request)
-        while not request.done.is_set():
-            if self._write_lock.acquire(blocking=False):
-                try:
-                    self._drain()
-                finally:
-                    self._write_lock.release()
-            else:
-                request.done.wait(0.002)
+        self._await(request)
         if request.error is not None:
             raise request.error
-        if request.result:
-            with self._cache_lock:
-                for entry, seq in zip(entries, request.seqs, strict=True):
-                    self._remember(entry.with_seq(seq))
         return bool(request.result)
+
+    def append_then(
+        self, entries: Sequence[Entry], then: Callable[[bool, BaseException | None], None]
+    ) -> None:
+        """Queue a batch for the next group commit and return without waiting: `then`
+        runs once the batch is durable (or refused, or failed), on whichever thread
+        commits it. The calling thread may go on with other work meanwhile; its own later
+        reads wait for the batch (read your writes) until `end_block`. This is what lets a
+        worker start its next block while the commit of its last one waits for the disk,
+        so concurrent blocks share one fsync: nothing is published or acknowledged before
+        it is durable, so durability is that of `append`."""
+        request = _Pending(entries, [_row(e) for e in entries], then=then)
+        mine = self._local.__dict__.setdefault("mine", [])
+        mine.append(request)
+        with self._queue_lock:
+            self._queue.append(request)
+        self._lead()
+
+    def end_block(self) -> None:
+        """The calling thread's block is over: its later reads need not wait for the
+        batches it queued with `append_then`."""
+        self._local.__dict__.pop("mine", None)
+
+    def _own_writes(self) -> None:
+        mine = self._local.__dict__.get("mine")
+        while mine:
+            self._await(mine[0])
+            mine.pop(0)
 
     def _commit(self, group: list[_Pending]) -> None:
         """One transaction for the whole group: all rows in one statement when no id is
@@ -236,10 +304,12 @@ class SqliteEventLog:
         return Entry.from_dict({**json.loads(data), "seq": seq})
 
     def _select(self, where: str, args: Sequence[object], tail: str = "") -> list[Entry]:
+        self._own_writes()
         rows = self._reader.execute(f"SELECT seq, data FROM entries WHERE {where} {tail}", args)
         return [self._decode(seq, data) for seq, data in rows]
 
     def get(self, entry_id: str) -> Entry | None:
+        self._own_writes()
         with self._cache_lock:
             cached = self._cache.get(entry_id)
         if cached is not None:
@@ -253,6 +323,7 @@ class SqliteEventLog:
 
     def _cached(self, entry_ids: Sequence[str]) -> tuple[dict[str, Entry], list[str]]:
         """The entries the cache has, and the ids it lacks."""
+        self._own_writes()
         with self._cache_lock:
             found = {i: e for i in entry_ids if (e := self._cache.get(i)) is not None}
         return found, [i for i in entry_ids if i not in found]
@@ -272,18 +343,19 @@ class SqliteEventLog:
         top = self._reader.execute("SELECT max(seq) FROM entries").fetchone()[0] or 0
         if self._last_seq is not None and top <= self._last_seq:
             return
-        with self._write_lock:
+        with self._writer_held():
             top = _max_seq(self._writer)
             if self._last_seq is None or top > self._last_seq:
                 self._known.clear()
                 self._last_seq = top
 
     def _known_of(self, execution_id: str) -> Known:
+        self._own_writes()
         self._fresh()
         found = self._known.get(execution_id)
         if found is not None:
             return found
-        with self._write_lock:  # no commit of ours can slip between the read and the state
+        with self._writer_held():  # no commit of ours can slip between the read and the state
             found = self._known.get(execution_id)
             if found is None:
                 found = Known()
@@ -301,7 +373,7 @@ class SqliteEventLog:
         """Done iterations of a loop from index `first` on (an index range, not a scan)."""
         key = (group, first)
         if key not in known.waves:
-            with self._write_lock:
+            with self._writer_held():
                 if key not in known.waves:
                     known.waves[key] = int(
                         self._writer.execute(
@@ -338,6 +410,7 @@ class SqliteEventLog:
         return self._select(where, args, "ORDER BY seq")
 
     def count(self, execution_id: str, kind: str, *, group: str | None = None) -> int:
+        self._own_writes()
         sql = "SELECT count(*) FROM entries WHERE execution_id = ? AND kind = ?"
         args: list[object] = [execution_id, kind]
         if group is not None:

@@ -43,6 +43,17 @@ Listener = Callable[[Sequence[Entry]], None]
 NODE_CACHE_ENTRIES = 4096
 
 
+@dataclass
+class _Tail:
+    """The block a worker thread is running: its final commit may be handed on."""
+
+    ex: Execution
+    command: Command
+    attempt: int
+    key: tuple[str, int]
+    handed: bool = False
+
+
 @dataclass(frozen=True)
 class Execution:
     id: str
@@ -92,6 +103,7 @@ class Runtime:
         self._side: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._running: set[tuple[str, int]] = set()
+        self._local = threading.local()  # the block each worker thread runs (`_Tail`)
         self._listeners: list[Listener] = []
         self._terminal = threading.Condition()
 
@@ -251,9 +263,16 @@ class Runtime:
         self._listeners.append(listener)
 
     def append(self, batch: Sequence[Entry]) -> bool:
-        batch = [self._masked(e) for e in E.fold_claim(batch)]
+        batch = self._prepared(batch)
         if not self.log.append(batch):
             return False
+        self._appended(batch)
+        return True
+
+    def _prepared(self, batch: Sequence[Entry]) -> list[Entry]:
+        return [self._masked(e) for e in E.fold_claim(batch)]
+
+    def _appended(self, batch: Sequence[Entry]) -> None:
         for entry in batch:
             if "nodes" in entry.body:
                 self._remember_nodes(entry.id, entry.body["nodes"])
@@ -262,7 +281,6 @@ class Runtime:
         if any(e.kind == "terminal" for e in batch):
             with self._terminal:
                 self._terminal.notify_all()
-        return True
 
     def _masked(self, entry: Entry) -> Entry:
         """The entry with every secret resolved for its execution masked."""
@@ -294,6 +312,7 @@ class Runtime:
             if key in self._running:
                 return
             self._running.add(key)
+        tail: _Tail | None = None
         try:
             try:
                 ex = self.execution(note.execution_id)
@@ -310,6 +329,7 @@ class Runtime:
                 log.warning("dropping a note for unknown command %s", note.command_id)
                 return
             command = Command.from_dict(issued.body["command"])
+            tail = self._local.tail = _Tail(ex, command, note.attempt, key)
             try:
                 if snapshot is None:
                     claims.claim_first(self, ex, command, note.attempt)
@@ -318,14 +338,28 @@ class Runtime:
             except ClaimConflict:
                 raise
             except Exception as exc:  # a failure of the block itself, not of the tool
-                masked = self.secret_cache.redactor(ex.id).text(f"{type(exc).__name__}: {exc}")
-                log.error("block %s of %s failed: %s", command.id, ex.id, masked)
+                self._local.tail = None
                 if not self.log.deferred_claims:
+                    self._report_failed(ex, command, exc)
                     raise  # redelivered; its release entry lets the next delivery take over
-                self._fail_block(ex, command, note.attempt, exc)
+                self._block_failed(ex, command, note.attempt, exc)
         finally:
-            with self._lock:
-                self._running.discard(key)
+            self._local.tail = None
+            end_block = getattr(self.log, "end_block", None)
+            if end_block is not None:
+                end_block()
+            if tail is None or not tail.handed:
+                with self._lock:
+                    self._running.discard(key)
+
+    def _report_failed(self, ex: Execution, command: Command, exc: Exception) -> None:
+        masked = self.secret_cache.redactor(ex.id).text(f"{type(exc).__name__}: {exc}")
+        log.error("block %s of %s failed: %s", command.id, ex.id, masked)
+
+    def _block_failed(self, ex: Execution, command: Command, attempt: int, exc: Exception) -> None:
+        """Record a failure of the block itself (embedded log: nothing redelivers it)."""
+        self._report_failed(ex, command, exc)
+        self._fail_block(ex, command, attempt, exc)
 
     def side_reads(self) -> ThreadPoolExecutor:
         """A small pool for reads that run beside a write (the claim's halt check)."""
@@ -555,12 +589,49 @@ class Runtime:
     # -- record, settle, publish --------------------------------------------------------
 
     def commit(self, ex: Execution, batch: Sequence[Entry]) -> None:
-        if not self.append(batch):
+        """Append a block's batch, then settle and publish what it made. On a log that
+        can commit later (`append_then`), a block's commit is handed to the next group
+        commit and the worker goes on: settling and publishing run once it is durable,
+        and a failure there is recorded as the block's own."""
+        tail = self._local.__dict__.get("tail")
+        append_then = getattr(self.log, "append_then", None)
+        if tail is None or append_then is None:
+            batch = self._prepared(batch)
+            self._committed(ex, batch, self.log.append(batch))
+            return
+        batch = self._prepared(batch)
+        tail.handed = True
+        append_then(batch, lambda ok, error: self._committed_later(ex, batch, ok, error, tail))
+
+    def _committed_later(
+        self,
+        ex: Execution,
+        batch: Sequence[Entry],
+        ok: bool,
+        error: BaseException | None,
+        tail: _Tail,
+    ) -> None:
+        saved = self._local.__dict__.pop("tail", None)
+        try:
+            try:
+                if error is not None:
+                    raise error
+                self._committed(ex, batch, ok)
+            except Exception as exc:
+                self._block_failed(tail.ex, tail.command, tail.attempt, exc)
+        finally:
+            self._local.tail = saved
+            with self._lock:
+                self._running.discard(tail.key)
+
+    def _committed(self, ex: Execution, batch: Sequence[Entry], ok: bool) -> None:
+        if not ok:
             head = next((e for e in batch if e.kind != "claim"), None)
             existing = self.log.get(head.id) if head is not None else None
             if existing is not None:
                 self.resettle(ex, existing)
             return
+        self._appended(batch)
         head = batch[0]
         if head.step is not None:
             faults.point(self.settings, "recorded", head.step)

@@ -190,3 +190,75 @@ def test_two_writers_on_one_sqlite_file_interleave_in_commit_order(tmp_path: Pat
     finally:
         first.close()
         second.close()
+
+
+def test_sqlite_append_then_runs_its_continuation_once_the_batch_is_stored(
+    tmp_path: Path,
+) -> None:
+    log = SqliteEventLog(tmp_path / "e.sqlite", sync="NORMAL")
+    try:
+        seen: list[tuple[bool, BaseException | None, Entry | None]] = []
+
+        def then(ok: bool, error: BaseException | None) -> None:
+            # the continuation runs after the commit: another connection sees the row
+            other = SqliteEventLog(tmp_path / "e.sqlite", sync="NORMAL")
+            seen.append((ok, error, other.get("a")))
+            other.close()
+
+        log.append_then([entry("a")], then)
+        log.end_block()
+        assert [(ok, err) for ok, err, _ in seen] == [(True, None)]
+        assert seen[0][2] is not None and seen[0][2].id == "a"
+        log.append_then([entry("a")], lambda ok, err: seen.append((ok, err, None)))
+        assert seen[-1][:2] == (False, None)  # a taken id: refused, nothing written
+        assert [e.id for e in log.entries("E1")] == ["a"]
+    finally:
+        log.close()
+
+
+def test_sqlite_batches_queued_while_a_reader_holds_the_writer_are_committed(
+    tmp_path: Path,
+) -> None:
+    """A thread that hands its batch on while another thread holds the write lock (here a
+    read that no commit may interleave with) does not wait: the holder commits it when it
+    releases the lock, so no batch is left in the queue."""
+    log = SqliteEventLog(tmp_path / "e.sqlite", sync="NORMAL")
+    try:
+        done = threading.Event()
+        with log._writer_held():
+            worker = threading.Thread(
+                target=lambda: log.append_then([entry("q")], lambda ok, err: done.set())
+            )
+            worker.start()
+            worker.join()  # append_then returned without committing: the lock is taken
+            assert not done.is_set()
+        assert done.wait(5)
+        assert log.get("q") is not None
+    finally:
+        log.close()
+
+
+def test_sqlite_a_thread_reads_its_own_queued_batch_until_its_block_ends(
+    tmp_path: Path,
+) -> None:
+    log = SqliteEventLog(tmp_path / "e.sqlite", sync="NORMAL")
+    try:
+        ran: list[bool] = []
+        with log._writer_held():  # the batch cannot be committed by its own thread now
+            holder_release = threading.Event()
+            got: list[Entry | None] = []
+
+            def block() -> None:
+                log.append_then([entry("r")], lambda ok, err: ran.append(ok))
+                holder_release.set()
+                got.append(log.get("r"))  # waits for its own batch
+                log.end_block()
+
+            worker = threading.Thread(target=block)
+            worker.start()
+            assert holder_release.wait(5)
+        worker.join(5)
+        assert ran == [True]
+        assert got and got[0] is not None and got[0].id == "r"
+    finally:
+        log.close()
