@@ -1,4 +1,4 @@
-"""Pydantic models of the noetl.io/v2 playbook language (see docs/language.md).
+"""The records of the noetl.io/v2 playbook language (see docs/language.md).
 
 The models describe the canonical form; `normalize.py` turns the lenient forms upstream
 accepts into it before validation, and `validate.py` checks what a schema cannot
@@ -9,15 +9,18 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from .schema import Record
+from .schema import field as Field
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+class Strict(Record):
+    """Unknown keys are problems."""
 
 
-class Open(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
+class Open(Record):
+    """Unknown keys are kept (`model_extra`)."""
+
+    extra_allowed = True
 
 
 Action = Literal["continue", "retry", "fail", "break", "jump"]
@@ -176,14 +179,13 @@ class Playbook(Strict):
     workbook: list[WorkbookEntry] = Field(default_factory=list)
     workflow: list[Step] = Field(min_length=1)
 
-    _by_name: dict[str, Step] = PrivateAttr(default_factory=dict)
-
     def step_named(self, name: str) -> Step:
-        """O(1): the steps by name, built on first use (rebuilt if the list changed)."""
-        found = self._by_name.get(name)
-        if found is None or len(self._by_name) != len(self.workflow):
-            self._by_name = {step.step: step for step in self.workflow}
-            found = self._by_name.get(name)
+        """O(1): the steps by name, built on first use."""
+        by_name: dict[str, Step] | None = self.__dict__.get("_by_name")
+        if by_name is None:
+            by_name = {step.step: step for step in self.workflow}
+            object.__setattr__(self, "_by_name", by_name)
+        found = by_name.get(name)
         if found is None:
             raise KeyError(name)
         return found

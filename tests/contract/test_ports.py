@@ -42,7 +42,7 @@ def received_in_process() -> list[Note]:
     return got
 
 
-def received_from_pubsub(stack: Any) -> list[Note]:
+def received_from_pubsub(stack: Any, notes: list[Note] = NOTES) -> list[Note]:
     from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
     from noetl_core.adapters.gcp.pubsub_bus import PubSubBus, decode
@@ -51,13 +51,13 @@ def received_from_pubsub(stack: Any) -> list[Note]:
     stack.create_topic(topic)
     subscription = f"{topic}-pull"
     stack.create_subscription(subscription, topic)
-    PubSubBus(stack.project, topic, "noetl-dead-letter").publish(NOTES)
+    PubSubBus(stack.project, topic, "noetl-dead-letter").publish(notes)
     subscriber = pubsub_v1.SubscriberClient()
     got: list[Note] = []
-    deadline = time.monotonic() + 30
-    while len(got) < len(NOTES) and time.monotonic() < deadline:
+    deadline = time.monotonic() + 60
+    while len(got) < len(notes) and time.monotonic() < deadline:
         answer = subscriber.pull(
-            subscription=stack.subscription_path(subscription), max_messages=100, timeout=5
+            subscription=stack.subscription_path(subscription), max_messages=1000, timeout=5
         )
         got.extend(decode(m.message.data) for m in answer.received_messages)
         if answer.received_messages:
@@ -77,6 +77,33 @@ def test_every_published_note_is_delivered_intact(bus: str, request: pytest.Fixt
         got = received_in_process()
     key = lambda n: (n.execution_id, n.command_id, n.attempt)  # noqa: E731
     assert sorted(got, key=key) == sorted(NOTES, key=key)
+
+
+def test_one_publish_over_pubsubs_1000_message_limit_is_split(gcp_stack: Any) -> None:
+    """Pub/Sub refuses a Publish request of more than 1,000 messages (the emulator hangs
+    on one): a block issuing 2,500 commands (a wide loop's first wave) publishes them in
+    three calls, and every note arrives."""
+    notes = [Note("wide", f"c{i}", 1) for i in range(2500)]
+    got = received_from_pubsub(gcp_stack, notes)
+    assert sorted(n.command_id for n in got) == sorted(n.command_id for n in notes)
+
+
+def test_pubsub_bus_never_sends_more_than_1000_messages_in_one_call() -> None:
+    from noetl_core.adapters.gcp.pubsub_bus import PubSubBus, decode
+
+    calls: list[list[Any]] = []
+
+    class Recording:
+        def publish(self, topic: str, messages: list[Any], timeout: float) -> None:
+            calls.append(list(messages))
+
+    bus = PubSubBus("p", "t", "dl", publisher=Recording())
+    notes = [Note("E", f"c{i}", 1) for i in range(2001)]
+    bus.publish(notes)
+    assert [len(c) for c in calls] == [1000, 1000, 1]
+    assert [decode(m.data) for c in calls for m in c] == notes
+    bus.publish([])
+    assert len(calls) == 3  # nothing to publish: no call
 
 
 @pytest.fixture(params=["file", "firestore"])

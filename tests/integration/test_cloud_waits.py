@@ -56,7 +56,7 @@ workflow:
     execution_id = cloud_rt.start(load_text(text), {})
     wait_for(lambda: cloud_rt.log.find(execution_id, "pending"))
     pending_at = cloud_rt.log.find(execution_id, "pending")[0].ts
-    assert tasks_waiting(gcp_stack) == 1
+    wait_for(lambda: tasks_waiting(gcp_stack) == 1)  # armed after the pending entry commits
     time.sleep(1)
     claims = [e for e in cloud_rt.log.entries(execution_id) if e.kind == "claim"]
     assert all(c.ts <= pending_at for c in claims), "no block ran while it waited"

@@ -8,7 +8,7 @@ crashing are sent to the dead-letter topic with their cause.
 from __future__ import annotations
 
 import json
-import warnings
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,26 +31,59 @@ def decode(data: bytes) -> Note:
     return Note(str(body["execution_id"]), str(body["command_id"]), int(body.get("attempt", 1)))
 
 
-class PubSubBus:
-    def __init__(self, project: str, topic: str, dead_letter_topic: str, publisher: Any = None):
-        from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+MAX_MESSAGES = 1000  # per Publish request, Pub/Sub's limit
 
-        self._publisher = publisher or pubsub_v1.PublisherClient()
-        with warnings.catch_warnings():  # the unbatched client, for one call per block
-            warnings.simplefilter("ignore", DeprecationWarning)
-            self._direct = self._publisher.api
-        self.topic = self._publisher.topic_path(project, topic)
-        self.dead_letter_topic = self._publisher.topic_path(project, dead_letter_topic)
+
+class PubSubBus:
+    """Publishes with the generated (unbatched) Pub/Sub client: one Publish call per
+    block, answered once Pub/Sub stores every message. The client is built on first use:
+    a worker's first block does not wait for the batching publisher's machinery."""
+
+    def __init__(
+        self,
+        project: str,
+        topic: str,
+        dead_letter_topic: str,
+        publisher: Any = None,
+        emulator_host: str | None = None,
+    ):
+        self._client = publisher
+        self._emulator_host = emulator_host or os.environ.get("PUBSUB_EMULATOR_HOST")
+        self.topic = f"projects/{project}/topics/{topic}"
+        self.dead_letter_topic = f"projects/{project}/topics/{dead_letter_topic}"
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from google.pubsub_v1.services.publisher import PublisherClient, transports
+
+            if self._emulator_host:
+                import grpc
+
+                channel = grpc.insecure_channel(self._emulator_host)
+                transport = transports.PublisherGrpcTransport(channel=channel)
+                self._client = PublisherClient(transport=transport)
+            else:
+                self._client = PublisherClient()
+        return self._client
 
     def publish(self, notes: Sequence[Note]) -> None:
-        """All of a block's notes in one Publish call, returned once Pub/Sub has them."""
+        """All of a block's notes, in Publish calls of at most 1,000 messages, returned
+        once Pub/Sub has them all."""
         from google.pubsub_v1 import PubsubMessage
 
-        if not notes:
-            return
         messages = [PubsubMessage(data=encode(note)) for note in notes]
-        self._direct.publish(topic=self.topic, messages=messages, timeout=PUBLISH_TIMEOUT)
+        for first in range(0, len(messages), MAX_MESSAGES):
+            self.client.publish(
+                topic=self.topic,
+                messages=messages[first : first + MAX_MESSAGES],
+                timeout=PUBLISH_TIMEOUT,
+            )
 
     def dead_letter(self, note: Note, cause: str) -> None:
-        future = self._publisher.publish(self.dead_letter_topic, encode(note), cause=cause[:1000])
-        future.result(timeout=PUBLISH_TIMEOUT)
+        from google.pubsub_v1 import PubsubMessage
+
+        message = PubsubMessage(data=encode(note), attributes={"cause": cause[:1000]})
+        self.client.publish(
+            topic=self.dead_letter_topic, messages=[message], timeout=PUBLISH_TIMEOUT
+        )

@@ -30,10 +30,19 @@ class CloudTasksTimer:
         client: Any = None,
         emulator_host: str | None = None,
     ):
-        self._client = client or _client(emulator_host)
-        self.queue = self._client.queue_path(project, location, queue)
+        self._client = client
+        self._emulator_host = emulator_host
+        self.queue = f"projects/{project}/locations/{location}/queues/{queue}"
         self.target = worker_url.rstrip("/") + "/" + topic_path.lstrip("/")
         self.subscription = f"projects/{project}/subscriptions/{queue}"
+
+    @property
+    def client(self) -> Any:
+        """Built on the first timer: most blocks arm none, and the client's imports are
+        a large part of a worker's cold start."""
+        if self._client is None:
+            self._client = _client(self._emulator_host)
+        return self._client
 
     def schedule(self, note: Note, due: float) -> None:
         from google.api_core import exceptions
@@ -57,7 +66,7 @@ class CloudTasksTimer:
             },
         }
         with contextlib.suppress(exceptions.AlreadyExists):  # this timer is armed already
-            self._client.create_task(parent=self.queue, task=task)
+            self.client.create_task(parent=self.queue, task=task)
 
     def close(self) -> None:
         return
