@@ -35,7 +35,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from emulators.stack import HOST, EmulatorStack, free_port  # noqa: E402
+from emulators.processes import free_port  # noqa: E402
+from emulators.stack import HOST, EmulatorStack  # noqa: E402
 
 BEFORE = "1a9e346"  # the last commit before the cold-start work of issue 8
 TARGET_CUT = 0.40
@@ -192,7 +193,14 @@ def main(argv: list[str] | None = None) -> None:
             except (subprocess.CalledProcessError, OSError) as exc:
                 print(f"worker start: no worktree of {args.before} ({exc}); this tree only")
         try:
-            figures = {name: measure(stack, tree, args.runs) for name, tree in trees.items()}
+            figures = {}
+            for name, tree in trees.items():
+                try:
+                    figures[name] = measure(stack, tree, args.runs)
+                except subprocess.CalledProcessError as exc:
+                    if tree == (args.root or ROOT):
+                        raise
+                    print(f"worker start: {name} could not start executions:\n{exc.stderr}")
         finally:
             if made is not None:
                 subprocess.run(
