@@ -3,11 +3,12 @@
 Documents live in the collection `<prefix>_entries`, with the entry's id as document id
 (ids are hex digests: no `/`). A record batch is one `WriteBatch` of `create`s, which is
 atomic: if one id is taken, nothing is written. The entry itself is stored as JSON in
-`data`; the fields queries need sit beside it (execution_id, kind, step, grp, the
-in-flight deltas dc/da/dj, halt, resulting). Commit order is the commit timestamp
-Firestore returns for the batch, then the position in the batch (`bi`); `seq` is built
-from both. Counts and sums are aggregation queries: strongly consistent, no shared
-counter document that every block rewrites (ARCHITECTURE.md).
+`data`; the fields queries need sit beside it (execution_id, kind, step, grp, ix, the
+in-flight deltas dc/da/dj, halt, resulting), each only when it has something to say.
+Commit order is the commit timestamp Firestore returns for the batch, then the position
+in the batch (`bi`); `seq` is built from both. Counts and sums are aggregation queries:
+strongly consistent, no shared counter document that every block rewrites
+(docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -86,25 +87,39 @@ class FirestoreEventLog:
         return True
 
     def _document(self, entry: Entry, position: int) -> dict[str, Any]:
+        """The entry's document. Query fields are written only when they say something
+        (a step, a group, a nonzero delta, a true flag): every field is indexed, and the
+        emulator's commit time, like the index entries billed in production, grows with
+        them. Nothing is lost: an equality filter never asks for the missing value, the
+        deltas are left out only all together when all are 0, and `ix` is kept at 0 for
+        the first iteration.
+        `committed` and `bi` are always written (queries order by them)."""
         from google.cloud import firestore
 
         data = entry.to_dict()
         data.pop("seq", None)
-        return {
+        document: dict[str, Any] = {
             "execution_id": entry.execution_id,
             "kind": entry.kind,
-            "step": entry.step,
-            "grp": entry.group,
-            "dc": entry.dc,
-            "da": entry.da,
-            "dj": entry.dj,
-            "halt": entry.halt,
-            "resulting": _is_result(entry),
-            "ix": entry.body.get("index") if entry.group is not None else None,
             "committed": firestore.SERVER_TIMESTAMP,
             "bi": position,
             "data": json.dumps(data, separators=(",", ":"), default=str),
         }
+        if entry.step is not None:
+            document["step"] = entry.step
+        if entry.group is not None:
+            document["grp"] = entry.group
+            if entry.body.get("index") is not None:
+                document["ix"] = entry.body["index"]
+        if entry.dc or entry.da or entry.dj:
+            # all three or none: an aggregation of several sums counts only the documents
+            # that have every summed field
+            document.update(dc=entry.dc, da=entry.da, dj=entry.dj)
+        if entry.halt:
+            document["halt"] = True
+        if _is_result(entry):
+            document["resulting"] = True
+        return document
 
     # -- reads ----------------------------------------------------------------------
 
