@@ -30,7 +30,11 @@ Durability, and nothing weakened on either side:
   `--dbos-wal` switches the DBOS file to journal_mode=WAL (still synchronous=FULL), the
   same journal as noetl; by default DBOS runs as shipped.
 
-Fresh temporary directories per side. Without the `dbos` package the script says so and
+Each side runs in its own process (spawned, warm for the whole run): one library's
+background threads (DBOS polls its queues) never share an interpreter lock with the
+other's blocks. The parent alternates the requests, so the interleaving is kept; each
+side times itself (wall and its own process's CPU), and noetl counts its blocks after its
+clock stops. Fresh temporary directories per side. Without the `dbos` package the script says so and
 exits 0. Requires `dbos>=3.4,<4`.
 """
 
@@ -38,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import resource
 import sqlite3
 import statistics
@@ -46,6 +51,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -66,11 +72,13 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def timed(run: Callable[[], int]) -> tuple[float, float, int]:
-    """Wall ms, CPU ms and the unit count (blocks or steps) of one execution."""
+def timed(run: Callable[[], Callable[[], int]]) -> tuple[float, float, int]:
+    """Wall ms, CPU ms and the unit count (blocks or steps) of one execution; `run`
+    returns how to count its units, which is done after the clock stops."""
     started, cpu_started = time.perf_counter(), cpu_seconds()
     units = run()
-    return (time.perf_counter() - started) * 1000, (cpu_seconds() - cpu_started) * 1000, units
+    wall, cpu = (time.perf_counter() - started) * 1000, (cpu_seconds() - cpu_started) * 1000
+    return wall, cpu, units()
 
 
 class Noetl:
@@ -83,16 +91,16 @@ class Noetl:
         self.chain = load_text(chain_playbook(WIDTH))
         self.fanout = load_text(fanout_playbook(WIDTH))
 
-    def execute(self, loaded: Any) -> int:
+    def execute(self, loaded: Any) -> Callable[[], int]:
         execution_id = self.rt.start(loaded, {})
         terminal = self.rt.wait(execution_id, 120)
         assert terminal is not None and terminal.body["status"] == "completed"
-        return sum(1 for e in self.rt.log.entries(execution_id) if e.kind == "done")
+        return lambda: sum(1 for e in self.rt.log.entries(execution_id) if e.kind == "done")
 
-    def run_chain(self) -> int:
+    def run_chain(self) -> Callable[[], int]:
         return self.execute(self.chain)
 
-    def run_fanout(self) -> int:
+    def run_fanout(self) -> Callable[[], int]:
         return self.execute(self.fanout)
 
     def close(self) -> None:
@@ -195,20 +203,21 @@ class Dbos:
         with engine.connect() as conn:
             sync = conn.exec_driver_sql("PRAGMA synchronous").scalar()
             journal = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
-        self.pragmas = f"journal_mode={journal}, synchronous={SYNC_NAMES.get(sync, sync)}"
+        named = SYNC_NAMES.get(sync, sync) if isinstance(sync, int) else sync
+        self.pragmas = f"journal_mode={journal}, synchronous={named}"
         assert sync == 2, self.pragmas
 
     @staticmethod
-    def _checked(result: int, units: int) -> int:
+    def _checked(result: int, units: int) -> Callable[[], int]:
         assert result == sum(range(WIDTH)), result
-        return units
+        return lambda: units
 
-    def run_chain(self) -> int:
+    def run_chain(self) -> Callable[[], int]:
         with self.SetWorkflowID(str(uuid.uuid4())):
             result = self.chain_wf(WIDTH)
         return self._checked(result, WIDTH)
 
-    def run_fanout(self) -> int:
+    def run_fanout(self) -> Callable[[], int]:
         wf_id = str(uuid.uuid4())
         with self.SetWorkflowID(wf_id):
             if self.fanout_mode == "gather":
@@ -228,16 +237,51 @@ class Dbos:
         self.DBOS.destroy(destroy_registry=True)
 
 
+def serve(side: str, home: str, fanout: str, wal: bool, conn: Connection) -> None:
+    """One side in its own process: build it, then run what the parent asks, timed."""
+    worker: Noetl | Dbos = Noetl(home) if side == "noetl" else Dbos(home, fanout=fanout, wal=wal)
+    try:
+        conn.send(getattr(worker, "pragmas", ""))
+        while (asked := conn.recv()) != "close":
+            if asked == "steps":
+                assert isinstance(worker, Dbos)
+                conn.send(worker.recorded_steps(worker.last_id))
+            else:
+                conn.send(timed(worker.run_chain if asked == "chain" else worker.run_fanout))
+    finally:
+        worker.close()
+
+
+class Side:
+    """A side served by a child process (spawned: nothing of the parent's state)."""
+
+    def __init__(self, side: str, home: str, fanout: str, wal: bool) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=serve, args=(side, home, fanout, wal, child))
+        self.process.start()
+        self.pragmas = str(self.conn.recv())
+
+    def ask(self, what: str) -> Any:
+        self.conn.send(what)
+        return self.conn.recv()
+
+    def close(self) -> None:
+        if self.process.is_alive():
+            self.conn.send("close")
+        self.process.join(60)
+
+
 def interleave(
-    ours: Callable[[], int], theirs: Callable[[], int]
+    ours: Side, theirs: Side, what: str
 ) -> tuple[list[tuple[float, float, int]], list[tuple[float, float, int]]]:
-    ours()
-    theirs()
+    ours.ask(what)
+    theirs.ask(what)
     mine: list[tuple[float, float, int]] = []
     dbos: list[tuple[float, float, int]] = []
     for _ in range(RUNS):
-        mine.append(timed(ours))
-        dbos.append(timed(theirs))
+        mine.append(ours.ask(what))
+        dbos.append(theirs.ask(what))
     return mine, dbos
 
 
@@ -263,20 +307,21 @@ def main() -> None:
         tempfile.TemporaryDirectory() as ours_home,
         tempfile.TemporaryDirectory() as dbos_home,
     ):
-        ours = Noetl(ours_home)
-        theirs: Dbos | None = None
+        ours = Side("noetl", ours_home, args.fanout, args.dbos_wal)
+        theirs: Side | None = None
         try:
-            theirs = Dbos(dbos_home, fanout=args.fanout, wal=args.dbos_wal)
+            theirs = Side("dbos", dbos_home, args.fanout, args.dbos_wal)
             print(
                 f"DBOS {version('dbos')}, SQLite {sqlite3.sqlite_version}; "
                 f"noetl log journal_mode=wal, synchronous=FULL; DBOS {theirs.pragmas}; "
-                f"fan-out via {args.fanout}; median of {RUNS}, interleaved"
+                f"fan-out via {args.fanout}; each side in its own process; "
+                f"median of {RUNS}, interleaved"
             )
-            for label, target, ours_run, theirs_run in (
-                ("100-step chain:  ", 4, ours.run_chain, theirs.run_chain),
-                ("100-wide fan-out:", 20, ours.run_fanout, theirs.run_fanout),
+            for label, target, what in (
+                ("100-step chain:  ", 4, "chain"),
+                ("100-wide fan-out:", 20, "fanout"),
             ):
-                mine, other = interleave(ours_run, theirs_run)
+                mine, other = interleave(ours, theirs, what)
                 m_wall, m_cpu, blocks = per_unit(mine)
                 d_wall, d_cpu, steps = per_unit(other)
                 print(
@@ -284,7 +329,7 @@ def main() -> None:
                     f"DBOS {d_wall:.2f} ms/step ({d_cpu:.2f} CPU, {steps} steps), "
                     f"DBOS/noetl = {d_wall / m_wall:.1f}x (target >= {target}x)"
                 )
-            assert theirs.recorded_steps(theirs.last_id) >= WIDTH + 1
+            assert theirs.ask("steps") >= WIDTH + 1
         finally:
             if theirs is not None:
                 theirs.close()

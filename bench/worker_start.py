@@ -6,8 +6,9 @@ its note captured, not pushed); then a new worker process is started the way the
 serves functions (`python -m functions_framework --target worker`), and as soon as its
 port accepts connections the note is pushed to it in Pub/Sub's push format, as the push
 subscription would. Modules run from cached bytecode, as an installed package's do (the
-first, unmeasured run of each tree fills a private cache). The figure is the time from starting the process to the 200 answer:
-the worker answers after the block's record is committed and its successor published.
+first, unmeasured run of each tree fills a private cache). The figure is the time from
+starting the process to the 200 answer: the worker answers after the block's record is
+committed and its successor published.
 Two parts are printed too: process start to port open (imports), and port open to the
 answer (the first block, Google clients built on the first message).
 
