@@ -8,6 +8,8 @@
 - Extra filters: `tojson`, `fromjson`, `b64encode`, `b64decode`.
 - `names()` finds the names a template reads (from Jinja's AST), so a block loads only
   the step results it needs.
+- Jinja2 is imported on the first template that needs it: a plain `{{ a.b.c }}` (the
+  commonest template) is read, checked and rendered without it.
 - Step results are wrapped in `ResultView`: `.data` on a result without a `data` key is
   the result itself, `._ref` is its payload reference, and a stored result is loaded on
   first access.
@@ -18,16 +20,16 @@ from __future__ import annotations
 import base64
 import json
 import re
+import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from functools import lru_cache
-from typing import Any
-
-import jinja2
-import jinja2.meta
-from jinja2.sandbox import SandboxedEnvironment
+from typing import TYPE_CHECKING, Any
 
 from .errors import TemplateError
+
+if TYPE_CHECKING:
+    from jinja2.sandbox import SandboxedEnvironment
 
 _SINGLE = re.compile(r"^\s*\{\{(?P<expr>.*)\}\}\s*$", re.DOTALL)
 _FALSY_STRINGS = {"", "false", "0", "none", "null", "no", "off"}
@@ -131,7 +133,7 @@ def plain(value: Any) -> Any:
     """A JSON-ready copy: views unwrapped, Undefined as None, tuples as lists."""
     if isinstance(value, ResultView):
         return plain(value.value)
-    if isinstance(value, jinja2.Undefined):
+    if _undefined(value):
         return None
     if isinstance(value, Mapping):
         return {str(k): plain(v) for k, v in value.items()}
@@ -145,7 +147,7 @@ def _tojson(value: Any, indent: int | None = None) -> str:
 
 
 def _fromjson(value: Any) -> Any:
-    if value is None or isinstance(value, jinja2.Undefined):
+    if value is None or _undefined(value):
         return None
     return json.loads(str(value))
 
@@ -159,29 +161,41 @@ def _b64decode(value: Any) -> str:
     return base64.b64decode(str(value)).decode()
 
 
-class _Environment(SandboxedEnvironment):
-    """Keys of a mapping win over its methods: `{{ page.items }}` is the `items` key."""
-
-    def getattr(self, obj: Any, attribute: str) -> Any:
-        if isinstance(obj, Mapping | ResultView):
-            try:
-                return obj[attribute]
-            except (KeyError, IndexError, TypeError, AttributeError):
-                pass
-        return super().getattr(obj, attribute)
+def _undefined(value: Any) -> bool:
+    """A Jinja undefined (only Jinja makes them: if it is not imported, there are none)."""
+    if value is _MISSING:
+        return True
+    jinja2 = sys.modules.get("jinja2")
+    return jinja2 is not None and isinstance(value, jinja2.Undefined)
 
 
-def _environment() -> SandboxedEnvironment:
-    env = _Environment(
+_MISSING: Any = type("Missing", (), {"__repr__": lambda self: "<undefined>"})()
+
+
+@lru_cache(maxsize=1)
+def environment() -> SandboxedEnvironment:
+    """The sandboxed Jinja environment, built (and Jinja imported) on first use."""
+    import jinja2
+    from jinja2.sandbox import SandboxedEnvironment
+
+    class Environment(SandboxedEnvironment):
+        """Keys of a mapping win over its methods: `{{ page.items }}` is the `items` key."""
+
+        def getattr(self, obj: Any, attribute: str) -> Any:
+            if isinstance(obj, Mapping | ResultView):
+                try:
+                    return obj[attribute]
+                except (KeyError, IndexError, TypeError, AttributeError):
+                    pass
+            return super().getattr(obj, attribute)
+
+    env = Environment(
         undefined=jinja2.ChainableUndefined, autoescape=False, keep_trailing_newline=True
     )
     env.filters.update(
         tojson=_tojson, fromjson=_fromjson, b64encode=_b64encode, b64decode=_b64decode
     )
     return env
-
-
-ENV = _environment()
 
 
 def is_template(value: Any) -> bool:
@@ -199,18 +213,41 @@ def _single_expression(source: str) -> str | None:
 
 
 _PATH = re.compile(r"^\s*\{\{\s*([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\s*\}\}\s*$")
+# Names Jinja defines itself: a path starting with one is left to Jinja.
+_JINJA_GLOBALS = frozenset({"range", "dict", "lipsum", "cycler", "joiner", "namespace"})
+
+
+def _plain_path(source: str) -> tuple[str, ...] | None:
+    """The parts of `{{ a.b.c }}`, when the template is only that (no `_`-led part, which
+    the sandbox guards, and no Jinja global)."""
+    path = _PATH.match(source)
+    if path is None:
+        return None
+    parts = tuple(path.group(1).split("."))
+    if any(p.startswith("_") for p in parts) or parts[0] in _JINJA_GLOBALS:
+        return None
+    return parts
 
 
 def _lookup(parts: tuple[str, ...]) -> Callable[[dict[str, Any]], Any]:
-    """`{{ a.b.c }}` without building a Jinja context: the same lookups Jinja's sandbox
-    makes (keys before attributes, undefined chains), for the commonest template."""
+    """`{{ a.b.c }}` without a Jinja context: the lookups Jinja's sandbox makes (keys
+    before attributes, undefined chains). Mappings and results are read here; anything
+    else (an attribute of an object, a missing key that may be a method) goes to Jinja."""
 
     def run(ctx: dict[str, Any]) -> Any:
         if parts[0] not in ctx:
-            return ENV.undefined(name=parts[0])
+            return _MISSING
         value = ctx[parts[0]]
         for part in parts[1:]:
-            value = ENV.getattr(value, part)
+            if value is _MISSING:
+                return _MISSING
+            if isinstance(value, Mapping | ResultView):
+                try:
+                    value = value[part]
+                    continue
+                except (KeyError, IndexError, TypeError, AttributeError):
+                    pass
+            value = environment().getattr(value, part)
         return value
 
     return run
@@ -218,19 +255,18 @@ def _lookup(parts: tuple[str, ...]) -> Callable[[dict[str, Any]], Any]:
 
 @lru_cache(maxsize=4096)
 def _compiled(source: str) -> Callable[[dict[str, Any]], Any]:
-    path = _PATH.match(source)
-    if (
-        path is not None
-        and "__" not in path.group(1)
-        and path.group(1).split(".")[0] not in ENV.globals
-    ):
-        return _lookup(tuple(path.group(1).split(".")))
+    parts = _plain_path(source)
+    if parts is not None:
+        return _lookup(parts)
+    import jinja2
+
+    env = environment()
     expr = _single_expression(source)
     try:
         if expr is not None:
-            compiled = ENV.compile_expression(expr, undefined_to_none=False)
+            compiled = env.compile_expression(expr, undefined_to_none=False)
             return lambda ctx: compiled(**ctx)
-        template = ENV.from_string(source)
+        template = env.from_string(source)
         return lambda ctx: template.render(ctx)
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateError(f"template syntax error: {exc.message} in {source!r}") from None
@@ -238,8 +274,14 @@ def _compiled(source: str) -> Callable[[dict[str, Any]], Any]:
 
 @lru_cache(maxsize=4096)
 def _names(source: str) -> frozenset[str]:
+    parts = _plain_path(source)
+    if parts is not None:
+        return frozenset(parts[:1])
+    import jinja2
+    import jinja2.meta
+
     try:
-        return frozenset(jinja2.meta.find_undeclared_variables(ENV.parse(source)))
+        return frozenset(jinja2.meta.find_undeclared_variables(environment().parse(source)))
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateError(f"template syntax error: {exc.message} in {source!r}") from None
 
@@ -292,7 +334,7 @@ def render(value: Any, context: Mapping[str, Any], where: str = "") -> Any:
                 f"{where + ': ' if where else ''}template {value!r} failed: "
                 f"{type(exc).__name__}: {exc}"
             ) from None
-        if isinstance(result, jinja2.Undefined):
+        if _undefined(result):
             return None
         return unwrap(result)
     if isinstance(value, dict):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import sys
 import threading
@@ -120,6 +119,8 @@ def print_result(rt: Runtime, execution_id: str, terminal: Entry, *, as_json: bo
 def _when(ts: float | None) -> str:
     if ts is None:
         return "-"
+    import datetime as dt
+
     return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 

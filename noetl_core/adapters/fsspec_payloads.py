@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import threading
-import uuid
 from typing import Any
 
 from ..errors import PayloadError
@@ -120,7 +119,7 @@ class FsspecPayloadStore:
         try:
             if self.protocol == "file":
                 os.makedirs(parent, exist_ok=True)
-                tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+                tmp = f"{path}.tmp-{os.urandom(16).hex()}"
                 with open(tmp, "wb") as fh:
                     fh.write(data)
                 os.replace(tmp, path)

@@ -13,14 +13,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
 import threading
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import callbacks, engine, ids
 from ..engine import entries as E
@@ -37,6 +34,9 @@ from . import children, claims, execute, faults, payloads, settle, waits
 from .blueprint import Blueprint
 from .hydrate import PathContext, names_for
 from .ports import Clock, CommandBus, EventLog, Note, PayloadStore, Snapshot, Timer
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 log = logging.getLogger(__name__)
 Listener = Callable[[Sequence[Entry]], None]
@@ -68,7 +68,7 @@ class Execution:
 
 def new_execution_id(now: float) -> str:
     """Time-ordered: milliseconds in hex, then randomness."""
-    return f"{int(now * 1000):011x}{uuid.uuid4().hex[:8]}"
+    return f"{int(now * 1000):011x}{os.urandom(4).hex()}"
 
 
 class Runtime:
@@ -96,7 +96,8 @@ class Runtime:
         self.clock = clock
         self.settings = settings
         self.catalog = catalog
-        self.worker_id = f"{socket.gethostname()}-{os.getpid()}"
+        host = os.uname().nodename if hasattr(os, "uname") else os.environ.get("COMPUTERNAME", "")
+        self.worker_id = f"{host or 'host'}-{os.getpid()}"
         self._blueprints: dict[str, Blueprint] = {}
         self._executions: OrderedDict[str, Execution] = OrderedDict()
         self._nodes: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
@@ -363,6 +364,8 @@ class Runtime:
 
     def side_reads(self) -> ThreadPoolExecutor:
         """A small pool for reads that run beside a write (the claim's halt check)."""
+        from concurrent.futures import ThreadPoolExecutor
+
         with self._lock:
             if self._side is None:
                 self._side = ThreadPoolExecutor(2, thread_name_prefix="noetl-side-read")

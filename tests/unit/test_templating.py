@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from noetl_core import templating
@@ -281,3 +283,49 @@ def test_syntax_error_names_the_path():
 def test_condition_error_names_the_path():
     with pytest.raises(TemplateError, match=r"^step a: next\.arcs\[0\]\.when: "):
         templating.condition("x >", {"x": 1}, "step a: next.arcs[0].when")
+
+
+def test_a_plain_path_template_is_read_checked_and_rendered_without_jinja() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from noetl_core import templating as t\n"
+        "assert t.render('{{ a.b }}', {'a': {'b': [1]}}) == [1]\n"
+        "assert t.render('{{ missing.x }}', {}) is None\n"
+        "assert t.names('{{ a.b.c }}') == {'a'} and t.check({'k': '{{ a.b }}'}) == []\n"
+        "assert t.condition('a.b', {'a': {'b': True}})\n"
+        "assert 'jinja2' not in sys.modules, 'jinja2 was imported'\n"
+        "assert t.render('{{ a.b | default(2) }}', {}) == 2\n"
+        "assert 'jinja2' in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize(
+    ("path", "context"),
+    [
+        ("a.b", {"a": {"b": 1}}),
+        ("a.b.c", {"a": {"b": None}}),
+        ("a.b", {}),
+        ("a.items", {"a": {"items": 3}}),
+        ("a.missing.deeper", {"a": {}}),
+        ("a.data.x", {"a": ResultView({"data": {"x": 7}})}),
+        ("a.data", {"a": ResultView([1, 2])}),
+        ("a.0", {"a": [5, 6]}),
+        ("a.upper", {"a": "text"}),
+        ("a.real", {"a": 3}),
+        ("range", {}),
+    ],
+)
+def test_the_plain_path_reads_exactly_what_jinja_reads(path: str, context: dict[str, Any]) -> None:
+    from noetl_core.templating import render
+
+    fast = render("{{ " + path + " }}", context)
+    slow = render("{{ (" + path + ") }}", context)  # not a plain path: Jinja evaluates it
+    if callable(slow):
+        assert callable(fast) and getattr(fast, "__name__", None) == slow.__name__
+    else:
+        assert fast == slow
