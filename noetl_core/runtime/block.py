@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -25,14 +24,14 @@ from ..engine import versions
 from ..engine.entries import Command, Entry
 from ..engine.scope import merge
 from ..errors import ClaimConflict, ExecutionNotFound, NoetlError, WorkloadError
-from ..keychain import CredentialStore, SecretCache, Secrets
-from ..playbook.loader import LoadedPlaybook, load_text
+from ..keychain import CredentialStore, SecretCache
+from ..playbook.loader import LoadedPlaybook
 from ..settings import Settings
 from ..templating import ResultView
 from ..tools.base import ToolCall
 from . import children, claims, execute, faults, payloads, settle, waits
-from .blueprint import Blueprint
-from .hydrate import PathContext, names_for
+from .executions import Execution, ExecutionCache
+from .hydrate import PathContext
 from .ports import Clock, CommandBus, EventLog, Note, PayloadStore, Snapshot, Timer
 
 if TYPE_CHECKING:
@@ -40,7 +39,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 Listener = Callable[[Sequence[Entry]], None]
-NODE_CACHE_ENTRIES = 4096
 
 
 @dataclass
@@ -54,24 +52,15 @@ class _Tail:
     handed: bool = False
 
 
-@dataclass(frozen=True)
-class Execution:
-    id: str
-    blueprint: Blueprint
-    workload: dict[str, Any]
-    parent: dict[str, Any] | None
-
-    @property
-    def parent_execution_id(self) -> str | None:
-        return self.parent["execution_id"] if self.parent else None
-
-
 def new_execution_id(now: float) -> str:
     """Time-ordered: milliseconds in hex, then randomness."""
     return f"{int(now * 1000):011x}{os.urandom(4).hex()}"
 
 
-class Runtime:
+class Runtime(ExecutionCache):
+    """Runs blocks: one `handle` per note (the block protocol), executions started
+    here, what the runtime knows of executions inherited from `ExecutionCache`."""
+
     def __init__(
         self,
         *,
@@ -87,35 +76,21 @@ class Runtime:
         self.credentials = credentials or CredentialStore(
             settings.credentials_path, settings.credential_key
         )
+        super().__init__(log=log, payloads=payloads, clock=clock, settings=settings)
         self.secret_cache = SecretCache()
         self.callback_key = callbacks.load_key(settings.callback_key, settings.home)
-        self.log = log
         self.bus = bus
-        self.payloads = payloads
         self.timer = timer
-        self.clock = clock
-        self.settings = settings
         self.catalog = catalog
         host = os.uname().nodename if hasattr(os, "uname") else os.environ.get("COMPUTERNAME", "")
         self.worker_id = f"{host or 'host'}-{os.getpid()}"
-        self._blueprints: dict[str, Blueprint] = {}
-        self._executions: OrderedDict[str, Execution] = OrderedDict()
-        self._nodes: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
         self._side: ThreadPoolExecutor | None = None
-        self._lock = threading.Lock()
         self._running: set[tuple[str, int]] = set()
         self._local = threading.local()  # the block each worker thread runs (`_Tail`)
         self._listeners: list[Listener] = []
         self._terminal = threading.Condition()
 
-    # -- executions -------------------------------------------------------------------
-
-    def blueprint(self, loaded: LoadedPlaybook) -> Blueprint:
-        with self._lock:
-            found = self._blueprints.get(loaded.digest)
-            if found is None:
-                found = self._blueprints[loaded.digest] = Blueprint(loaded)
-            return found
+    # -- starting executions ------------------------------------------------------------
 
     def start(
         self,
@@ -165,98 +140,6 @@ class Runtime:
         new = self.append(batch)
         self.bus.publish(settle.issued_notes(batch))
         return execution_id, new
-
-    def execution(self, execution_id: str) -> Execution:
-        with self._lock:
-            found = self._executions.get(execution_id)
-        if found is not None:
-            return found
-        start = self.log.get(E.start_id(execution_id))
-        if start is None:
-            raise ExecutionNotFound(f"no execution {execution_id}")
-        header = start.body
-        with self._lock:
-            blueprint = self._blueprints.get(header["playbook"]["digest"])
-        if blueprint is None:
-            loaded = load_text(header["source"], header["playbook"].get("file") or "<stored>")
-            blueprint = self.blueprint(loaded)
-        found = Execution(execution_id, blueprint, header["workload"], header["parent"])
-        with self._lock:
-            self._executions[execution_id] = found
-            if len(self._executions) > 1000:
-                self._executions.popitem(last=False)
-        return found
-
-    def scene(self, ex: Execution, ts: float | None = None) -> engine.Scene:
-        now = self.clock.now() if ts is None else ts
-        return engine.Scene(ex.blueprint.playbook, ex.blueprint.graph, ex.id, now, self.node)
-
-    def node(self, ref: str) -> dict[str, Any]:
-        """A scope-version node: immutable, so cached by the entry that carries it."""
-        entry_id, pos = versions.split_ref(ref)
-        with self._lock:
-            nodes = self._nodes.get(entry_id)
-        if nodes is None:
-            entry = self.log.get(entry_id)
-            if entry is None or "nodes" not in entry.body:
-                raise ExecutionNotFound(f"scope node {ref} is not in the event log")
-            nodes = entry.body["nodes"]
-            self._remember_nodes(entry_id, nodes)
-        return nodes[pos]
-
-    def _remember_nodes(self, entry_id: str, nodes: list[dict[str, Any]]) -> None:
-        with self._lock:
-            self._nodes[entry_id] = nodes
-            if len(self._nodes) > NODE_CACHE_ENTRIES:
-                self._nodes.popitem(last=False)
-
-    def command(self, ex: Execution, command_id: str) -> Command:
-        issued = self.log.get(E.issue_id(ex.id, command_id))
-        if issued is None:
-            raise ExecutionNotFound(f"execution {ex.id} has no command {command_id}")
-        return Command.from_dict(issued.body["command"])
-
-    def view_of(self, entry_id: str) -> ResultView:
-        entry = self.log.get(entry_id)
-        ref = entry.body.get("result") if entry is not None else None
-        return payloads.view(self.payloads, ref)
-
-    def secrets(self, ex: Execution) -> Secrets:
-        return Secrets(
-            execution_id=ex.id,
-            entries=ex.blueprint.playbook.keychain,
-            store=self.credentials,
-            cache=self.secret_cache,
-        )
-
-    def names(
-        self, ex: Execution, command: Command, secrets: Secrets | None = None
-    ) -> dict[str, Any]:
-        names = names_for(
-            playbook=ex.blueprint.playbook,
-            command=command,
-            workload=ex.workload,
-            execution_id=ex.id,
-            parent_execution_id=ex.parent_execution_id,
-            view_of=self.view_of,
-            wanted=ex.blueprint.names(command.step),
-            tries=versions.Tries(self.node),
-        )
-        names["keychain"] = (secrets or self.secrets(ex)).view()
-        return names
-
-    def tables(self, command: Command) -> Callable[[str], Any]:
-        """Earlier steps' results on this command's path, as Arrow tables (for duckdb)."""
-        tries = versions.Tries(self.node)
-
-        def table(step: str) -> Any:
-            entry_id = tries.get(command.frame.get("results"), step)
-            if entry_id is None:
-                return None
-            entry = self.log.get(entry_id)
-            return payloads.table(self.payloads, entry.body.get("result") if entry else None)
-
-        return table
 
     # -- log writes, listeners, terminal waits ------------------------------------------
 

@@ -18,7 +18,8 @@ from . import execute, payloads, settle, waits
 from .ports import Note
 
 if TYPE_CHECKING:
-    from .block import Execution, Runtime
+    from .block import Runtime
+    from .executions import Execution
 
 
 def loop_items(step: Step, names: Mapping[str, Any]) -> list[Any]:

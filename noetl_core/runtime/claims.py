@@ -27,7 +27,8 @@ from ..errors import ClaimConflict
 from .ports import Note
 
 if TYPE_CHECKING:
-    from .block import Execution, Runtime
+    from .block import Runtime
+    from .executions import Execution
 
 
 class Takeover(Exception):

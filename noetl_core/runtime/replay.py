@@ -23,7 +23,8 @@ from ..templating import ResultView
 from . import children, payloads
 
 if TYPE_CHECKING:
-    from .block import Execution, Runtime
+    from .block import Runtime
+    from .executions import Execution
 
 
 @dataclass(frozen=True)

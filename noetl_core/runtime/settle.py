@@ -19,7 +19,8 @@ from . import payloads
 from .ports import Note
 
 if TYPE_CHECKING:
-    from .block import Execution, Runtime
+    from .block import Runtime
+    from .executions import Execution
 
 
 def issued_notes(batch: Sequence[Entry]) -> list[Note]:

@@ -23,7 +23,8 @@ from . import execute, payloads
 from .ports import Note
 
 if TYPE_CHECKING:
-    from .block import Execution, Runtime
+    from .block import Runtime
+    from .executions import Execution
 
 DEFAULT_TIMEOUT = 3600.0
 

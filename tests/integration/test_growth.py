@@ -79,14 +79,14 @@ def test_only_a_loops_last_wave_counts_its_iterations(tmp_path: Path) -> None:
 def test_a_started_playbook_is_not_parsed_again_by_its_blocks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from noetl_core.runtime import block
+    from noetl_core.runtime import executions
 
     loaded = load_text(chain(20))
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("the stored playbook was parsed again")
 
-    monkeypatch.setattr(block, "load_text", refuse)
+    monkeypatch.setattr(executions, "load_text", refuse)
     with embedded.runtime(settings.load({"NOETL_HOME": str(tmp_path)})) as rt:
         terminal = rt.wait(rt.start(loaded, {}), 60)
     assert terminal is not None and terminal.body["status"] == "completed"
