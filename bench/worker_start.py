@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> None:
         now, before = (figures[n]["process start -> first block answered"] for n in names)
         cut = 1 - now / before
         verdict = "met" if cut >= TARGET_CUT else "NOT met"
-        print(f"target: {TARGET_CUT:.0%} less than commit {args.before}: {cut:.0%} less, {verdict}")
+        print(f"target: {TARGET_CUT:.0%} less than commit {args.before}: {cut:.1%} less, {verdict}")
 
 
 if __name__ == "__main__":
