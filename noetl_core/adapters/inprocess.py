@@ -9,7 +9,9 @@ When work waits in the queue while no running block has finished for 50 ms (the 
 blocks wait on I/O: HTTP, a database, a sleep), the pool grows, doubling up to its
 maximum, so I/O-bound fan-outs still get their concurrency; threads above the base
 exit after two idle seconds. A worker that publishes its block's successors runs the first
-one itself next, so a chain stays on one thread instead of handing each block over.
+one itself next, so a chain stays on one thread instead of handing each block over; it
+keeps one note per delivery (a worker that commits for others and publishes their
+successors wakes other workers for them).
 """
 
 from __future__ import annotations
@@ -59,7 +61,9 @@ class InProcessBus:
         rest wake idle workers."""
         if not notes:
             return
-        keep = 1 if getattr(self._local, "worker", False) else 0
+        keep = 0
+        if getattr(self._local, "worker", False) and not getattr(self._local, "kept", True):
+            keep, self._local.kept = 1, True  # one per delivery: the rest wake others
         with self._cond:
             self._queue.extend(notes)
             waiting = len(self._queue) - keep
@@ -93,6 +97,7 @@ class InProcessBus:
                 if not self._queue:
                     return
                 note = self._queue.popleft()
+                self._local.kept = False
                 self._running += 1
                 if self._queue and not self._idle:  # work left and nobody free
                     self._cond.notify_all()

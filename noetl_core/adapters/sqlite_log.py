@@ -135,34 +135,34 @@ class SqliteEventLog:
         self._writer.close()
 
     def _drain(self) -> list[_Pending]:
-        """Commit every waiting batch, group by group, while the queue has any (the
-        caller holds the write lock); returns the committed batches that have a
-        continuation to run."""
+        """Commit every batch waiting now in one transaction (the caller holds the write
+        lock); returns the committed batches that have a continuation to run."""
+        with self._queue_lock:
+            group, self._queue = self._queue, []
+        if not group:
+            return []
+        self._commit(group)
         later: list[_Pending] = []
-        while True:
-            with self._queue_lock:
-                group, self._queue = self._queue, []
-            if not group:
-                return later
-            self._commit(group)
-            for request in group:
-                if request.result:
-                    for entry, seq, row in zip(
-                        request.entries, request.seqs, request.rows, strict=True
-                    ):
-                        self._known.apply(entry, seq, bool(row[9]))
-                    with self._cache_lock:
-                        for entry, seq in zip(request.entries, request.seqs, strict=True):
-                            self._remember(entry.with_seq(seq))
-                request.done.set()
-                if request.then is not None:
-                    later.append(request)
+        for request in group:
+            if request.result:
+                for entry, seq, row in zip(
+                    request.entries, request.seqs, request.rows, strict=True
+                ):
+                    self._known.apply(entry, seq, bool(row[9]))
+                with self._cache_lock:
+                    for entry, seq in zip(request.entries, request.seqs, strict=True):
+                        self._remember(entry.with_seq(seq))
+            request.done.set()
+            if request.then is not None:
+                later.append(request)
+        return later
 
     def _lead(self) -> None:
-        """Commit what waits if the writer is free, and run the continuations of what was
-        committed outside the lock (they may write again). A batch queued while another
-        thread holds the writer is committed by that thread: it looks at the queue again
-        after releasing."""
+        """Commit what waits if the writer is free, group by group, running each group's
+        continuations outside the lock before the next (they may write again, and the
+        successors they publish keep the other workers busy while the next group fills).
+        A batch queued while another thread holds the writer is committed by that
+        thread: it looks at the queue again after releasing."""
         while True:
             if not self._write_lock.acquire(blocking=False):
                 return

@@ -86,3 +86,40 @@ def test_timer_delivers_in_due_order_without_a_worker_waiting() -> None:
     assert got[0][1] >= now + 0.1 and got[1][1] >= now + 0.3
     timer.close()
     bus.close()
+
+
+def test_a_worker_keeps_one_published_note_per_delivery_and_wakes_others_for_the_rest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A worker publishing its block's successor runs it itself next (a chain stays on one
+    thread); notes it publishes one by one for other blocks (as the thread that commits a
+    group does, publishing each block's successors) wake idle workers instead of waiting
+    behind it."""
+    monkeypatch.setattr(inprocess, "IDLE_RETIRE", 60.0)  # an idle worker sleeps until woken
+    bus = InProcessBus(max_workers=2, base_workers=2)  # no growth: only a wake-up can help
+    threads: dict[str, str] = {}
+    started = threading.Event()
+    release = threading.Event()
+
+    def handler(note: Note) -> None:
+        threads[note.command_id] = threading.current_thread().name
+        if note.command_id == "first":
+            bus.publish([Note("E", "kept")])  # one at a time, as continuations publish
+            bus.publish([Note("E", "handed")])
+            started.set()
+            assert release.wait(5)  # the handed note must not wait for this block
+
+    bus.bind(handler)
+    bus.publish([Note("E", "warm-a"), Note("E", "warm-b")])  # both base workers exist, idle
+    assert bus.wait_idle(5) and bus.threads == 2
+    bus.publish([Note("E", "first")])
+    assert started.wait(5)
+    deadline = time.monotonic() + 5
+    while not {"kept", "handed"} & set(threads) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    ran_meanwhile = {"kept", "handed"} & set(threads)
+    release.set()
+    assert bus.wait_idle(10)
+    assert ran_meanwhile, "both notes waited behind the block that published them"
+    assert all(threads[n] != threads["first"] for n in ran_meanwhile)
+    bus.close()
