@@ -141,7 +141,12 @@ class SqliteEventLog:
             group, self._queue = self._queue, []
         if not group:
             return []
-        self._commit(group)
+        try:
+            self._commit(group)
+        except BaseException:  # e.g. KeyboardInterrupt mid-commit: nobody waits forever
+            for request in group:
+                request.done.set()
+            raise
         later: list[_Pending] = []
         for request in group:
             if request.result:

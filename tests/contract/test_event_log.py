@@ -4,9 +4,11 @@ the official emulator. The assertions are the same for both."""
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -280,7 +282,7 @@ def test_firestore_documents_carry_only_the_query_fields_that_say_something(
             entry("it1", kind="done", step="s", group="g", body={"index": 1}, da=1),
         ]
     )
-    stored = {d.id: d.to_dict() for d in log._entries.stream()}
+    stored = {d.id: d.to_dict() or {} for d in log._entries.stream()}
     assert set(stored["plain"]) == {"execution_id", "kind", "step", "committed", "bi", "data"}
     assert stored["it0"]["ix"] == 0 and stored["it0"]["grp"] == "g"
     assert (stored["it0"]["dc"], stored["it0"]["da"], stored["it0"]["dj"]) == (-1, 0, 0)
@@ -288,3 +290,43 @@ def test_firestore_documents_carry_only_the_query_fields_that_say_something(
     assert log.snapshot("E1", [], group="g", from_index=1).done_in_group == 1
     work = log.open_work("E1")
     assert (work.commands, work.loops, work.arrivals) == (-1, 1, 0)
+
+
+def test_sqlite_a_commit_interrupted_mid_way_leaves_no_batch_waiting_forever(
+    tmp_path: Path,
+) -> None:
+    """A KeyboardInterrupt inside the group commit reaches the committing thread, and
+    every other thread whose batch was in the group gets it too instead of waiting."""
+    log = SqliteEventLog(tmp_path / "e.sqlite", sync="NORMAL")
+    real = log._writer
+
+    class Interrupting:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+        def executemany(self, *args: Any) -> Any:
+            raise KeyboardInterrupt
+
+    outcome: list[BaseException | bool] = []
+
+    def waiter() -> None:
+        try:
+            outcome.append(log.append([entry("w")]))
+        except BaseException as exc:
+            outcome.append(exc)
+
+    try:
+        with pytest.raises(KeyboardInterrupt), log._writer_held():
+            log._writer = Interrupting()  # type: ignore[assignment]
+            thread = threading.Thread(target=waiter)
+            thread.start()
+            deadline = time.monotonic() + 5
+            while not log._queue and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert log._queue, "the waiter's batch was not queued"
+        thread.join(5)
+        assert not thread.is_alive(), "a batch in the interrupted group waited forever"
+        assert len(outcome) == 1 and isinstance(outcome[0], KeyboardInterrupt)
+    finally:
+        log._writer = real
+        log.close()
