@@ -283,13 +283,46 @@ def test_firestore_documents_carry_only_the_query_fields_that_say_something(
         ]
     )
     stored = {d.id: d.to_dict() or {} for d in log._entries.stream()}
-    assert set(stored["plain"]) == {"execution_id", "kind", "step", "committed", "bi", "data"}
+    plain = {"execution_id", "kind", "step", "committed", "bi", "data"}
+    # the batch's net change of open work rides on its first entry
+    assert set(stored["plain"]) == plain | {"net", "nc", "na", "nj"}
+    assert (stored["plain"]["nc"], stored["plain"]["na"], stored["plain"]["nj"]) == (-1, 1, 0)
+    assert "net" not in stored["it0"] and "net" not in stored["it1"]
     assert stored["it0"]["ix"] == 0 and stored["it0"]["grp"] == "g"
     assert (stored["it0"]["dc"], stored["it0"]["da"], stored["it0"]["dj"]) == (-1, 0, 0)
     assert log.snapshot("E1", [], group="g", from_index=0).done_in_group == 2
     assert log.snapshot("E1", [], group="g", from_index=1).done_in_group == 1
     work = log.open_work("E1")
     assert (work.commands, work.loops, work.arrivals) == (-1, 1, 0)
+
+
+def test_firestore_whole_execution_open_work_reads_only_batches_that_changed_it(
+    gcp_env: dict[str, str],
+) -> None:
+    """A chain step's record closes its command and issues the next one: net zero, so it
+    carries no net fields, and the execution-wide sum (the termination check) matches
+    only the start, the branch points and the ends, however long the chain ran. The sum
+    equals the per-entry deltas' sum."""
+    from noetl_core.adapters.gcp.firestore_log import FirestoreEventLog
+
+    log = FirestoreEventLog(gcp_env["GOOGLE_CLOUD_PROJECT"], prefix=f"t{uuid.uuid4().hex[:8]}")
+    assert log.append([entry("start", kind="start"), entry("i0", kind="issue", step="s0", dc=1)])
+    for n in range(1, 30):  # 29 chain steps: done (-1) with the next command (+1)
+        assert log.append(
+            [
+                entry(f"d{n}", kind="done", step=f"s{n - 1}", dc=-1),
+                entry(f"i{n}", kind="issue", step=f"s{n}", dc=1),
+            ]
+        )
+    stored = {d.id: d.to_dict() or {} for d in log._entries.stream()}
+    assert sorted(k for k, v in stored.items() if v.get("net")) == ["start"]
+    work = log.open_work("E1")
+    assert (work.commands, work.loops, work.arrivals) == (1, 0, 0)
+    assert log.open_work("E1", ["s29"]).commands == 1  # per-step sums still per entry
+    assert log.append([entry("d30", kind="done", step="s29", dc=-1)])  # the last step
+    assert log.open_work("E1").total == 0
+    stored = {d.id: d.to_dict() or {} for d in log._entries.stream()}
+    assert sorted(k for k, v in stored.items() if v.get("net")) == ["d30", "start"]
 
 
 def test_sqlite_a_commit_interrupted_mid_way_leaves_no_batch_waiting_forever(

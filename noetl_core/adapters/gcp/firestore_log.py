@@ -72,8 +72,13 @@ class FirestoreEventLog:
         if not entries:
             return True
         batch = self._client.batch()
+        nets = _nets(entries)
         for position, entry in enumerate(entries):
-            batch.create(self._entries.document(entry.id), self._document(entry, position))
+            document = self._document(entry, position)
+            net = nets.pop(entry.execution_id, None)
+            if net is not None:  # on the batch's first entry of its execution
+                document.update(net=True, nc=net[0], na=net[1], nj=net[2])
+            batch.create(self._entries.document(entry.id), document)
         for execution_id in dict.fromkeys(e.execution_id for e in entries if e.halt):
             # A marker read by id with the block's other reads; a blind set, so a second
             # halting entry neither conflicts nor reads. Only failures and cancels write it.
@@ -213,6 +218,11 @@ class FirestoreEventLog:
 
         if steps is not None and not steps:
             return Open()
+        if steps is None:  # the whole execution: only batches that changed what is open
+            query = self._where(execution_id, net=True)
+            aggregation = query.sum("nc", alias="c").sum("na", alias="a").sum("nj", alias="j")
+            got = {r.alias: int(r.value or 0) for r in aggregation.get()[0]}
+            return Open(got.get("c", 0), got.get("a", 0), got.get("j", 0))
         chunks: list[list[str] | None] = [None]
         if steps is not None:
             names = sorted(steps)
@@ -259,3 +269,18 @@ class FirestoreEventLog:
 
     def close(self) -> None:
         self._client.close()
+
+
+def _nets(entries: Sequence[Entry]) -> dict[str, tuple[int, int, int]]:
+    """What a batch changes in each execution's open work (commands, loops, arrivals),
+    where it changes anything. A chain step's record closes its command and issues the
+    next (net zero), so the execution-wide sum of open work reads only the batches that
+    opened or closed branches: the start, fan-outs, joins, leaves and loop waves, not
+    every block run."""
+    sums: dict[str, list[int]] = {}
+    for entry in entries:
+        total = sums.setdefault(entry.execution_id, [0, 0, 0])
+        total[0] += entry.dc
+        total[1] += entry.da
+        total[2] += entry.dj
+    return {k: (v[0], v[1], v[2]) for k, v in sums.items() if any(v)}
