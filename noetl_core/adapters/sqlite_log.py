@@ -268,8 +268,10 @@ class SqliteEventLog:
                 conn.execute("ROLLBACK")
                 conn.execute("BEGIN IMMEDIATE")
                 seq = self._one_by_one(conn, group)
-            conn.execute("COMMIT")
+            # Known before the rows are visible: a reader that sees them must not take
+            # them for another process's write (`_fresh`) and wait for this writer.
             self._last_seq = seq
+            conn.execute("COMMIT")
         except BaseException as exc:
             self._last_seq = None
             if conn.in_transaction:

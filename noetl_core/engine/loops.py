@@ -50,6 +50,14 @@ def iteration_command(
     )
 
 
+def iteration_done_ids(execution_id: str, step: str, activation_id: str, length: int) -> list[str]:
+    """The ids of a loop's iteration records, in index order (ids are deterministic)."""
+    return [
+        E.done_id(execution_id, ids.command(execution_id, step, activation_id, index))
+        for index in range(length)
+    ]
+
+
 def activate(
     scene: Scene,
     command: Command,

@@ -15,8 +15,11 @@ from typing import TYPE_CHECKING
 from .. import engine
 from ..engine import entries as E
 from ..engine.entries import Command, Entry
+from ..errors import ExecutionNotFound
 from . import payloads
 from .ports import Note
+
+ITERATION_CHUNK = 500  # ids per read (SQLite's bound parameters, Firestore's batch get)
 
 if TYPE_CHECKING:
     from .block import Runtime
@@ -115,14 +118,28 @@ def maybe_loop_done(rt: Runtime, ex: Execution, activation_id: str) -> list[Entr
         return None
     if rt.log.get(E.loopdone_id(ex.id, activation_id)) is not None:
         return []
-    iterations = sorted(
-        rt.log.find(ex.id, "done", group=activation_id), key=lambda d: d.body["index"]
-    )
     command = rt.command(ex, activation_id)
+    iterations = _iterations(rt, ex, command, activation)
     outcome = _loop_outcome(rt, ex, command, iterations)
     names = rt.names(ex, command)
     batch = engine.loop_done(rt.scene(ex), command, iterations, outcome, names)
     return batch if rt.append(batch) else []
+
+
+def _iterations(rt: Runtime, ex: Execution, command: Command, activation: Entry) -> list[Entry]:
+    """The loop's iteration records in index order, read by id (most are in the log's
+    entry cache: the blocks that wrote them ran here) in chunks, not by a query."""
+    length = int(activation.body["loop"]["length"])
+    wanted = engine.iteration_done_ids(ex.id, command.step, command.id, length)
+    found: dict[str, Entry] = {}
+    for first in range(0, length, ITERATION_CHUNK):
+        found.update(rt.log.get_many(wanted[first : first + ITERATION_CHUNK]))
+    missing = length - len(found)
+    if missing:  # cannot happen once the last wave is done: say so rather than guess
+        raise ExecutionNotFound(
+            f"execution {ex.id}: loop {command.step} has {missing} iteration records missing"
+        )
+    return [found[i] for i in wanted]
 
 
 def _loop_outcome(

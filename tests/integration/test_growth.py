@@ -76,6 +76,35 @@ def test_only_a_loops_last_wave_counts_its_iterations(tmp_path: Path) -> None:
     assert {first for _, first in counted} == {290}
 
 
+def test_loop_done_reads_its_iterations_by_id_not_by_a_query(tmp_path: Path) -> None:
+    """`loop.done` gathers its iteration records by their deterministic ids (from the
+    entry cache of the process that wrote them), not with a query that decodes them all
+    again; the loop's result keeps index order."""
+    conf = settings.load({"NOETL_HOME": str(tmp_path)})
+    with embedded.runtime(conf) as rt:
+        find = rt.log.find
+
+        def no_iteration_query(execution_id, kind, *, step=None, group=None):  # type: ignore[no-untyped-def]
+            assert not (kind == "done" and group is not None), "iterations read by a query"
+            return find(execution_id, kind, step=step, group=group)
+
+        rt.log.find = no_iteration_query  # type: ignore[method-assign]
+        text = """apiVersion: noetl.io/v2
+kind: Playbook
+metadata: {name: ordered}
+workflow:
+  - step: start
+    loop: {in: "{{ range(40) | list }}", iterator: x, spec: {mode: parallel, max_in_flight: 7}}
+    tool: {kind: python, input: {x: "{{ x }}"}, code: "result = x * 2"}
+    next: after
+  - step: after
+    tool: {kind: python, input: {xs: "{{ start }}"}, code: "result = xs"}
+"""
+        terminal = rt.wait(rt.start(load_text(text), {}), 30)
+        assert terminal is not None and terminal.body["status"] == "completed"
+        assert terminal.body["result"]["inline"] == [x * 2 for x in range(40)]
+
+
 def test_a_started_playbook_is_not_parsed_again_by_its_blocks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
