@@ -86,7 +86,7 @@ class _Pending:
     seqs: list[int] = field(default_factory=list)
     result: bool | None = None
     error: BaseException | None = None
-    done: threading.Event = field(default_factory=threading.Event)
+    done: bool = False  # set under the log's `_finished` condition
     then: Callable[[bool, BaseException | None], None] | None = None
 
 
@@ -105,6 +105,7 @@ class SqliteEventLog:
         self._write_lock = threading.Lock()
         self._queue_lock = threading.Lock()
         self._queue: list[_Pending] = []
+        self._finished = threading.Condition()
         self._last_seq: int | None = None
         self._cache: OrderedDict[str, Entry] = OrderedDict()
         self._cache_lock = threading.Lock()
@@ -144,8 +145,7 @@ class SqliteEventLog:
         try:
             self._commit(group)
         except BaseException:  # e.g. KeyboardInterrupt mid-commit: nobody waits forever
-            for request in group:
-                request.done.set()
+            self._finish(group)
             raise
         later: list[_Pending] = []
         for request in group:
@@ -157,10 +157,18 @@ class SqliteEventLog:
                 with self._cache_lock:
                     for entry, seq in zip(request.entries, request.seqs, strict=True):
                         self._remember(entry.with_seq(seq))
-            request.done.set()
             if request.then is not None:
                 later.append(request)
+        self._finish(group)
         return later
+
+    def _finish(self, group: list[_Pending]) -> None:
+        """Mark a group done and wake its waiters: one condition for the whole log, not
+        an event per batch (most batches are handed on and nobody waits for them)."""
+        with self._finished:
+            for request in group:
+                request.done = True
+            self._finished.notify_all()
 
     def _lead(self) -> None:
         """Commit what waits if the writer is free, group by group, running each group's
@@ -195,10 +203,11 @@ class SqliteEventLog:
             self._lead()
 
     def _await(self, request: _Pending) -> None:
-        while not request.done.is_set():
+        while not request.done:
             self._lead()
-            if not request.done.is_set():
-                request.done.wait(0.002)
+            with self._finished:
+                if not request.done:
+                    self._finished.wait(0.002)
 
     def append(self, entries: Sequence[Entry]) -> bool:
         """Group commit: whichever thread finds the writer free commits every batch waiting

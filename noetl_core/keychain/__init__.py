@@ -59,6 +59,9 @@ class SecretCache:
 
     def redactor(self, execution_id: str) -> Redactor:
         """What to mask in everything recorded for this execution (empty: nothing)."""
+        found = self._redactors.get(execution_id)  # a dict read needs no lock
+        if found is not None:
+            return found
         with self._lock:
             found = self._redactors.get(execution_id)
             if found is None:
