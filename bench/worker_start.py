@@ -51,17 +51,13 @@ import noetl_core
 from noetl_core import cloud, settings
 from noetl_core.adapters.gcp.pubsub_bus import encode
 from noetl_core.playbook import load_text
+from bench.run import chain_playbook
 
 assert noetl_core.__file__.startswith(sys.argv[2]), noetl_core.__file__
-TEXT = (
-    "apiVersion: noetl.io/v2\nkind: Playbook\nmetadata: {name: coldworker}\nworkflow:\n"
-    "  - step: first\n    tool: {kind: python, code: 'result = 1'}\n    next: second\n"
-    "  - step: second\n    tool: {kind: python, code: 'result = 2'}\n"
-)
 rt = cloud.build(settings.load(dict(os.environ)))
 captured = []
 rt.bus.publish = captured.extend
-loaded = load_text(TEXT)
+loaded = load_text(chain_playbook(2))  # bench/run.py of the tree measured
 for _ in range(int(sys.argv[1])):
     rt.start(loaded, {})
 print(json.dumps([base64.b64encode(encode(note)).decode() for note in captured]))
