@@ -95,9 +95,9 @@ class CountingLog(FirestoreEventLog):
         self._add(reads=1)
         return super().count(execution_id, kind, group=group)
 
-    def open_work(self, execution_id: str, steps: Any = None) -> Open:
+    def open_work(self, execution_id: str, steps: Any = None, *, join: Any = None) -> Open:
         self._add(reads=1)
-        return super().open_work(execution_id, steps)
+        return super().open_work(execution_id, steps, join=join)
 
     def halted(self, execution_id: str) -> bool:
         self._add(reads=1)

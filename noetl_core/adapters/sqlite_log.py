@@ -433,7 +433,9 @@ class SqliteEventLog:
             sql, args = sql + " AND grp = ?", [*args, group]
         return int(self._reader.execute(sql, args).fetchone()[0])
 
-    def open_work(self, execution_id: str, steps: Collection[str] | None = None) -> Open:
+    def open_work(
+        self, execution_id: str, steps: Collection[str] | None = None, *, join: str | None = None
+    ) -> Open:
         if steps is not None and not steps:
             return Open()
         return self._known_of(execution_id).open_work(steps)

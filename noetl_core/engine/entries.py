@@ -10,7 +10,9 @@ that open or close work carry deltas of three counters, per `step`:
 | `dj` join arrivals | an arrival at a join (+1) | the join's `command.issued` (-k) |
 
 Summing deltas answers "is anything still in flight?" with one consistent read, with
-no shared counter to update (see ARCHITECTURE.md).
+no shared counter to update (see ARCHITECTURE.md). A batch also carries, on its first
+entry, its net change of what is in flight upstream of each join (`jn`, see
+`join_nets`), so a log can answer a join's check from the few batches that changed it.
 
 Entry kinds: start, issue, claim, done, attempt, pending, arrive, loopdone, terminal,
 cancel.
@@ -18,7 +20,7 @@ cancel.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -42,10 +44,15 @@ class Entry:
     halt: bool = False
     body: dict[str, Any] = field(default_factory=dict)
     seq: int | None = None
+    # On a batch's first entry of its execution: the batch's net change of open commands
+    # and loops upstream of each join it changes (join name -> net), where not zero.
+    jn: dict[str, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = {name: getattr(self, name) for name in _ENTRY_FIELDS}
         out["events"] = list(self.events)
+        if self.jn is None:
+            del out["jn"]
         return out
 
     @classmethod
@@ -205,3 +212,35 @@ RESULT_EVENTS = {
     "playbook.completed",
 }
 ERROR_EVENTS = {"call.error", "command.failed", "workflow.failed", "playbook.failed"}
+
+
+def join_nets(reach: Mapping[str, Collection[str]], entries: Sequence[Entry]) -> dict[str, int]:
+    """Per join, what these entries change in the open commands and loops of the steps
+    that can reach it, where that is not zero. A chain step inside a join's reach closes
+    its command and issues the next one there: zero, so it is left out."""
+    nets: dict[str, int] = {}
+    for join, steps in reach.items():
+        net = sum(e.dc + e.da for e in entries if e.step in steps)
+        if net:
+            nets[join] = net
+    return nets
+
+
+def with_join_nets(
+    reach_of: Callable[[str], Mapping[str, Collection[str]]], batch: Sequence[Entry]
+) -> list[Entry]:
+    """The batch with each execution's first entry carrying `join_nets` of that
+    execution's entries (`reach_of`: its joins' reach sets)."""
+    out = list(batch)
+    if not any(e.dc or e.da for e in out):
+        return out
+    for execution_id in dict.fromkeys(e.execution_id for e in out):
+        reach = reach_of(execution_id)
+        if not reach:
+            continue
+        mine = [e for e in out if e.execution_id == execution_id]
+        nets = join_nets(reach, mine)
+        if nets:
+            head = out.index(mine[0])
+            out[head] = out[head].evolve(jn=nets)
+    return out

@@ -135,9 +135,10 @@ class Runtime(ExecutionCache):
             },
             "source": loaded.source,
         }
-        self.blueprint(loaded)  # its blocks here will not parse the stored source again
+        # its blocks here will not parse the stored source again
+        reach = self.blueprint(loaded).graph.reach
         batch = engine.start(execution_id, loaded.playbook, header, merged, parent, now)
-        new = self.append(batch)
+        new = self.append(batch, reach)
         self.bus.publish(settle.issued_notes(batch))
         return execution_id, new
 
@@ -146,15 +147,27 @@ class Runtime(ExecutionCache):
     def subscribe(self, listener: Listener) -> None:
         self._listeners.append(listener)
 
-    def append(self, batch: Sequence[Entry]) -> bool:
-        batch = self._prepared(batch)
+    def append(
+        self, batch: Sequence[Entry], reach: Mapping[str, frozenset[str]] | None = None
+    ) -> bool:
+        """Append a batch (`reach`: the joins' reach sets of a starting execution, which
+        the log cannot look up yet)."""
+        batch = self._prepared(batch, reach)
         if not self.log.append(batch):
             return False
         self._appended(batch)
         return True
 
-    def _prepared(self, batch: Sequence[Entry]) -> list[Entry]:
-        return [self._masked(e) for e in E.fold_claim(batch)]
+    def _prepared(
+        self, batch: Sequence[Entry], reach: Mapping[str, frozenset[str]] | None = None
+    ) -> list[Entry]:
+        def reach_of(execution_id: str) -> Mapping[str, frozenset[str]]:
+            if reach is not None:
+                return reach
+            return self.execution(execution_id).blueprint.graph.reach
+
+        folded = E.with_join_nets(reach_of, E.fold_claim(batch))
+        return [self._masked(e) for e in folded]
 
     def _appended(self, batch: Sequence[Entry]) -> None:
         for entry in batch:

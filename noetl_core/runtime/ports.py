@@ -82,7 +82,13 @@ class EventLog(Protocol):
 
     def count(self, execution_id: str, kind: str, *, group: str | None = None) -> int: ...
 
-    def open_work(self, execution_id: str, steps: Collection[str] | None = None) -> Open: ...
+    def open_work(
+        self, execution_id: str, steps: Collection[str] | None = None, *, join: str | None = None
+    ) -> Open:
+        """What is in flight in `steps` (all steps when None). With `join`, `steps` is that
+        join's reach, and only `commands` (open commands and loops there) is answered: a
+        log may sum only the batches whose `jn` changed it."""
+        ...
 
     def halted(self, execution_id: str) -> bool:
         """True once an unrecovered failure or a cancellation is recorded."""

@@ -181,7 +181,7 @@ def _joins(rt: Runtime, ex: Execution, batch: Sequence[Entry]) -> list[list[Entr
 def maybe_join(rt: Runtime, ex: Execution, join: str) -> list[Entry] | None:
     if rt.log.open_work(ex.id, [join]).arrivals <= 0:
         return None
-    upstream = rt.log.open_work(ex.id, ex.blueprint.graph.reach[join])
+    upstream = rt.log.open_work(ex.id, ex.blueprint.graph.reach[join], join=join)
     if upstream.commands + upstream.loops > 0:
         return None
     consumed = {

@@ -145,3 +145,66 @@ workflow:
     assert len([e for e in entries if e.kind == "loopdone"]) == 1
     assert len([e for e in entries if e.kind == "issue" and e.step == "total"]) == 1
     completed_once(cloud_rt, execution_id)
+
+
+def branch_and_join(chain: int) -> str:
+    """`start` forks into a `chain`-step branch and a one-step branch; both reach `join`."""
+    steps = [
+        "  - step: start\n    tool: {kind: noop}\n"
+        "    next:\n      spec: {mode: inclusive}\n      arcs: [{step: c0}, {step: short}]",
+        "  - step: short\n    tool: {kind: python, code: 'result = -1'}\n    next: join",
+    ]
+    for i in range(chain):
+        nxt = f"c{i + 1}" if i + 1 < chain else "join"
+        steps.append(
+            f"  - step: c{i}\n    tool: {{kind: python, code: 'result = {i}'}}\n    next: {nxt}"
+        )
+    steps.append(
+        "  - step: join\n    tool:\n      kind: python\n"
+        f"      input: {{a: '{{{{ c{chain - 1} }}}}', b: '{{{{ short }}}}'}}\n"
+        "      code: 'result = [a, b]'"
+    )
+    return (
+        "apiVersion: noetl.io/v2\nkind: Playbook\nmetadata: {name: fork}\nworkflow:\n"
+        + "\n".join(steps)
+        + "\n"
+    )
+
+
+def test_a_join_check_reads_only_the_batches_that_changed_its_upstream(
+    cloud_rt: Runtime, gcp_env: dict[str, str]
+) -> None:
+    """A join runs when nothing that can reach it is in flight. On Firestore that check
+    sums only the documents whose batch changed what is open upstream of the join (the
+    fork, each branch's end), however many chain steps the branches ran: a chain step
+    inside the join's reach closes its command and issues the next one there, net zero,
+    and carries no join fields. The join still waits for the long branch."""
+    from noetl_core.adapters.gcp.firestore_log import _join_key
+
+    matched = {}
+    for chain in (2, 12):
+        execution_id = cloud_rt.start(load_text(branch_and_join(chain)), {})
+        terminal = finish(cloud_rt, execution_id)
+        assert terminal.body["status"] == "completed"
+        assert payloads.load(cloud_rt.payloads, terminal.body["result"]) == [chain - 1, -1]
+        completed_once(cloud_rt, execution_id)
+        log: Any = cloud_rt.log
+        docs = [d.to_dict() or {} for d in log._where(execution_id).stream()]
+        key = _join_key("join")
+        changed = [d for d in docs if key in d.get("jn", ())]
+        # batch by batch (one commit time each), the net on the batch's first document
+        # is the sum of its entries' deltas in the join's upstream
+        upstream = {"start", "short", *(f"c{i}" for i in range(chain))}
+        batches: dict[Any, list[dict[str, Any]]] = {}
+        for doc in docs:
+            batches.setdefault(doc["committed"], []).append(doc)
+        for batch in batches.values():
+            per_entry = sum(
+                d.get("dc", 0) + d.get("da", 0) for d in batch if d.get("step") in upstream
+            )
+            assert sum(d["jv"][key] for d in batch if key in d.get("jn", ())) == per_entry
+        moved = [d for d in docs if d.get("step") in upstream and (d.get("dc") or d.get("da"))]
+        assert len(moved) >= 2 * chain  # every chain step issued and closed a command
+        matched[chain] = len(changed)
+    # the fork (+2), the short branch's end and the long one's: not one per chain step
+    assert 2 <= matched[2] == matched[12] <= 4, matched

@@ -1249,3 +1249,26 @@ def test_whole_run_is_reproducible():
 def test_entry_round_trips_through_dict():
     for entry in [e for b in fan_run() for e in b]:
         assert Entry.from_dict(entry.to_dict()) == entry
+
+
+def _delta(id: str, step: str, execution_id: str = "E", **kw: Any) -> Entry:
+    return Entry(id=id, execution_id=execution_id, kind="issue", events=(), ts=0.0, step=step, **kw)
+
+
+def test_a_batch_carries_its_net_change_upstream_of_each_join_on_its_first_entry() -> None:
+    """A chain step inside a join's reach nets zero there and carries nothing; a fork,
+    a branch's end and an entry into the reach carry their change, on the first entry of
+    each execution in the batch; the nets survive the entry's dict round trip."""
+    reach = {"j": frozenset({"a", "b"}), "k": frozenset({"b", "c"})}
+    chain = [_delta("d", "a", dc=-1), _delta("i", "a", dc=1)]
+    assert E.with_join_nets(lambda _: reach, chain) == chain
+    fork = [_delta("d", "a", dc=-1), _delta("i1", "b", dc=1), _delta("i2", "c", dc=1)]
+    out = E.with_join_nets(lambda _: reach, fork)
+    assert out[0].jn == {"k": 2} and out[1].jn is None and out[2].jn is None
+    end = [_delta("x", "z", dc=0), _delta("d", "b", da=-1)]
+    assert E.with_join_nets(lambda _: reach, end)[0].jn == {"j": -1, "k": -1}
+    two = [_delta("p", "a", dc=1), _delta("q", "c", "F", dc=1)]
+    out = E.with_join_nets(lambda ex: reach if ex == "F" else {}, two)
+    assert out[0].jn is None and out[1].jn == {"k": 1}
+    assert Entry.from_dict(out[1].to_dict()) == out[1]
+    assert "jn" not in out[0].to_dict()  # entries without nets store nothing new

@@ -20,6 +20,7 @@ from collections.abc import Collection, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from ... import ids
 from ...engine.entries import Entry
 from ...runtime.ports import Open, Snapshot
 
@@ -120,6 +121,11 @@ class FirestoreEventLog:
             # all three or none: an aggregation of several sums counts only the documents
             # that have every summed field
             document.update(dc=entry.dc, da=entry.da, dj=entry.dj)
+        if entry.jn:
+            # array-contains finds the batches that changed a join's upstream; the map
+            # holds each change (keys are digests: step names may hold any character)
+            keys = {_join_key(join): net for join, net in entry.jn.items()}
+            document.update(jn=sorted(keys), jv=keys)
         if entry.halt:
             document["halt"] = True
         if _is_result(entry):
@@ -213,11 +219,18 @@ class FirestoreEventLog:
             query = query.where(filter=FieldFilter("ix", ">=", from_index))
         return int(query.count(alias="n").get()[0][0].value)
 
-    def open_work(self, execution_id: str, steps: Collection[str] | None = None) -> Open:
+    def open_work(
+        self, execution_id: str, steps: Collection[str] | None = None, *, join: str | None = None
+    ) -> Open:
         from google.cloud.firestore_v1.base_query import FieldFilter
 
         if steps is not None and not steps:
             return Open()
+        if join is not None:  # a join's upstream: only the batches that changed it
+            key = _join_key(join)
+            query = self._where(execution_id).where(filter=FieldFilter("jn", "array_contains", key))
+            got = query.sum(f"jv.{key}", alias="n").get()[0]
+            return Open(commands=int(got[0].value or 0))
         if steps is None:  # the whole execution: only batches that changed what is open
             query = self._where(execution_id, net=True)
             aggregation = query.sum("nc", alias="c").sum("na", alias="a").sum("nj", alias="j")
@@ -269,6 +282,10 @@ class FirestoreEventLog:
 
     def close(self) -> None:
         self._client.close()
+
+
+def _join_key(join: str) -> str:
+    return "j" + ids.digest("join", join)[:16]
 
 
 def _nets(entries: Sequence[Entry]) -> dict[str, tuple[int, int, int]]:
