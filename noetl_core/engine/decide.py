@@ -110,6 +110,7 @@ def start(
     ts: float,
 ) -> list[Entry]:
     entry_step = playbook.entry_step
+    start_id = E.start_id(execution_id)
     command = _command(
         execution_id,
         playbook,
@@ -117,10 +118,11 @@ def start(
         ids.command(execution_id, "entry"),
         {"ctx": None, "results": None},
         None,
+        links=[[start_id, 0]],
     )
     parent_id = parent["execution_id"] if parent else None
     first = Entry(
-        id=E.start_id(execution_id),
+        id=start_id,
         execution_id=execution_id,
         kind="start",
         events=("playbook.initialized", "workflow.initialized"),
@@ -131,6 +133,7 @@ def start(
             "parent": parent,
             "parent_execution_id": parent_id,
             "entry_command": command.id,
+            "node": {"k": 1, "up": []},  # the root: its one thread ending ends the execution
         },
     )
     return [first, E.issue_entry(command, ts)]
@@ -143,9 +146,10 @@ def _command(
     command_id: str,
     frame: dict[str, Any],
     parent: str | None,
+    links: list[list[Any]] | None = None,
 ) -> Command:
     kind = "loop" if playbook.step_named(step).loop is not None else "step"
-    return Command(command_id, execution_id, step, kind, frame, parent=parent)
+    return Command(command_id, execution_id, step, kind, frame, parent=parent, links=links)
 
 
 def record(
@@ -185,7 +189,7 @@ def record(
     frame = {"ctx": ctx, "results": results}
     arc_sets: dict[str, Any] = {}
     made = successors(scene, step, command.id, chosen, frame, scope, tries, arc_sets)
-    return with_issued(done, made, tries, arc_sets)
+    return with_issued(done, made, tries, arc_sets, command.links)
 
 
 def _set_by_reference(body: dict[str, Any], tries: Tries, ctx: Ref) -> dict[str, Any]:
@@ -204,9 +208,11 @@ def with_issued(
     made: Sequence[Entry],
     tries: Tries | None = None,
     arc_sets: dict[str, Any] | None = None,
+    links: list[list[Any]] | None = None,
 ) -> list[Entry]:
     """`head` noting what its batch issued, so a redelivery can publish it again, and
-    carrying the scope-version nodes the batch made."""
+    carrying the scope-version nodes the batch made. With `links` (the closed command's
+    thread of work: see `hand_on`), the batch hands the thread on."""
     body = {
         **head.body,
         "issued": [e.command_id for e in made if e.kind == "issue"],
@@ -216,7 +222,43 @@ def with_issued(
         body["arc_set"] = arc_sets
     if tries is not None and tries.nodes:
         body["nodes"] = tries.nodes
+    made = list(made)
+    if links is not None:
+        made = hand_on(head, body, made, links)
     return [head.evolve(body=body), *made]
+
+
+def hand_on(
+    head: Entry, body: dict[str, Any], made: list[Entry], links: list[list[Any]]
+) -> list[Entry]:
+    """Termination without a sum over the execution (a diffusing computation, after
+    Dijkstra and Scholten): every command but a loop iteration carries `links`, the
+    [node, slot] pairs its thread of work answers to. A batch that closes it:
+    - starting one successor (a command or an arrival at a join), hands the links on;
+    - starting k >= 2, becomes a node (`body.node`: k and the links above it) and gives
+      successor i the link [head, i];
+    - starting none, signals each link (a `signal` entry, counted per node).
+    A join's command takes its arrivals' links; `loop.done` the loop command's. When a
+    node has k signals it signals its own links; the root (the start entry) ending ends
+    the execution. A chain step hands on: it writes and reads nothing for this."""
+    children = [i for i, e in enumerate(made) if e.kind in ("issue", "arrive")]
+    if not children:
+        signals = [E.signal(head.execution_id, str(n), int(s), head.ts) for n, s in links]
+        body["signals"] = [e.id for e in signals]
+        return [*made, *signals]
+    if len(children) == 1:
+        given = [links]
+    else:
+        body["node"] = {"k": len(children), "up": links}
+        given = [[[head.id, slot]] for slot in range(len(children))]
+    for i, child_links in zip(children, given, strict=True):
+        child = made[i]
+        if child.kind == "issue":
+            command = {**child.body["command"], "links": child_links}
+            made[i] = child.evolve(body={**child.body, "command": command})
+        else:
+            made[i] = child.evolve(body={**child.body, "links": child_links})
+    return made
 
 
 def _local(step: str, outcome: Outcome, loop: bool = False) -> dict[str, Any]:
@@ -348,6 +390,8 @@ def join(scene: Scene, target: str, arrivals: Sequence[Entry]) -> Entry:
         ctx = merge_ctx(tries, ctx, frame.get("ctx"))
         results = tries.merge(results, frame.get("results"))
         args.update(frame.get("args", {}))
+    # by arrival id, like the join's id: the same arrivals in any order, the same links
+    links = [link for a in sorted(arrivals, key=lambda a: a.id) for link in a.body.get("links", ())]
     command = _command(
         scene.execution_id,
         scene.playbook,
@@ -355,6 +399,7 @@ def join(scene: Scene, target: str, arrivals: Sequence[Entry]) -> Entry:
         command_id,
         {"ctx": ctx, "results": results, **({"args": args} if args else {})},
         None,
+        links=links,
     )
     issued = E.issue_entry(command, scene.ts)
     body = {**issued.body, "arrivals": [a.id for a in arrivals]}

@@ -15,7 +15,7 @@ entry, its net change of what is in flight upstream of each join (`jn`, see
 `join_nets`), so a log can answer a join's check from the few batches that changed it.
 
 Entry kinds: start, issue, claim, done, attempt, pending, arrive, loopdone, terminal,
-cancel.
+cancel, signal (a thread of work ended: see `links`).
 """
 
 from __future__ import annotations
@@ -91,6 +91,9 @@ class Command:
     index: int | None = None
     length: int | None = None
     width: int | None = None
+    # Termination (settle.py): the [node, slot] pairs this command's thread of work
+    # answers to; None for loop iterations (their loop settles them).
+    links: list[list[Any]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {name: v for name in _COMMAND_FIELDS if (v := getattr(self, name)) is not None}
@@ -162,6 +165,24 @@ def arrive_id(execution_id: str, join: str, command_id: str, arc: int) -> str:
 
 
 CLAIM_EVENTS = ("command.claimed", "command.started", "step.enter")
+
+
+def signal_id(execution_id: str, node: str, slot: int) -> str:
+    return ids.entry(execution_id, "signal", node, slot)
+
+
+def signal(execution_id: str, node: str, slot: int, ts: float) -> Entry:
+    """Slot `slot` of node `node` has ended: a count of these per node (`group`) says
+    when every thread a fork started has ended."""
+    return Entry(
+        id=signal_id(execution_id, node, slot),
+        execution_id=execution_id,
+        kind="signal",
+        events=(),
+        ts=ts,
+        group=node,
+        body={"node": node, "slot": slot},
+    )
 
 
 def fold_claim(batch: Sequence[Entry]) -> Sequence[Entry]:

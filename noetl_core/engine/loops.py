@@ -193,4 +193,4 @@ def loop_done(
     frame = {"ctx": ctx, "results": results}
     arc_sets: dict[str, Any] = {}
     made = successors(scene, step, activation.id, chosen, frame, scope, tries, arc_sets)
-    return with_issued(entry, made, tries, arc_sets)
+    return with_issued(entry, made, tries, arc_sets, activation.links)

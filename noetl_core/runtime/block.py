@@ -543,10 +543,10 @@ class Runtime(ExecutionCache):
             issued = self.log.get(E.issue_id(ex.id, command_id))
             if issued is not None:
                 made.append(issued)
-        for arrival_id in head.body.get("arrived", ()):
-            arrival = self.log.get(arrival_id)
-            if arrival is not None:
-                made.append(arrival)
+        for entry_id in (*head.body.get("arrived", ()), *head.body.get("signals", ())):
+            stored = self.log.get(entry_id)
+            if stored is not None:
+                made.append(stored)
         self.bus.publish(settle.settle(self, ex, made))
 
     # -- services lent to tools ---------------------------------------------------------

@@ -44,16 +44,50 @@ def settle(rt: Runtime, ex: Execution, batch: Sequence[Entry]) -> list[Note]:
         wave = _last_wave(current)
         group, first = wave if wave is not None else (None, 0)
         snapshot = rt.log.snapshot(ex.id, group=group, from_index=first)
-        halted = snapshot.halted
-        loop_open = False
-        if not halted:
-            loops, loop_open = _loops(rt, ex, current, wave, snapshot.done_in_group)
-            for made in loops + _joins(rt, ex, current):
-                notes.extend(issued_notes(made))
-                queue.append(made)
-        if halted or not (loop_open or _opens_work(current)):
-            maybe_terminal(rt, ex, halted)
+        if snapshot.halted:
+            maybe_terminal(rt, ex, halted=True)
+            continue
+        loops = _loops(rt, ex, current, wave, snapshot.done_in_group)
+        for made in loops + _joins(rt, ex, current):
+            notes.extend(issued_notes(made))
+            queue.append(made)
+        queue.extend(_signaled(rt, ex, current))
     return notes
+
+
+def _signaled(rt: Runtime, ex: Execution, batch: Sequence[Entry]) -> list[list[Entry]]:
+    """For each thread of work this batch ended (its `signal` entries), whether its
+    node has now ended every thread it started: a count of at most k signals, k the
+    node's width, however long the execution. A node that has signals its own links
+    (the batch it returns, settled in turn); the root having ended ends the execution."""
+    made = []
+    for entry in batch:
+        if entry.kind != "signal" or entry.group is None:
+            continue
+        node = rt.log.get(entry.group)
+        if node is None:
+            raise ExecutionNotFound(f"execution {ex.id}: no node {entry.group} for a signal")
+        spec = node.body["node"]
+        if rt.log.count(ex.id, "signal", group=entry.group) < int(spec["k"]):
+            continue
+        if not spec["up"]:
+            _completed(rt, ex)
+            continue
+        now = rt.clock.now()
+        up = [E.signal(ex.id, str(n), int(slot), now) for n, slot in spec["up"]]
+        rt.append(up)  # created once: a settler that finds them stored goes on the same
+        made.append(up)
+    return made
+
+
+def _completed(rt: Runtime, ex: Execution) -> None:
+    """Every thread of work ended: the terminal entry, unless a failure or a cancel
+    committed meanwhile (a halting batch signals too: its halt is read after the count,
+    so a count that saw its signal sees its halt)."""
+    if rt.log.halted(ex.id):
+        maybe_terminal(rt, ex, halted=True)
+        return
+    _write_terminal(rt, ex, halted=False)
 
 
 def _nothing_to_settle(ex: Execution, batch: Sequence[Entry]) -> bool:
@@ -95,19 +129,16 @@ def _loops(
     batch: Sequence[Entry],
     wave: tuple[str, int] | None,
     counted: int,
-) -> tuple[list[list[Entry]], bool]:
-    """Settle the loop this batch recorded an iteration of; also say whether it is still
-    running (then the execution cannot be over, and no count is needed)."""
-    if not any(e.kind == "done" and e.group is not None for e in batch):
-        return [], False
-    if wave is None:
-        return [], True  # an earlier iteration: it issued the next one
+) -> list[list[Entry]]:
+    """Settle the loop this batch recorded an iteration of its last wave of."""
+    if wave is None or not any(e.kind == "done" and e.group is not None for e in batch):
+        return []  # no iteration, or an earlier wave's: it issued the next one
     group, first = wave
     length = next(e.body["wave"][0] for e in batch if e.group == group and "wave" in e.body)
     if counted < length - first:
-        return [], True
+        return []
     created = maybe_loop_done(rt, ex, group)
-    return ([created] if created else []), False
+    return [created] if created else []
 
 
 def maybe_loop_done(rt: Runtime, ex: Execution, activation_id: str) -> list[Entry] | None:
@@ -197,9 +228,16 @@ def maybe_join(rt: Runtime, ex: Execution, join: str) -> list[Entry] | None:
 
 
 def maybe_terminal(rt: Runtime, ex: Execution, halted: bool) -> None:
+    """The terminal entry once nothing is in flight (a halted execution: once no command
+    is running), checked by a sum over the execution. A running execution ends through
+    its signals instead (`_signaled`); this serves failures and cancels."""
     work = rt.log.open_work(ex.id)
     if (work.commands if halted else work.total) > 0:
         return
+    _write_terminal(rt, ex, halted)
+
+
+def _write_terminal(rt: Runtime, ex: Execution, halted: bool) -> None:
     existing = rt.log.get(E.terminal_id(ex.id))
     if existing is None:
         existing = _terminal(rt, ex, halted)

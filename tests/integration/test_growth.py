@@ -119,3 +119,60 @@ def test_a_started_playbook_is_not_parsed_again_by_its_blocks(
     with embedded.runtime(settings.load({"NOETL_HOME": str(tmp_path)})) as rt:
         terminal = rt.wait(rt.start(loaded, {}), 60)
     assert terminal is not None and terminal.body["status"] == "completed"
+
+
+def forked(chain_length: int) -> str:
+    """`start` forks into two branches of `chain_length` steps that join, then a loop."""
+    steps = [
+        "  - step: start\n    tool: {kind: noop}\n"
+        "    next:\n      spec: {mode: inclusive}\n      arcs: [{step: a0}, {step: b0}]"
+    ]
+    for side in "ab":
+        for i in range(chain_length):
+            nxt = f"{side}{i + 1}" if i + 1 < chain_length else "join"
+            steps.append(
+                f"  - step: {side}{i}\n    tool: {{kind: python, code: 'result = {i}'}}\n"
+                f"    next: {nxt}"
+            )
+    steps.append("  - step: join\n    tool: {kind: noop}\n    next: each")
+    steps.append(
+        "  - step: each\n"
+        "    loop: {in: '{{ range(20) | list }}', iterator: x, spec: {mode: parallel, max_in_flight: 4}}\n"
+        "    tool: {kind: python, input: {x: '{{ x }}'}, code: 'result = x'}"
+    )
+    return (
+        "apiVersion: noetl.io/v2\nkind: Playbook\nmetadata: {name: forked}\nworkflow:\n"
+        + "\n".join(steps)
+        + "\n"
+    )
+
+
+def test_termination_reads_no_sum_over_the_execution(tmp_path: Path) -> None:
+    """An execution that does not fail ends when its root's threads of work have all
+    signalled: each check counts the signals of one fork (at most its width), never a
+    sum over the execution, and a branch's chain adds no signal whatever its length."""
+    conf = settings.load({"NOETL_HOME": str(tmp_path)})
+    signals = {}
+    with embedded.runtime(conf) as rt:
+        sums: list[object] = []
+        open_work = rt.log.open_work
+
+        def watched(execution_id, steps=None, *, join=None):  # type: ignore[no-untyped-def]
+            if steps is None:
+                sums.append(execution_id)
+            return open_work(execution_id, steps, join=join)
+
+        rt.log.open_work = watched  # type: ignore[method-assign]
+        for length in (2, 25):
+            execution_id = rt.start(load_text(forked(length)), {})
+            terminal = rt.wait(execution_id, 120)
+            assert terminal is not None and terminal.body["status"] == "completed"
+            entries = rt.log.entries(execution_id)
+            signals[length] = sorted(
+                (e.group, e.body["slot"]) for e in entries if e.kind == "signal"
+            )
+            assert terminal.seq is not None
+            assert max(e.seq or 0 for e in entries if e.kind == "signal") < terminal.seq
+    assert sums == []
+    # the join's command ends the fork's two threads, then the root's one: 3 signals
+    assert len(signals[2]) == len(signals[25]) == 3

@@ -1272,3 +1272,51 @@ def test_a_batch_carries_its_net_change_upstream_of_each_join_on_its_first_entry
     assert out[0].jn is None and out[1].jn == {"k": 1}
     assert Entry.from_dict(out[1].to_dict()) == out[1]
     assert "jn" not in out[0].to_dict()  # entries without nets store nothing new
+
+
+def test_a_thread_of_work_is_handed_on_forked_joined_and_signalled() -> None:
+    """Termination without a sum: a chain step hands its command's links on unchanged;
+    a fork becomes a node of width k whose successors answer to it; a step that starts
+    nothing signals each link; a join's command takes its arrivals' links, in the same
+    order whatever order the arrivals come in; the start is the root node."""
+    pb = load(FAN)
+    sc = scene(pb)
+    first = engine.start(EID, pb, {}, {}, None, 1.0)
+    root = first[0]
+    assert root.body["node"] == {"k": 1, "up": []}
+    assert Command.from_dict(first[1].body["command"]).links == [[root.id, 0]]
+
+    links = [["up-node", 3]]
+    fork = engine.record(sc, replace(command("start"), links=links), 1, ok(), names(pb))
+    head = fork[0]
+    assert head.body["node"] == {"k": 2, "up": links}
+    assert [c.links for c in raw_issued(fork)] == [[[head.id, 0]], [[head.id, 1]]]
+    assert not any(e.kind == "signal" for e in fork)
+
+    arrive = engine.record(
+        sc, replace(command("a", cid="c-a"), links=[[head.id, 0]]), 1, ok(), names(pb)
+    )
+    assert "node" not in arrive[0].body and arrive[1].kind == "arrive"
+    assert arrive[1].body["links"] == [[head.id, 0]]  # one successor: handed on
+    other = engine.record(
+        sc, replace(command("b", cid="c-b"), links=[[head.id, 1]]), 1, ok(), names(pb)
+    )
+    keep_nodes([*fork, *arrive, *other])
+    by_id = sorted([arrive[1], other[1]], key=lambda a: a.id)
+    expected = [link for a in by_id for link in a.body["links"]]
+    for order in ([arrive[1], other[1]], [other[1], arrive[1]]):
+        assert engine.join(sc, "join", order).body["command"]["links"] == expected
+    joined = [engine.join(sc, "join", by_id)]
+
+    join_links = joined[0].body["command"]["links"]
+    leaf = engine.record(
+        sc, replace(command("join", cid="c-j"), links=join_links), 1, ok(), names(pb)
+    )
+    signals = [e for e in leaf if e.kind == "signal"]
+    assert [(s.group, s.body["slot"]) for s in signals] == [(n, s) for n, s in join_links]
+    assert leaf[0].body["signals"] == [s.id for s in signals]
+    assert signals[0].id == E.signal_id(EID, head.id, join_links[0][1])
+    assert all(s.dc == s.da == s.dj == 0 for s in signals)
+
+    unlinked = engine.record(sc, command("join", cid="c-k"), 1, ok(), names(pb))
+    assert not any(e.kind == "signal" for e in unlinked)  # a loop iteration's way
