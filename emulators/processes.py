@@ -8,6 +8,7 @@ child; stopping the group (not the PID) is what stops the java too.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import signal
 import socket
@@ -46,7 +47,9 @@ def tcp_probe(host: str, port: int, timeout: float = 0.5) -> Probe:
 
 
 def http_probe(url: str, method: str = "GET", timeout: float = 1.0) -> Probe:
-    """Ready when ``url`` answers with any status below 500."""
+    """Ready when ``url`` answers with any status below 500. An answer that is not
+    HTTP/1.x (the Firestore emulator's port speaks only HTTP/2 for a moment after it
+    opens, and answers a GET with an HTTP/2 frame) is "not yet", not an error."""
 
     def probe() -> bool:
         request = urllib.request.Request(url, method=method)
@@ -55,7 +58,7 @@ def http_probe(url: str, method: str = "GET", timeout: float = 1.0) -> Probe:
                 return int(answer.status) < 500
         except urllib.error.HTTPError as exc:
             return exc.code < 500
-        except (OSError, ValueError):
+        except (OSError, ValueError, http.client.HTTPException):
             return False
 
     return probe

@@ -13,8 +13,7 @@ from functools import lru_cache
 
 @lru_cache(maxsize=65536)
 def digest(*parts: object) -> str:
-    joined = "\x1f".join(str(p) for p in parts)
-    return hashlib.sha256(joined.encode()).hexdigest()[:24]
+    return hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()[:24]
 
 
 def command(execution_id: str, *parts: object) -> str:

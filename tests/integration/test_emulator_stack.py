@@ -451,3 +451,30 @@ def test_stop_leaves_no_process(stack: EmulatorStack) -> None:
         assert not group_members(pid), f"process group {pid} outlived stop()"
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", secrets_port), timeout=1).close()
+
+
+def test_http_probe_takes_an_answer_that_is_not_http_1_for_not_ready() -> None:
+    """The Firestore emulator's port can answer a GET with an HTTP/2 frame while it
+    starts: the probe says "not yet" instead of failing the stack's start."""
+    import socket
+    import threading
+
+    from emulators.processes import http_probe
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+
+    def answer() -> None:
+        conn, _ = server.accept()
+        conn.recv(1024)
+        conn.sendall(b"\x00\x00\x12\x04\x00\x00\x00\x00\x00\xff\xff\xff garbage\r\n\r\n")
+        conn.close()
+
+    thread = threading.Thread(target=answer)
+    thread.start()
+    try:
+        assert http_probe(f"http://127.0.0.1:{server.getsockname()[1]}/")() is False
+    finally:
+        thread.join(5)
+        server.close()
