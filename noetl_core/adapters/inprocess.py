@@ -72,8 +72,10 @@ class InProcessBus:
                 self._spawn()
             if len(notes) > keep:
                 self._has_work.notify(len(notes) - keep)
-            if not self._idle:  # nobody free: the watcher may have to grow the pool
-                self._cond.notify_all()
+                if not self._idle:  # nobody free: the watcher may have to grow the pool
+                    self._cond.notify_all()
+            # a note this worker keeps is not waiting for anyone: waking the watcher for
+            # it made every block of a chain switch threads once more
 
     def _spawn(self) -> None:
         thread = threading.Thread(
