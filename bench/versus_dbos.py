@@ -32,10 +32,17 @@ Durability, and nothing weakened on either side:
 
 Each side runs in its own process (spawned, warm for the whole run): one library's
 background threads (DBOS polls its queues) never share an interpreter lock with the
-other's blocks. The parent alternates the requests, so the interleaving is kept; each
-side times itself (wall and its own process's CPU), and noetl counts its blocks after its
-clock stops. Fresh temporary directories per side. Without the `dbos` package the script says so and
-exits 0. Requires `dbos>=3.4,<4`.
+other's blocks. With two or more CPUs, each process is pinned to a CPU of its own
+(noetl the first the script may use, DBOS the second; `--no-pin` leaves placement to the
+scheduler). Measured on the 2-core machine this was written on: unpinned, a side's
+threads migrate between the cores and each timed run starts on caches the other side
+just filled, which cost noetl's ~100 ms runs 20-60 % (its CPU time per block rose, not
+only its wall time; a plain SQLite writer run between its runs did the same); pinned,
+both sides ran faster than unpinned (DBOS's chain too). The parent alternates the
+requests, so the interleaving is kept; each side times itself (wall and its own
+process's CPU), and noetl counts its blocks after its clock stops. Fresh temporary
+directories per side. Without the `dbos` package the script says so and exits 0.
+Requires `dbos>=3.4,<4`.
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
+import os
 import resource
 import sqlite3
 import statistics
@@ -237,8 +245,10 @@ class Dbos:
         self.DBOS.destroy(destroy_registry=True)
 
 
-def serve(side: str, home: str, fanout: str, wal: bool, conn: Connection) -> None:
+def serve(side: str, home: str, fanout: str, wal: bool, cpu: int | None, conn: Connection) -> None:
     """One side in its own process: build it, then run what the parent asks, timed."""
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
     worker: Noetl | Dbos = Noetl(home) if side == "noetl" else Dbos(home, fanout=fanout, wal=wal)
     try:
         conn.send(getattr(worker, "pragmas", ""))
@@ -255,10 +265,12 @@ def serve(side: str, home: str, fanout: str, wal: bool, conn: Connection) -> Non
 class Side:
     """A side served by a child process (spawned: nothing of the parent's state)."""
 
-    def __init__(self, side: str, home: str, fanout: str, wal: bool) -> None:
+    def __init__(
+        self, side: str, home: str, fanout: str, wal: bool, cpu: int | None = None
+    ) -> None:
         context = multiprocessing.get_context("spawn")
         self.conn, child = context.Pipe()
-        self.process = context.Process(target=serve, args=(side, home, fanout, wal, child))
+        self.process = context.Process(target=serve, args=(side, home, fanout, wal, cpu, child))
         self.process.start()
         self.pragmas = str(self.conn.recv())
 
@@ -295,7 +307,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fanout", choices=("gather", "children", "queue"), default="gather")
     parser.add_argument("--dbos-wal", action="store_true", help="DBOS file in WAL mode")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin each side to a CPU")
     args = parser.parse_args()
+    usable = sorted(os.sched_getaffinity(0))
+    cpus: tuple[int | None, int | None] = (None, None)
+    if not args.no_pin and len(usable) >= 2:
+        cpus = (usable[0], usable[1])
     try:
         import dbos  # noqa: F401
     except ImportError:
@@ -307,15 +324,16 @@ def main() -> None:
         tempfile.TemporaryDirectory() as ours_home,
         tempfile.TemporaryDirectory() as dbos_home,
     ):
-        ours = Side("noetl", ours_home, args.fanout, args.dbos_wal)
+        ours = Side("noetl", ours_home, args.fanout, args.dbos_wal, cpus[0])
         theirs: Side | None = None
         try:
-            theirs = Side("dbos", dbos_home, args.fanout, args.dbos_wal)
+            theirs = Side("dbos", dbos_home, args.fanout, args.dbos_wal, cpus[1])
             print(
                 f"DBOS {version('dbos')}, SQLite {sqlite3.sqlite_version}; "
                 f"noetl log journal_mode=wal, synchronous=FULL; DBOS {theirs.pragmas}; "
-                f"fan-out via {args.fanout}; each side in its own process; "
-                f"median of {RUNS}, interleaved"
+                f"fan-out via {args.fanout}; each side in its own process"
+                + (f" pinned to CPU {cpus[0]} / {cpus[1]}; " if cpus[0] is not None else "; ")
+                + f"median of {RUNS}, interleaved"
             )
             for label, target, what in (
                 ("100-step chain:  ", 4, "chain"),
