@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..engine.entries import Entry
+from ..engine.entries import Entry, stored_json
 from ..runtime.ports import Open, Snapshot
 from .sqlite_state import Known, KnownExecutions
 
@@ -56,13 +56,7 @@ def _is_result(entry: Entry) -> bool:
     return entry.kind == "loopdone" or (entry.kind == "done" and entry.group is None)
 
 
-# One encoder for every row: `json.dumps` with options builds a new one per call.
-_encode = json.JSONEncoder(separators=(",", ":"), default=str).encode
-
-
 def _row(entry: Entry) -> tuple[object, ...]:
-    data = entry.to_dict()
-    data.pop("seq", None)
     return (
         entry.id,
         entry.execution_id,
@@ -74,7 +68,7 @@ def _row(entry: Entry) -> tuple[object, ...]:
         entry.dj,
         int(entry.halt),
         int(_is_result(entry)),
-        _encode(data),
+        stored_json(entry),
         entry.body.get("index") if entry.group is not None else None,
     )
 

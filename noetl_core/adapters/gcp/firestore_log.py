@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ... import ids
-from ...engine.entries import Entry
+from ...engine.entries import Entry, stored_json
 from ...runtime.ports import Open, Snapshot
 
 IN_LIMIT = 30  # Firestore's most values in one `in` filter
@@ -102,14 +102,12 @@ class FirestoreEventLog:
         `committed` and `bi` are always written (queries order by them)."""
         from google.cloud import firestore
 
-        data = entry.to_dict()
-        data.pop("seq", None)
         document: dict[str, Any] = {
             "execution_id": entry.execution_id,
             "kind": entry.kind,
             "committed": firestore.SERVER_TIMESTAMP,
             "bi": position,
-            "data": json.dumps(data, separators=(",", ":"), default=str),
+            "data": stored_json(entry),
         }
         if entry.step is not None:
             document["step"] = entry.step
