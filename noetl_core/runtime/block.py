@@ -166,7 +166,9 @@ class Runtime(ExecutionCache):
                 return reach
             return self.execution(execution_id).blueprint.graph.reach
 
-        folded = E.with_join_nets(reach_of, E.fold_claim(batch))
+        folded = E.fold_claim(batch)
+        if reach is None or reach:  # a block's own batch says when its playbook has no join
+            folded = E.with_join_nets(reach_of, folded)
         return [self._masked(e) for e in folded]
 
     def _appended(self, batch: Sequence[Entry]) -> None:
@@ -494,11 +496,11 @@ class Runtime(ExecutionCache):
         and a failure there is recorded as the block's own."""
         tail = self._local.__dict__.get("tail")
         append_then = getattr(self.log, "append_then", None)
+        own = all(e.execution_id == ex.id for e in batch)
+        batch = self._prepared(batch, ex.blueprint.graph.reach if own else None)
         if tail is None or append_then is None:
-            batch = self._prepared(batch)
             self._committed(ex, batch, self.log.append(batch))
             return
-        batch = self._prepared(batch)
         tail.handed = True
         append_then(batch, lambda ok, error: self._committed_later(ex, batch, ok, error, tail))
 
