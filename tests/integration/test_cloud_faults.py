@@ -178,7 +178,8 @@ def test_a_join_check_reads_only_the_batches_that_changed_its_upstream(
     sums only the documents whose batch changed what is open upstream of the join (the
     fork, each branch's end), however many chain steps the branches ran: a chain step
     inside the join's reach closes its command and issues the next one there, net zero,
-    and carries no join fields. The join still waits for the long branch."""
+    and carries no join fields. The join still waits for the long branch, and the
+    execution ends through three signal documents whatever the branches' length."""
     from noetl_core.adapters.gcp.firestore_log import _join_key
 
     matched = {}
@@ -206,5 +207,8 @@ def test_a_join_check_reads_only_the_batches_that_changed_its_upstream(
         moved = [d for d in docs if d.get("step") in upstream and (d.get("dc") or d.get("da"))]
         assert len(moved) >= 2 * chain  # every chain step issued and closed a command
         matched[chain] = len(changed)
+        # it ended through signals: the join's command ends the fork's two threads,
+        # then the fork ends the root's one
+        assert sorted(d["kind"] for d in docs if d["kind"] == "signal") == ["signal"] * 3
     # the fork (+2), the short branch's end and the long one's: not one per chain step
     assert 2 <= matched[2] == matched[12] <= 4, matched
