@@ -50,7 +50,7 @@ class Entry:
     jn: dict[str, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        out = {name: getattr(self, name) for name in _ENTRY_FIELDS}
+        out = dict(self.__dict__)  # the fields, in their order (`evolve` keeps it)
         out["events"] = list(self.events)
         if self.jn is None:
             del out["jn"]
@@ -118,7 +118,6 @@ def stored_json(entry: Entry) -> str:
     return _ENCODER.encode(data)
 
 
-_ENTRY_FIELDS = tuple(f.name for f in fields(Entry))
 _COMMAND_FIELDS = tuple(f.name for f in fields(Command))
 
 
