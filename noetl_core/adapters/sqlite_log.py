@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..engine.entries import Entry, stored_json
+from ..engine.entries import Entry, is_result, stored_json
 from ..runtime.ports import Open, Snapshot
 from .sqlite_state import Known, KnownExecutions
 
@@ -50,12 +50,6 @@ log = logging.getLogger(__name__)
 INSERT = f"INSERT INTO entries({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
 
 
-def _is_result(entry: Entry) -> bool:
-    if entry.body.get("status") != "ok" or entry.body.get("result") is None:
-        return False
-    return entry.kind == "loopdone" or (entry.kind == "done" and entry.group is None)
-
-
 def _row(entry: Entry) -> tuple[object, ...]:
     return (
         entry.id,
@@ -67,7 +61,7 @@ def _row(entry: Entry) -> tuple[object, ...]:
         entry.da,
         entry.dj,
         int(entry.halt),
-        int(_is_result(entry)),
+        int(is_result(entry)),
         stored_json(entry),
         entry.body.get("index") if entry.group is not None else None,
     )

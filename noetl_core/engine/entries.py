@@ -111,6 +111,14 @@ class Command:
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=str, check_circular=False)
 
 
+def is_result(entry: Entry) -> bool:
+    """A successful step record outside loop iterations (done or loop.done with a
+    result): what a log's `last_result` answers, and an execution's result."""
+    if entry.body.get("status") != "ok" or entry.body.get("result") is None:
+        return False
+    return entry.kind == "loopdone" or (entry.kind == "done" and entry.group is None)
+
+
 def stored_json(entry: Entry) -> str:
     """The entry as a log stores it (its `seq` is the log's to give)."""
     data = entry.to_dict()

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ... import ids
-from ...engine.entries import Entry, stored_json
+from ...engine.entries import Entry, is_result, stored_json
 from ...runtime.ports import Open, Snapshot
 
 IN_LIMIT = 30  # Firestore's most values in one `in` filter
@@ -31,12 +31,6 @@ CACHE_ENTRIES = 10_000
 def _seq(committed: Any, position: int) -> int:
     micros = int(committed.timestamp() * 1_000_000)
     return micros * 1000 + position
-
-
-def _is_result(entry: Entry) -> bool:
-    if entry.body.get("status") != "ok" or entry.body.get("result") is None:
-        return False
-    return entry.kind == "loopdone" or (entry.kind == "done" and entry.group is None)
 
 
 class FirestoreEventLog:
@@ -126,7 +120,7 @@ class FirestoreEventLog:
             document.update(jn=sorted(keys), jv=keys)
         if entry.halt:
             document["halt"] = True
-        if _is_result(entry):
+        if is_result(entry):
             document["resulting"] = True
         return document
 
