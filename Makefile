@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 EXAMPLE ?= playbooks/examples/hello_world.yaml
 
-.PHONY: venv install dev run test lint typecheck unit bench clean system-deps emulators
+.PHONY: venv install dev run test lint typecheck unit bench clean system-deps emulators lock package
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,8 +38,17 @@ system-deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
 	fi
 
-test: system-deps lint typecheck
+test: system-deps lint typecheck package
 	$(BIN)/pytest -q
+
+# functions/requirements.txt, pinned from pyproject.toml (needs the package index; a test
+# fails when pyproject.toml changed and this was not run).
+lock: $(VENV)/.installed-dev
+	$(BIN)/python -m noetl_core.devtools.package lock
+
+# dist/function/ and dist/function-<digest>.zip: what a deploy uploads.
+package: $(VENV)/.installed-dev
+	$(BIN)/python -m noetl_core.devtools.package build
 
 $(VENV)/.installed-bench: $(VENV)/.installed-dev
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
@@ -58,4 +67,4 @@ emulators: $(VENV)/.installed-dev
 	$(BIN)/python -m emulators.stack up --noetl
 
 clean:
-	rm -rf $(VENV) .noetl .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .noetl .mypy_cache .ruff_cache .pytest_cache dist

@@ -36,7 +36,8 @@ sys.path.insert(0, str(ROOT))
 from bench import floors  # noqa: E402
 from bench.growth import loop  # noqa: E402
 from bench.run import chain_playbook  # noqa: E402
-from emulators.stack import EmulatorStack  # noqa: E402
+from emulators.deploy import deploy  # noqa: E402
+from emulators.stack import DECLARATION, EmulatorStack  # noqa: E402
 from noetl_core import cloud, settings  # noqa: E402
 from noetl_core.adapters.gcp.firestore_log import FirestoreEventLog  # noqa: E402
 from noetl_core.engine.entries import Entry  # noqa: E402
@@ -45,7 +46,11 @@ from noetl_core.runtime.ports import Open, Snapshot  # noqa: E402
 
 LOOP_SIZES = (100, 10_000)
 WARM_CHAINS = 8
-CLOUD_ENV = {"NOETL_PAYLOAD_URL": "gs://noetl-payloads/bench", "NOETL_LEASE_SECONDS": "30"}
+
+
+def cloud_env(stack: EmulatorStack) -> dict[str, str]:
+    """A client's environment: the deployment's (`main`), with the bench's payloads."""
+    return {**stack.client_env, "NOETL_PAYLOAD_URL": f"gs://{stack.bucket}/bench"}
 
 
 class CountingLog(FirestoreEventLog):
@@ -123,7 +128,9 @@ def operations_per_block(
     blocks run in this process, pulled by `pumps` threads."""
     stack.reset()
     stack.create_subscription("bench-pull", "noetl-commands", ack_deadline=60)
-    conf = settings.load({**os.environ, **CLOUD_ENV, "NOETL_HOME": str(stack.workdir / "bench")})
+    conf = settings.load(
+        {**os.environ, **cloud_env(stack), "NOETL_HOME": str(stack.workdir / "bench")}
+    )
     rt = cloud.build(conf)
     rt.log = CountingLog(conf.project, conf.firestore_prefix)
     cloud._runtime = rt  # the pump's blocks use this runtime
@@ -150,7 +157,9 @@ def operations_per_block(
 
 def chain_latency(stack: EmulatorStack) -> tuple[float, float]:
     stack.reset()
-    conf = settings.load({**os.environ, **CLOUD_ENV, "NOETL_HOME": str(stack.workdir / "client")})
+    conf = settings.load(
+        {**os.environ, **cloud_env(stack), "NOETL_HOME": str(stack.workdir / "client")}
+    )
     rt = cloud.build(conf)
     try:
         rt.wait(rt.start(load_text(chain_playbook(5)), {}), 120)  # warm the worker
@@ -169,15 +178,7 @@ def chain_latency(stack: EmulatorStack) -> tuple[float, float]:
 def main() -> None:
     with EmulatorStack() as stack:
         os.environ.update(stack.env())
-        stack.add_function(
-            "worker",
-            "worker",
-            "cloudevent",
-            push_topic="noetl-commands",
-            env={**CLOUD_ENV, "NOETL_HOME": str(stack.workdir / "worker")},
-            max_delivery_attempts=100,
-            ack_deadline=30,
-        )
+        stack.client_env = deploy(stack).client_env
         for _ in range(WARM_CHAINS):
             chain_latency(stack)
         project = os.environ["GOOGLE_CLOUD_PROJECT"]
@@ -199,7 +200,7 @@ def main() -> None:
             f"({mean:.1f} ms/block overall); {p50 - least:+.1f} ms over the floors "
             f"(target <= 15 ms, or within 3 ms of the floors)"
         )
-        stack.delete_subscription("worker-push")
+        stack.delete_subscription(DECLARATION["functions"]["worker"]["push"]["subscription"])
         for blocks in (10, 1000):
             reads, writes, _ = operations_per_block(stack, chain_playbook(blocks), blocks)
             print(

@@ -67,11 +67,12 @@ print(json.dumps([base64.b64encode(encode(note)).decode() for note in captured])
 def tree_env(stack: EmulatorStack, root: Path, home: Path, worker_url: str) -> dict[str, str]:
     env = stack.function_env(
         {
-            "NOETL_PAYLOAD_URL": "gs://noetl-payloads/coldworker",
+            "NOETL_PAYLOAD_URL": f"gs://{stack.bucket}/coldworker",
             "NOETL_HOME": str(home),
             "NOETL_WORKER_URL": worker_url,
             "NOETL_CALLBACK_URL": f"http://{HOST}:{free_port(HOST)}",
             "NOETL_CALLBACK_KEY": "cold-start-bench-key-0123456789abcdef",
+            "NOETL_TASKS_INVOKER": f"noetl-invoker@{stack.project}.iam.gserviceaccount.com",
             "K_SERVICE": "worker",
             "FUNCTION_TARGET": "worker",
         }
@@ -97,7 +98,7 @@ def wait_port(port: int, deadline: float) -> None:
 def push(port: int, topic: str, data: str) -> int:
     body = {
         "message": {"data": data, "messageId": str(time.time_ns()), "attributes": {}},
-        "subscription": "projects/noetl-local/subscriptions/worker-push",
+        "subscription": "projects/p/subscriptions/worker-push",
     }
     request = urllib.request.Request(
         f"http://{HOST}:{port}/{topic}",

@@ -14,6 +14,8 @@ defaults to ``application/octet-stream``); 2xx removes it, anything else retries
 from __future__ import annotations
 
 import argparse
+import base64
+import json
 import re
 import signal
 import threading
@@ -106,6 +108,7 @@ class CloudTasksEmulator:
         self._spent: dict[str, float] = {}  # delivered, dropped or deleted task -> when
         self._dispatched: list[dict[str, Any]] = []
         self._threads: list[threading.Thread] = []
+        self._private: dict[str, frozenset[str]] = {}  # base URL -> invoker accounts
         self._stopping = False
 
     @property
@@ -149,6 +152,32 @@ class CloudTasksEmulator:
         for thread in self._threads:
             thread.join(timeout=1.0)  # an attempt in flight ends on its own (daemon thread)
         self._threads.clear()
+
+    def protect(self, url: str, invokers: frozenset[str] | set[str]) -> None:
+        """Make the target at ``url`` (and every path under it) private: only tasks with
+        an OIDC token for that audience, of one of ``invokers``, reach it."""
+        with self._cond:
+            self._private[url.rstrip("/")] = frozenset(invokers)
+
+    def _refusal(self, url: str, oidc: Any) -> tuple[int | None, dict[str, str]]:
+        """The status a private target's front end answers without calling it (None: it
+        lets the request through), and the Authorization header the task carries."""
+        headers: dict[str, str] = {}
+        if oidc.service_account_email:
+            audience = oidc.audience or url
+            claims = {"iss": "https://accounts.google.com", "aud": audience}
+            claims |= {"email": oidc.service_account_email, "exp": int(time.time()) + 3600}
+            headers["Authorization"] = f"Bearer {_unsigned_jwt(claims)}"
+        with self._cond:
+            base = next((b for b in self._private if url == b or url.startswith(b + "/")), None)
+            invokers = self._private[base] if base is not None else frozenset()
+        if base is None:
+            return None, headers
+        if not oidc.service_account_email or (oidc.audience or url).rstrip("/") != base:
+            return 401, headers
+        if oidc.service_account_email not in invokers:
+            return 403, headers
+        return None, headers
 
     def __enter__(self) -> CloudTasksEmulator:
         return self.start()
@@ -293,10 +322,15 @@ class CloudTasksEmulator:
             "X-CloudTasks-TaskRetryCount": str(retries),
             "X-CloudTasks-TaskETA": f"{_seconds(pb.schedule_time):.6f}",
         }
+        refused, authorization = self._refusal(http.url, http.oidc_token)
+        headers |= authorization
         method = Method(http.http_method).name
         request = urllib.request.Request(http.url, bytes(http.body) or None, headers, method=method)
         deadline = _seconds(pb.dispatch_deadline) if pb.HasField("dispatch_deadline") else 0
         started, status = time.time(), None
+        if refused is not None:
+            self._finish(task, pb.name, http.url, refused, started)
+            return
         try:
             with _OPENER.open(request, timeout=deadline or DEADLINE) as response:
                 status = int(response.status)
@@ -328,6 +362,13 @@ class CloudTasksEmulator:
             delay = _seconds(retry.min_backoff) * 2 ** min(task.attempts - 1, 30)
             task.due = now + min(delay, _seconds(retry.max_backoff))
             pb.schedule_time.CopyFrom(_stamp(task.due))
+
+
+def _unsigned_jwt(claims: dict[str, Any]) -> str:
+    def part(value: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}."
 
 
 def generic_handler(store: CloudTasksEmulator) -> grpc.GenericRpcHandler:

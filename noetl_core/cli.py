@@ -26,7 +26,7 @@ from . import settings
 from .errors import CatalogError, NoetlError, WorkloadError
 
 if TYPE_CHECKING:
-    from .keychain import CredentialStore
+    from .keychain import Credentials
     from .playbook.loader import LoadedPlaybook
     from .runtime.block import Runtime
     from .view import Progress
@@ -281,14 +281,18 @@ def cmd_register(args: argparse.Namespace, conf: settings.Settings) -> int:
     return 0
 
 
-def credential_store(conf: settings.Settings) -> CredentialStore:
-    from .keychain import CredentialStore
+def credential_store(args: argparse.Namespace, conf: settings.Settings) -> Credentials:
+    """The embedded file store, or with `--target emulators|gcp` the cloud runtime's
+    Secret Manager (one secret per credential), where deployed functions read them."""
+    from .keychain import CredentialStore, SecretManagerCredentials, providers
 
-    return CredentialStore(conf.credentials_path, conf.credential_key)
+    if args.backend == "embedded":
+        return CredentialStore(conf.credentials_path, conf.credential_key)
+    return SecretManagerCredentials(conf.project, providers.secret_manager)
 
 
 def register_credentials(args: argparse.Namespace, conf: settings.Settings) -> int:
-    store = credential_store(conf)
+    store = credential_store(args, conf)
     if args.file:
         names = store.put_file(args.file)
     elif args.directory:
@@ -301,7 +305,7 @@ def register_credentials(args: argparse.Namespace, conf: settings.Settings) -> i
 
 
 def cmd_credentials(args: argparse.Namespace, conf: settings.Settings) -> int:
-    store = credential_store(conf)
+    store = credential_store(args, conf)
     for name, kind in store.describe():
         print(f"{name}  {kind}")
     return 0
@@ -368,6 +372,7 @@ def parser() -> argparse.ArgumentParser:
     rp.set_defaults(func=cmd_replay)
     reg = sub.add_parser(
         "register",
+        parents=[backend],
         help="add a playbook file or directory to the catalog; `register credential -f F`",
     )
     reg.add_argument("target", help="a playbook file or directory, or the word `credential`")
@@ -381,7 +386,9 @@ def parser() -> argparse.ArgumentParser:
     sch = sub.add_parser("schedules", help="the catalog's scheduled playbooks and next fire times")
     sch.add_argument("action", choices=["list"])
     sch.set_defaults(func=cmd_schedules)
-    creds = sub.add_parser("credentials", help="registered credentials (names and types)")
+    creds = sub.add_parser(
+        "credentials", parents=[backend], help="registered credentials (names and types)"
+    )
     creds.add_argument("action", choices=["list"])
     creds.set_defaults(func=cmd_credentials)
     cat = sub.add_parser("catalog", help="the catalog")

@@ -10,6 +10,8 @@ due time (`NOETL_WORKER_URL`); no instance sleeps through a delay.
 from __future__ import annotations
 
 import base64
+import datetime as dt
+import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
 # when the first message or request builds it, not when functions-framework loads
 # `functions/main.py`.
 
+log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _runtime: Runtime | None = None
 
@@ -35,6 +38,7 @@ def build(conf: Settings) -> Runtime:
     from .adapters.gcp.firestore_catalog import FirestoreCatalog
     from .adapters.gcp.firestore_log import FirestoreEventLog
     from .adapters.gcp.pubsub_bus import PubSubBus
+    from .keychain import SecretManagerCredentials, providers
     from .runtime.block import Runtime
     from .runtime.ports import SystemClock
 
@@ -48,6 +52,7 @@ def build(conf: Settings) -> Runtime:
         clock=clock,
         settings=conf,
         catalog=FirestoreCatalog(conf.project, conf.firestore_prefix),
+        credentials=SecretManagerCredentials(conf.project, providers.secret_manager),
     )
 
 
@@ -67,6 +72,7 @@ def timer(conf: Settings, bus: Any, clock: SystemClock) -> Any:
         conf.tasks_queue,
         conf.worker_url,
         topic,
+        conf.tasks_invoker,
         emulator_host=conf.tasks_emulator_host,
     )
 
@@ -87,10 +93,36 @@ def note_of(event_data: dict[str, Any]) -> Note:
     return decode(base64.b64decode(message.get("data", "")))
 
 
+def _message(event_data: Any) -> dict[str, Any]:
+    message = event_data.get("message") if isinstance(event_data, dict) else None
+    return message if isinstance(message, dict) else {}
+
+
+def _park(event_data: Any, cause: str, function: str) -> None:
+    """Acknowledge a message nobody can ever act on by parking it, with its cause, in the
+    dead-letter topic: redelivering it would fail the same way until retention ends."""
+    message = _message(event_data)
+    raw = message.get("data", "")
+    try:
+        data = base64.b64decode(raw, validate=True) if isinstance(raw, str) else b""
+    except ValueError:
+        data = str(raw).encode()
+    log.error("%s: dead-lettered message %s: %s", function, message.get("messageId"), cause)
+    runtime().bus.dead_letter_raw(  # type: ignore[attr-defined]
+        data, cause, function=function, message_id=str(message.get("messageId", ""))
+    )
+
+
 def on_message(event_data: dict[str, Any]) -> None:
     """Run one block. Raising asks Pub/Sub to deliver again (a retryable failure);
-    returning acknowledges (done, or failed and recorded)."""
-    runtime().handle(note_of(event_data))
+    returning acknowledges (done, or failed and recorded; a malformed note is parked in
+    the dead-letter topic)."""
+    try:
+        note = note_of(event_data)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        _park(event_data, f"malformed note: {type(exc).__name__}: {exc}", "worker")
+        return
+    runtime().handle(note)
 
 
 def start(body: Any) -> dict[str, Any]:
@@ -104,30 +136,61 @@ def start(body: Any) -> dict[str, Any]:
     return {"execution_id": execution_id, "path": loaded.path}
 
 
-def on_trigger(event_data: dict[str, Any]) -> dict[str, Any]:
+def on_trigger(event_data: dict[str, Any]) -> dict[str, Any] | None:
     """A Cloud Scheduler message `{path, version?, cron?, workload?, scheduled_time?}` on
-    the triggers topic: start the execution for that time, once however often it comes."""
-    import datetime as dt
-    import json
+    the triggers topic: start the execution for that time, once however often it comes.
 
+    The time is `scheduled_time` when the message names one, else the slot of the cron
+    line its publish time falls in: Cloud Scheduler's retry is a new message with a new
+    publish time, for the same slot, and starts nothing new. A malformed message, or one
+    for a playbook the catalog does not hold, is parked in the dead-letter topic and
+    acknowledged (None); only failures that may pass (Firestore unreachable) are raised
+    for redelivery."""
     from . import schedules
 
-    message = event_data.get("message") or {}
-    body = json.loads(base64.b64decode(message.get("data", "")) or b"{}")
+    try:
+        body, moment = _trigger_of(event_data)
+        rt = runtime()
+        loaded = rt.catalog.resolve(body["path"], body.get("version"))
+        cron = body.get("cron")
+        declared = [s for s in schedules.schedules_of(loaded) if s.cron == cron]
+        if declared:
+            schedule = declared[0]
+        elif isinstance(cron, str):
+            schedule = schedules.Schedule(loaded.path, cron)
+        else:  # no cron line: the message is its own slot
+            schedule = schedules.Schedule(loaded.path, "trigger")
+        scheduled = moment if "scheduled_time" in body or cron is None else schedule.slot_of(moment)
+        started, new = schedules.fire(rt, loaded, schedule, scheduled, body.get("workload"))
+    except NoetlError as error:
+        if error.retryable:
+            raise
+        _park(event_data, f"{error.code}: {error}", "trigger")
+        return None
+    return {"execution_id": started, "new": new}
+
+
+def _trigger_of(event_data: Any) -> tuple[dict[str, Any], dt.datetime]:
+    """A trigger message's JSON body and its time, or a WorkloadError saying what is wrong."""
+    import json
+
+    message = _message(event_data)
+    try:
+        body = json.loads(base64.b64decode(message.get("data", ""), validate=True) or b"{}")
+    except ValueError as exc:
+        raise WorkloadError(f"a trigger message is base64 JSON: {exc}") from None
     if not isinstance(body, dict) or not isinstance(body.get("path"), str):
         raise WorkloadError("a trigger message is JSON with `path` (a catalog path)")
+    if body.get("workload") is not None and not isinstance(body["workload"], dict):
+        raise WorkloadError("a trigger message's `workload` is a JSON object")
     moment = body.get("scheduled_time") or message.get("publishTime")
-    scheduled = dt.datetime.fromisoformat(str(moment).replace("Z", "+00:00"))
-    rt = runtime()
-    loaded = rt.catalog.resolve(body["path"], body.get("version"))
-    declared = [s for s in schedules.schedules_of(loaded) if s.cron == body.get("cron")]
-    schedule = (
-        declared[0]
-        if declared
-        else schedules.Schedule(loaded.path, str(body.get("cron", "trigger")))
-    )
-    started, new = schedules.fire(rt, loaded, schedule, scheduled, body.get("workload"))
-    return {"execution_id": started, "new": new}
+    try:
+        scheduled = dt.datetime.fromisoformat(str(moment).replace("Z", "+00:00"))
+    except ValueError:
+        raise WorkloadError(f"a trigger's time {moment!r} is not ISO 8601") from None
+    if scheduled.tzinfo is None:
+        raise WorkloadError(f"a trigger's time {moment!r} has no time zone")
+    return body, scheduled
 
 
 def on_callback(token: str, body: bytes) -> tuple[int, dict[str, Any]]:

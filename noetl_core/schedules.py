@@ -44,6 +44,19 @@ class Schedule:
         except (ZoneInfoNotFoundError, ValueError):
             raise ScheduleError(f"{self.path}: unknown timezone {self.timezone!r}") from None
 
+    def slot_of(self, moment: dt.datetime) -> dt.datetime:
+        """The latest time of this schedule at or before `moment`: a trigger published
+        late, or published again by a retry, still names the time it was for."""
+        from croniter import croniter
+
+        local = moment.astimezone(self.zone())
+        try:
+            before: dt.datetime = croniter(self.cron, local).get_prev(dt.datetime)
+            after: dt.datetime = croniter(self.cron, before).get_next(dt.datetime)
+        except (ValueError, KeyError) as exc:
+            raise ScheduleError(f"{self.path}: bad cron line {self.cron!r}: {exc}") from None
+        return (after if after <= local else before).astimezone(dt.UTC)
+
     def next_after(self, moment: dt.datetime) -> dt.datetime:
         from croniter import croniter
 

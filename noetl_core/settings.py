@@ -20,12 +20,20 @@
 | `NOETL_CALLBACK_MAX_BYTES` | `1048576` | largest callback body accepted |
 | `NOETL_WORKER_URL` | unset | the worker function's URL; set, timers are Cloud Tasks |
 | `NOETL_TASKS_QUEUE`, `..._LOCATION` | `noetl-timers`, `us-central1` | the Cloud Tasks queue |
+| `NOETL_TASKS_INVOKER` | unset | service account whose OIDC token Cloud Tasks sends the worker |
+| `K_SERVICE` | unset | set by Cloud Run: the production checks below apply |
 | `CLOUD_TASKS_EMULATOR_HOST` | unset | the local Cloud Tasks emulator (`emulators/cloudtasks.py`) |
 
 The Google client libraries read their emulator variables (`PUBSUB_EMULATOR_HOST`,
 `FIRESTORE_EMULATOR_HOST`, `STORAGE_EMULATOR_HOST`) themselves;
 `SECRET_MANAGER_EMULATOR_HOST` is read here for the Secret Manager provider, and
 `STORAGE_EMULATOR_HOST` also here, to talk to the emulator without credentials.
+
+On Cloud Run (`K_SERVICE` set) nothing may fall back to a local value: `production_problems`
+lists every variable that is missing or still local (the project `noetl-local`, payloads
+not on `gs://`, no worker URL, callback key, callback URL or Cloud Tasks invoker, a
+`NOETL_HOME` outside `/tmp`, the only writable place of an instance), and the function
+refuses to start with one message naming them all (`require_production`).
 
 Keychain entries with `provider: env` read the variables they name through `environ()`.
 
@@ -36,6 +44,8 @@ Nothing else in the project reads `os.environ`; code asks `load()` for a frozen
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -66,6 +76,7 @@ class Settings:
     tasks_queue: str = "noetl-timers"
     tasks_location: str = "us-central1"
     tasks_emulator_host: str | None = None
+    tasks_invoker: str | None = None
 
     @property
     def storage_options(self) -> dict[str, str]:
@@ -136,7 +147,54 @@ def load(env: dict[str, str] | None = None) -> Settings:
         tasks_queue=source.get("NOETL_TASKS_QUEUE") or "noetl-timers",
         tasks_location=source.get("NOETL_TASKS_LOCATION") or "us-central1",
         tasks_emulator_host=source.get("CLOUD_TASKS_EMULATOR_HOST") or None,
+        tasks_invoker=source.get("NOETL_TASKS_INVOKER") or None,
     )
+
+
+LOCAL_PROJECT = "noetl-local"
+_URL = re.compile(r"^https?://[^/:]+(:[1-9][0-9]*)?(/.*)?$")  # a host, and a real port if any
+_ACCOUNT = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def production_problems(env: Mapping[str, str]) -> list[str]:
+    """Every production variable that is missing or would fall back to a local value,
+    each as `NAME: why`; empty when the instance may start."""
+
+    def value(name: str) -> str:
+        return (env.get(name) or "").strip()
+
+    problems = []
+    if value("GOOGLE_CLOUD_PROJECT") in ("", LOCAL_PROJECT):
+        problems.append(f"GOOGLE_CLOUD_PROJECT: unset or the local default {LOCAL_PROJECT}")
+    if not value("NOETL_PAYLOAD_URL").startswith("gs://"):
+        problems.append("NOETL_PAYLOAD_URL: must be gs://bucket/prefix, not the local disk")
+    for name, what in (
+        ("NOETL_WORKER_URL", "the worker function's URL, for Cloud Tasks timers"),
+        ("NOETL_CALLBACK_URL", "the callback function's public URL"),
+    ):
+        if not _URL.match(value(name)):
+            problems.append(f"{name}: {what} (an http(s) URL with a real port)")
+    if not value("NOETL_CALLBACK_KEY"):
+        problems.append("NOETL_CALLBACK_KEY: the platform key, from Secret Manager")
+    if not _ACCOUNT.match(value("NOETL_TASKS_INVOKER")):
+        problems.append("NOETL_TASKS_INVOKER: the service account Cloud Tasks acts as")
+    home = Path(os.path.normpath(value("NOETL_HOME") or "."))
+    if not home.is_absolute() or not home.is_relative_to("/tmp"):
+        problems.append("NOETL_HOME: must be a folder under /tmp (an instance's writable disk)")
+    return problems
+
+
+def require_production(env: Mapping[str, str] | None = None) -> None:
+    """On Cloud Run (`K_SERVICE` set), refuse to start with every problem named at once."""
+    source = os.environ if env is None else env
+    if not source.get("K_SERVICE"):
+        return
+    problems = production_problems(source)
+    if problems:
+        raise ConfigError(
+            f"{source['K_SERVICE']}: refusing to start with local settings on Cloud Run: "
+            + "; ".join(problems)
+        )
 
 
 def prepare_gcsfs() -> None:

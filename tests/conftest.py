@@ -48,11 +48,12 @@ def postgres_server() -> Iterator[object]:
 @pytest.fixture(scope="session")
 def gcp_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """The local Google Cloud stack, once per session: Pub/Sub, Firestore and
-    fake-gcs-server emulators, the Secret Manager and Cloud Tasks emulators, and NoETL's
-    functions under functions-framework (the worker fed by a push subscription, timers as
-    Cloud Tasks calling it; callback; trigger). Its environment is this process's for
-    the session, so Google clients made here talk to it."""
-    from emulators.processes import free_port
+    fake-gcs-server emulators, the Secret Manager and Cloud Tasks emulators, and NoETL
+    deployed on it from infra/deployment.json and the built artifact (`emulators.deploy`:
+    every function in its own virtualenv, outside the repository, with the declared
+    environment and push subscriptions). Its environment is this process's for the
+    session, so Google clients made here talk to it."""
+    from emulators.deploy import deploy
     from emulators.stack import EmulatorStack
 
     work = tmp_path_factory.mktemp("gcp")
@@ -60,38 +61,14 @@ def gcp_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     saved = {name: os.environ.get(name) for name in stack.env()}
     os.environ.update(stack.env())
     stack.fault_file = work / "fault"
-    stack.worker_home = work / "worker-home"
     try:
-        worker_port = free_port()
-        CLOUD_ENV["NOETL_WORKER_URL"] = f"http://127.0.0.1:{worker_port}"  # timers: Cloud Tasks
-        callback = stack.add_function(
-            "callback",
-            "callback",
-            "http",
-            env={**CLOUD_ENV, "NOETL_HOME": str(work / "callback-home")},
+        deployed = deploy(
+            stack,
+            env=TEST_ENV,
+            function_env={"worker": {"NOETL_FAULT_FILE": str(stack.fault_file)}},
+            push={"worker": {"ack_deadline_seconds": 10}},
         )
-        stack.add_function(
-            "trigger",
-            "trigger",
-            "cloudevent",
-            push_topic=None,
-            env={**CLOUD_ENV, "NOETL_HOME": str(work / "trigger-home")},
-        )
-        CLOUD_ENV["NOETL_CALLBACK_URL"] = callback.url.rstrip("/")
-        stack.add_function(
-            "worker",
-            "worker",
-            "cloudevent",
-            push_topic="noetl-commands",
-            env={
-                **CLOUD_ENV,
-                "NOETL_HOME": str(stack.worker_home),
-                "NOETL_FAULT_FILE": str(stack.fault_file),
-            },
-            max_delivery_attempts=100,  # the runtime dead-letters crashing commands itself
-            ack_deadline=10,
-            port=worker_port,
-        )
+        stack.deployed, stack.client_env = deployed, deployed.client_env
         yield stack
     finally:
         stack.stop()
@@ -102,19 +79,16 @@ def gcp_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
                 os.environ[name] = value
 
 
-CLOUD_ENV = {
-    "NOETL_PAYLOAD_URL": "gs://noetl-payloads/payloads",
-    "NOETL_LEASE_SECONDS": "3",
-    "NOETL_MAX_DELIVERIES": "3",
-    "NOETL_CALLBACK_KEY": "test-callback-key-not-secret",
-}
+# Shorter than deployed (the lease is the worker's timeout plus a margin): the fault tests
+# wait for a dead worker's lease to run out, and for a command's deliveries to run out.
+TEST_ENV = {"NOETL_LEASE_SECONDS": "3", "NOETL_MAX_DELIVERIES": "3"}
 
 
 @pytest.fixture
 def gcp_env(gcp_stack: Any) -> dict[str, str]:
     """The stack's environment, Firestore emptied first (each test starts clean)."""
     gcp_stack.reset()
-    return {**gcp_stack.env(), **CLOUD_ENV}
+    return {**gcp_stack.env(), **gcp_stack.client_env}
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from typing import Any
 from ..errors import KeychainError
 from ..redact import Redactor
 from . import providers
-from .credentials import CredentialStore
+from .credentials import Credentials, CredentialStore, SecretManagerCredentials
 
 # Fields of a credential that locate or name things rather than prove identity; every
 # other field (password, token, key, dsn, ...) is masked. Masking a host or a user name
@@ -93,7 +93,7 @@ class Secrets:
         *,
         execution_id: str,
         entries: list[dict[str, Any]],
-        store: CredentialStore,
+        store: Credentials,
         cache: SecretCache,
     ):
         self.execution_id = execution_id
@@ -174,4 +174,11 @@ class EntryView(Mapping[str, Any]):
         return len(self._secrets.entry(self._name))
 
 
-__all__ = ["CredentialStore", "KeychainView", "SecretCache", "Secrets"]
+__all__ = [
+    "CredentialStore",
+    "Credentials",
+    "KeychainView",
+    "SecretCache",
+    "SecretManagerCredentials",
+    "Secrets",
+]

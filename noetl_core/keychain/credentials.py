@@ -1,13 +1,20 @@
-"""The embedded credential store: named credentials (`{name, type, data}`) encrypted at rest.
+"""Credential stores: named credentials (`{name, type, data}`) that `auth:` aliases name.
 
-Each credential is one file `NOETL_HOME/credentials/<name>.cred` holding a Fernet token
-(AES-128-CBC + HMAC-SHA256). The key comes from `NOETL_CREDENTIAL_KEY`, else from
-`NOETL_HOME/credential.key`, generated on first use with mode 0600. Listing shows names
-and types, never data.
+- `CredentialStore`, the embedded default: each credential is one file
+  `NOETL_HOME/credentials/<name>.cred` holding a Fernet token (AES-128-CBC +
+  HMAC-SHA256). The key comes from `NOETL_CREDENTIAL_KEY`, else from
+  `NOETL_HOME/credential.key`, generated on first use with mode 0600.
+- `SecretManagerCredentials`, the cloud runtime's: one Secret Manager secret per
+  credential, `noetl-credential-<name>`, whose latest version holds the credential's
+  JSON (Secret Manager encrypts it at rest and its IAM says who may read it). A function
+  instance has no disk that outlives it, so a file store would be empty there.
+
+Both list names and types, never data.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -21,7 +28,50 @@ _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 KNOWN_TYPES = {"postgres", "bearer", "basic", "api_key", "aws", "gcp", "generic", "secret"}
 
 
-class CredentialStore:
+class Credentials:
+    """What both stores share: loading credential files into `put`, and describing."""
+
+    def put(self, credential: dict[str, Any], source: str = "<credential>") -> str:
+        raise NotImplementedError
+
+    def get(self, name: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def names(self) -> list[str]:
+        raise NotImplementedError
+
+    def put_file(self, file: str | Path) -> list[str]:
+        path = Path(file)
+        try:
+            loaded = json.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise KeychainError(f"{path}: cannot read: {exc.strerror}", code="bad_file") from None
+        except ValueError as exc:
+            raise KeychainError(f"{path}: not JSON: {exc}", code="bad_file") from None
+        items = loaded if isinstance(loaded, list) else [loaded]
+        checked = [
+            _check(item, f"{path}[{i}]" if isinstance(loaded, list) else str(path))
+            for i, item in enumerate(items)
+        ]  # all checked before any is stored: a bad file stores nothing
+        return [self.put({"name": n, "type": k, "data": d}, str(path)) for n, k, d in checked]
+
+    def put_directory(self, directory: str | Path) -> list[str]:
+        names: list[str] = []
+        for file in sorted(Path(directory).glob("*.json")):
+            names.extend(self.put_file(file))
+        return names
+
+    def describe(self) -> list[tuple[str, str]]:
+        return [(name, str(self.get(name).get("type"))) for name in self.names()]
+
+    def _unknown(self, name: str) -> KeychainError:
+        known = ", ".join(self.names()) or "none registered"
+        return KeychainError(
+            f"unknown credential alias {name!r} (known: {known})", code="unknown_alias"
+        )
+
+
+class CredentialStore(Credentials):
     def __init__(self, root: Path, key: str | None = None):
         self.root = Path(root)
         self._key = key
@@ -66,35 +116,12 @@ class CredentialStore:
         os.replace(tmp, file)
         return name
 
-    def put_file(self, file: str | Path) -> list[str]:
-        path = Path(file)
-        try:
-            loaded = json.loads(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise KeychainError(f"{path}: cannot read: {exc.strerror}", code="bad_file") from None
-        except ValueError as exc:
-            raise KeychainError(f"{path}: not JSON: {exc}", code="bad_file") from None
-        items = loaded if isinstance(loaded, list) else [loaded]
-        return [
-            self.put(item, f"{path}[{i}]" if isinstance(loaded, list) else str(path))
-            for i, item in enumerate(items)
-        ]
-
-    def put_directory(self, directory: str | Path) -> list[str]:
-        names: list[str] = []
-        for file in sorted(Path(directory).glob("*.json")):
-            names.extend(self.put_file(file))
-        return names
-
     def get(self, name: str) -> dict[str, Any]:
         from cryptography.fernet import InvalidToken
 
         file = self._file(name)
         if not file.exists():
-            known = ", ".join(self.names()) or "none registered"
-            raise KeychainError(
-                f"unknown credential alias {name!r} (known: {known})", code="unknown_alias"
-            )
+            raise self._unknown(name)
         try:
             data: dict[str, Any] = json.loads(self._fernet().decrypt(file.read_bytes()))
         except InvalidToken:
@@ -110,8 +137,69 @@ class CredentialStore:
             return []
         return sorted(p.stem for p in self.root.glob("*.cred"))
 
-    def describe(self) -> list[tuple[str, str]]:
-        return [(name, str(self.get(name).get("type"))) for name in self.names()]
+
+SECRET_PREFIX = "noetl-credential-"
+_SECRET_NAME = re.compile(r"^[A-Za-z0-9_-]{1,200}$")  # Secret Manager's secret id, less prefix
+
+
+class SecretManagerCredentials(Credentials):
+    """One secret per credential in `project`; `client` is a SecretManagerServiceClient
+    (made on first use by `connect`, so a block that reads no credential never builds it)."""
+
+    def __init__(self, project: str, connect: Any):
+        self.project = project
+        self._connect = connect
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = self._connect()
+        return self._client
+
+    def _secret(self, name: str) -> str:
+        if not _SECRET_NAME.match(name):
+            raise KeychainError(
+                f"credential name {name!r} must be letters, digits, _ - on Secret Manager",
+                code="bad_name",
+            )
+        return f"projects/{self.project}/secrets/{SECRET_PREFIX}{name}"
+
+    def put(self, credential: dict[str, Any], source: str = "<credential>") -> str:
+        from google.api_core import exceptions
+
+        name, kind, data = _check(credential, source)
+        secret = self._secret(name)
+        with contextlib.suppress(exceptions.AlreadyExists):  # registered before: replaced
+            self.client.create_secret(
+                parent=f"projects/{self.project}",
+                secret_id=secret.rsplit("/", 1)[1],
+                secret={"replication": {"automatic": {}}, "labels": {"noetl": "credential"}},
+            )
+        body = json.dumps({"name": name, "type": kind, "data": data}).encode()
+        self.client.add_secret_version(parent=secret, payload={"data": body})
+        return name
+
+    def get(self, name: str) -> dict[str, Any]:
+        from google.api_core import exceptions
+
+        try:
+            answer = self.client.access_secret_version(name=f"{self._secret(name)}/versions/latest")
+        except exceptions.NotFound:
+            raise self._unknown(name) from None
+        except exceptions.GoogleAPICallError as exc:
+            raise KeychainError(
+                f"credential {name!r}: Secret Manager refused: {type(exc).__name__}",
+                code="secret_unavailable",
+                retryable=isinstance(exc, exceptions.ServiceUnavailable),
+            ) from None
+        data: dict[str, Any] = json.loads(answer.payload.data)
+        return data
+
+    def names(self) -> list[str]:
+        prefix = f"projects/{self.project}/secrets/{SECRET_PREFIX}"
+        found = self.client.list_secrets(parent=f"projects/{self.project}")
+        return sorted(s.name[len(prefix) :] for s in found if s.name.startswith(prefix))
 
 
 def _check(credential: Any, source: str) -> tuple[str, str, dict[str, Any]]:

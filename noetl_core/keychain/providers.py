@@ -137,7 +137,7 @@ def _aws(entry: dict[str, Any], field: str, ref: str) -> str:
 def _gcp(entry: dict[str, Any], field: str, ref: str) -> str:
     name, key = _split(ref)
     where = f"keychain {entry['name']}.{field}"
-    client = _secret_manager()
+    client = secret_manager()
     try:
         answer = client.access_secret_version(name=name)
     except Exception as exc:  # the client raises google.api_core exceptions
@@ -148,7 +148,7 @@ def _gcp(entry: dict[str, Any], field: str, ref: str) -> str:
     return _pick(answer.payload.data.decode(), key, where)
 
 
-def _secret_manager() -> Any:
+def secret_manager() -> Any:
     """The Secret Manager client; against the local emulator when one is configured."""
     from google.cloud import secretmanager  # type: ignore[attr-defined]
 

@@ -24,7 +24,7 @@ from ..engine import versions
 from ..engine.entries import Command, Entry
 from ..engine.scope import merge
 from ..errors import ClaimConflict, ExecutionNotFound, NoetlError, WorkloadError
-from ..keychain import CredentialStore, SecretCache
+from ..keychain import Credentials, CredentialStore, SecretCache
 from ..playbook.loader import LoadedPlaybook
 from ..settings import Settings
 from ..templating import ResultView
@@ -71,7 +71,7 @@ class Runtime(ExecutionCache):
         clock: Clock,
         settings: Settings,
         catalog: Any = None,
-        credentials: CredentialStore | None = None,
+        credentials: Credentials | None = None,
     ):
         self.credentials = credentials or CredentialStore(
             settings.credentials_path, settings.credential_key

@@ -17,7 +17,7 @@ from ..engine import entries as E
 from ..engine import versions
 from ..engine.entries import Command
 from ..errors import ExecutionNotFound
-from ..keychain import CredentialStore, SecretCache, Secrets
+from ..keychain import Credentials, SecretCache, Secrets
 from ..playbook.loader import LoadedPlaybook, load_text
 from ..settings import Settings
 from ..templating import ResultView
@@ -43,7 +43,7 @@ class Execution:
 
 
 class ExecutionCache:
-    credentials: CredentialStore
+    credentials: Credentials
     secret_cache: SecretCache
 
     def __init__(

@@ -54,7 +54,8 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> PayloadStore:
             client_kwargs={"endpoint_url": endpoint, "region_name": "us-east-1"},
         )
     request.getfixturevalue("gcp_env")
-    return FsspecPayloadStore(f"gs://noetl-payloads/{name}", token="anon")
+    bucket = request.getfixturevalue("gcp_stack").bucket
+    return FsspecPayloadStore(f"gs://{bucket}/{name}", token="anon")
 
 
 def _raw(store: PayloadStore, ref: dict[str, object]) -> bytes:

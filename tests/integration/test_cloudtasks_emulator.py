@@ -3,6 +3,7 @@ loopback HTTP server at their schedule time, deduplication by name, retries and 
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import socket
@@ -332,3 +333,66 @@ def test_the_module_runs_the_emulator_alone() -> None:
         finally:
             process.terminate()
             assert process.wait(timeout=10) == 0
+
+
+def test_a_private_target_takes_only_tasks_with_an_invokers_oidc_token(
+    tasks: tasks_v2.CloudTasksClient,
+    emulator: cloudtasks.CloudTasksEmulator,
+    target: Target,
+    queue: str,
+) -> None:
+    base = target.url("")
+    emulator.protect(base, {"invoker@p.iam.gserviceaccount.com"})
+    no_token = tasks.create_task(parent=queue, task=http_task(target.url("/none")))
+    wrong_audience = tasks.create_task(
+        parent=queue,
+        task=tasks_v2.Task(
+            http_request=tasks_v2.HttpRequest(
+                url=target.url("/aud"),
+                oidc_token=tasks_v2.OidcToken(
+                    service_account_email="invoker@p.iam.gserviceaccount.com",
+                    audience="https://elsewhere.example",
+                ),
+            )
+        ),
+    )
+    other_account = tasks.create_task(
+        parent=queue,
+        task=tasks_v2.Task(
+            http_request=tasks_v2.HttpRequest(
+                url=target.url("/other"),
+                oidc_token=tasks_v2.OidcToken(
+                    service_account_email="someone@p.iam.gserviceaccount.com", audience=base
+                ),
+            )
+        ),
+    )
+    allowed = tasks.create_task(
+        parent=queue,
+        task=tasks_v2.Task(
+            http_request=tasks_v2.HttpRequest(
+                url=target.url("/ok"),
+                oidc_token=tasks_v2.OidcToken(
+                    service_account_email="invoker@p.iam.gserviceaccount.com", audience=base
+                ),
+            )
+        ),
+    )
+    wait_for(lambda: target.requests("/ok"))
+    claims = target.requests("/ok")[0]["headers"]["authorization"].split(".")[1]
+    decoded = json.loads(base64.urlsafe_b64decode(claims + "=" * (-len(claims) % 4)))
+    assert decoded["aud"] == base
+    assert decoded["email"] == "invoker@p.iam.gserviceaccount.com"
+
+    def statuses(name: str) -> list[int | None]:
+        return [d["status"] for d in emulator.dispatched if d["name"] == name]
+
+    wait_for(lambda: statuses(no_token.name) and statuses(other_account.name))
+    wait_for(lambda: statuses(wrong_audience.name))
+    assert set(statuses(no_token.name)) == {401}
+    assert set(statuses(wrong_audience.name)) == {401}
+    assert set(statuses(other_account.name)) == {403}
+    assert not target.requests("/none") and not target.requests("/aud")
+    assert not target.requests("/other")
+    assert gone(tasks, allowed.name)
+    assert not gone(tasks, no_token.name)  # refused, kept for its retries

@@ -23,7 +23,6 @@ import pytest
 from emulators import secretmanager
 from emulators.processes import descendants, group_members, pid_alive, tcp_probe
 from emulators.stack import (
-    BUCKET,
     COMMANDS_TOPIC,
     DEAD_LETTER_SUBSCRIPTION,
     DEAD_LETTER_TOPIC,
@@ -36,6 +35,7 @@ from emulators.stack import (
 pytestmark = pytest.mark.integration
 
 PROJECT = "noetl-local"
+BUCKET = "noetl-local-payloads"  # infra/deployment.json names it after the project
 
 FUNCTIONS_SOURCE = """
 import base64
@@ -419,7 +419,7 @@ def test_stack_up_command_runs_until_sigint(tmp_path: Path) -> None:
                 break
         assert set(exports) >= {"PUBSUB_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST"}
         with urllib.request.urlopen(f"{exports['STORAGE_EMULATOR_HOST']}/storage/v1/b") as answer:
-            assert [b["name"] for b in json.load(answer)["items"]] == [BUCKET]
+            assert [b["name"] for b in json.load(answer)["items"]] == [EmulatorStack().bucket]
         children = descendants(up.pid)
         assert len(children) >= 4  # pubsub java, firestore launcher + java, fake-gcs-server
         up.send_signal(signal.SIGINT)

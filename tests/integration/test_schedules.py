@@ -136,3 +136,69 @@ def test_webhook_callback_on_the_emulator_stack(
         e for e in cloud_rt.log.entries(execution_id) if e.kind == "done" and e.step == "start"
     )
     assert "callback.received" in start.events
+
+
+def _parked(gcp_stack: Any, marker: bytes, timeout: float = 30.0) -> list[Any]:
+    """Dead-letter messages whose data holds `marker` (acknowledged once read)."""
+    from google.cloud import pubsub_v1
+
+    subscriber = pubsub_v1.SubscriberClient()
+    path = gcp_stack.subscription_path("noetl-dead-letter-sub")
+    found: list[Any] = []
+    deadline = time.monotonic() + timeout
+    while not found and time.monotonic() < deadline:
+        pulled = subscriber.pull(subscription=path, max_messages=50, timeout=10)
+        if pulled.received_messages:
+            subscriber.acknowledge(
+                subscription=path, ack_ids=[m.ack_id for m in pulled.received_messages]
+            )
+        found += [m.message for m in pulled.received_messages if marker in m.message.data]
+    return found
+
+
+def test_a_scheduler_retry_published_later_starts_nothing_new(
+    cloud_rt: Runtime, gcp_stack: Any
+) -> None:
+    cloud_rt.catalog.register(REPORT)
+    body = {"path": "examples/scheduled_report", "cron": "0 0 1 1 *"}  # a slot a year
+    gcp_stack.publish("noetl-triggers", body)
+    deadline = time.monotonic() + 30
+    while not cloud_rt.log.executions(10) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.1)  # the retry's publish time is later
+    gcp_stack.publish("noetl-triggers", body)
+    (start,) = cloud_rt.log.executions(10)
+    terminal = cloud_rt.wait(start.execution_id, 60)
+    assert terminal is not None and terminal.body["status"] == "completed"
+    year = dt.datetime.now(dt.UTC).year
+    assert start.body["workload"]["scheduled_time"] == f"{year}-01-01T00:00:00+00:00"
+    time.sleep(2)  # the second message has been pushed and answered by now
+    assert len(cloud_rt.log.executions(10)) == 1
+
+
+def test_slots_follow_the_cron_line_and_its_zone() -> None:
+    every_minute = schedules.Schedule("p", "* * * * *")
+    assert every_minute.slot_of(NOON + dt.timedelta(seconds=40)) == NOON
+    assert every_minute.slot_of(NOON) == NOON
+    paris = schedules.Schedule("p", "0 6 * * *", "Europe/Paris")
+    assert paris.slot_of(NOON) == dt.datetime(2026, 11, 29, 5, 0, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize(
+    ("topic", "data", "cause"),
+    [
+        ("noetl-triggers", b"not json at all marker-t1", "invalid_workload"),
+        ("noetl-triggers", b'{"path": "nowhere/marker-t2"}', "catalog_error"),
+        ("noetl-commands", b"garbage note marker-w1", "malformed note"),
+    ],
+)
+def test_a_message_nobody_can_act_on_is_parked_once_not_retried(
+    gcp_env: dict[str, str], gcp_stack: Any, topic: str, data: bytes, cause: str
+) -> None:
+    marker = data.split()[-1].strip(b'"}')
+    gcp_stack.publish(topic, data)
+    (parked,) = _parked(gcp_stack, marker)
+    assert cause in parked.attributes["cause"], parked.attributes
+    assert parked.attributes["function"] == ("worker" if topic == "noetl-commands" else "trigger")
+    time.sleep(3)  # a delivery that was not acknowledged would come again by now
+    assert _parked(gcp_stack, marker, timeout=2) == []

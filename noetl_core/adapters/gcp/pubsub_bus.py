@@ -81,9 +81,13 @@ class PubSubBus:
             )
 
     def dead_letter(self, note: Note, cause: str) -> None:
+        self.dead_letter_raw(encode(note), cause)
+
+    def dead_letter_raw(self, data: bytes, cause: str, **attributes: str) -> None:
+        """Park a message nobody can act on in the dead-letter topic, with its cause."""
         from google.pubsub_v1 import PubsubMessage
 
-        message = PubsubMessage(data=encode(note), attributes={"cause": cause[:1000]})
+        message = PubsubMessage(data=data, attributes={**attributes, "cause": cause[:1000]})
         self.client.publish(
             topic=self.dead_letter_topic, messages=[message], timeout=PUBLISH_TIMEOUT
         )

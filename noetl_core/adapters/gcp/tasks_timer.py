@@ -4,6 +4,11 @@ The task's HTTP request is the body Pub/Sub push would send (`{message: {data}}`
 to the worker function's push path, so the worker takes a timer's note exactly as it takes
 Pub/Sub's. Task names are derived from the note and the due time: arming the same timer
 twice (a redelivered block) creates one task.
+
+The worker is private, so each task carries an OIDC token minted by Cloud Tasks for the
+invoker service account (`NOETL_TASKS_INVOKER`, which the worker's own account may act
+as), with the worker's base URL as its audience: without it the worker answers 403 and
+no retry delay, `wait` step or callback timeout ever fires.
 """
 
 from __future__ import annotations
@@ -27,13 +32,16 @@ class CloudTasksTimer:
         queue: str,
         worker_url: str,
         topic_path: str,
+        invoker: str | None,
         client: Any = None,
         emulator_host: str | None = None,
     ):
         self._client = client
         self._emulator_host = emulator_host
         self.queue = f"projects/{project}/locations/{location}/queues/{queue}"
-        self.target = worker_url.rstrip("/") + "/" + topic_path.lstrip("/")
+        self.audience = worker_url.rstrip("/")
+        self.target = self.audience + "/" + topic_path.lstrip("/")
+        self.invoker = invoker
         self.subscription = f"projects/{project}/subscriptions/{queue}"
 
     @property
@@ -65,6 +73,9 @@ class CloudTasksTimer:
                 "body": json.dumps(body).encode(),
             },
         }
+        if self.invoker:
+            token = {"service_account_email": self.invoker, "audience": self.audience}
+            task["http_request"]["oidc_token"] = token  # type: ignore[index]
         with contextlib.suppress(exceptions.AlreadyExists):  # this timer is armed already
             self.client.create_task(parent=self.queue, task=task)
 
