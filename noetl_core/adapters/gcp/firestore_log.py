@@ -98,11 +98,11 @@ class FirestoreEventLog:
 
     def _document(self, entry: Entry, position: int) -> dict[str, Any]:
         """The entry's document. Query fields are written only when they say something
-        (a step, a group, a nonzero delta, a true flag): every field is indexed, and the
-        emulator's commit time, like the index entries billed in production, grows with
-        them. Nothing is lost: an equality filter never asks for the missing value, the
-        deltas are left out only all together when all are 0, and `ix` is kept at 0 for
-        the first iteration.
+        (a step, a group, a nonzero delta, a true flag): every field but `data` is
+        indexed, and the emulator's commit time, like the index entries billed in
+        production, grows with them. Nothing is lost: an equality filter never asks for
+        the missing value, the deltas are left out only all together when all are 0, and
+        `ix` is kept at 0 for the first iteration.
         `committed` and `bi` are always written (queries order by them)."""
         from google.cloud import firestore
 

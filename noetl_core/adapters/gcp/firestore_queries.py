@@ -22,7 +22,7 @@ class QueryRunner:
     def __init__(self, prefix: str, shape_file: str | None = None) -> None:
         self._prefix = f"{prefix}_"
         self._shape_file = shape_file
-        self._written: set[str] = set()  # each shape once per process
+        self._written: set[str] = set()  # each shape once per runner
 
     def stream(self, query: Any) -> Iterator[Any]:
         """The query's document snapshots."""
