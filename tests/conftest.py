@@ -150,7 +150,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
         where = firestore_indexes.INDEX_FILE.relative_to(ROOT)
-        reporter.ensure_newline()
+        reporter.line("")  # after the progress dots
         title = f"{len(problems)} of {len(shapes)} Firestore query shapes unserved by {where}"
         reporter.write_sep("-", title, red=bool(problems), green=not problems)
         for problem in problems:
