@@ -45,13 +45,17 @@ def build(conf: Settings) -> Runtime:
     bus = PubSubBus(conf.project, conf.command_topic, conf.dead_letter_topic)
     clock = SystemClock()
     return Runtime(
-        log=FirestoreEventLog(conf.project, conf.firestore_prefix),
+        log=FirestoreEventLog(
+            conf.project, conf.firestore_prefix, shape_file=conf.query_shape_file
+        ),
         bus=bus,
         payloads=FsspecPayloadStore(conf.payload_url, **conf.storage_options),
         timer=timer(conf, bus, clock),
         clock=clock,
         settings=conf,
-        catalog=FirestoreCatalog(conf.project, conf.firestore_prefix),
+        catalog=FirestoreCatalog(
+            conf.project, conf.firestore_prefix, shape_file=conf.query_shape_file
+        ),
         credentials=SecretManagerCredentials(conf.project, providers.secret_manager),
     )
 

@@ -15,6 +15,7 @@
 | `NOETL_DEAD_LETTER_TOPIC` | `noetl-dead-letter` | where commands that keep crashing go |
 | `NOETL_MAX_DELIVERIES` | `5` | crashed attempts of one command before it is dead-lettered |
 | `NOETL_FAULT_FILE` | unset | fault injection for the fault tests (`runtime/faults.py`) |
+| `NOETL_QUERY_SHAPE_FILE` | unset | Firestore queries append their shape here (the index test) |
 | `NOETL_CALLBACK_KEY` | generated | HMAC key of callback tokens (else `NOETL_HOME/callback.key`) |
 | `NOETL_CALLBACK_URL` | unset | base URL callbacks reach (`noetl run` serves one itself) |
 | `NOETL_CALLBACK_MAX_BYTES` | `1048576` | largest callback body accepted |
@@ -69,6 +70,7 @@ class Settings:
     secret_manager_host: str | None = None
     storage_emulator_host: str | None = None
     fault_file: str | None = None
+    query_shape_file: str | None = None
     callback_key: str | None = None
     callback_url: str | None = None
     callback_max_bytes: int = 1 << 20
@@ -140,6 +142,7 @@ def load(env: dict[str, str] | None = None) -> Settings:
         secret_manager_host=source.get("SECRET_MANAGER_EMULATOR_HOST") or None,
         storage_emulator_host=source.get("STORAGE_EMULATOR_HOST") or None,
         fault_file=source.get("NOETL_FAULT_FILE") or None,
+        query_shape_file=source.get("NOETL_QUERY_SHAPE_FILE") or None,
         callback_key=source.get("NOETL_CALLBACK_KEY") or None,
         callback_url=source.get("NOETL_CALLBACK_URL") or None,
         callback_max_bytes=_int(source, "NOETL_CALLBACK_MAX_BYTES", 1 << 20),

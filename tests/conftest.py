@@ -1,4 +1,6 @@
-"""Shared fixtures: an embedded runtime in a temporary NOETL_HOME, and example paths."""
+"""Shared fixtures: an embedded runtime in a temporary NOETL_HOME, and example paths.
+At the session's end, every Firestore query the suite ran must be served by
+infra/firestore.indexes.json under real Firestore's rules (`pytest_sessionfinish`)."""
 
 from __future__ import annotations
 
@@ -57,6 +59,8 @@ def gcp_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from emulators.stack import EmulatorStack
 
     work = tmp_path_factory.mktemp("gcp")
+    # this process's runtimes and logs, the CLI's and the functions' note each query
+    TEST_ENV["NOETL_QUERY_SHAPE_FILE"] = str(work / "query-shapes.jsonl")
     stack = EmulatorStack().start()
     saved = {name: os.environ.get(name) for name in stack.env()}
     os.environ.update(stack.env())
@@ -81,6 +85,7 @@ def gcp_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 # Shorter than deployed (the lease is the worker's timeout plus a margin): the fault tests
 # wait for a dead worker's lease to run out, and for a command's deliveries to run out.
+# `gcp_stack` adds the file every Firestore query shape is recorded in.
 TEST_ENV = {"NOETL_LEASE_SECONDS": "3", "NOETL_MAX_DELIVERIES": "3"}
 
 
@@ -103,3 +108,27 @@ def cloud_rt(gcp_env: dict[str, str], tmp_path: Path) -> Iterator[Runtime]:
         yield runtime
     finally:
         runtime.timer.close()  # type: ignore[attr-defined]
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The emulator serves any query; real Firestore only one an index serves. So every
+    query shape the session recorded (this process, the CLI's, the functions' alike;
+    the functions are stopped by now) is checked against the declared indexes, and one
+    that none serves fails the session, naming the index it needs."""
+    recorded = TEST_ENV.get("NOETL_QUERY_SHAPE_FILE")
+    if recorded is None or not Path(recorded).exists():
+        return  # no emulator test ran
+    from emulators import firestore_indexes
+
+    shapes = firestore_indexes.read_shapes(Path(recorded))
+    problems = firestore_indexes.unserved(shapes, firestore_indexes.load())
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        where = firestore_indexes.INDEX_FILE.relative_to(ROOT)
+        reporter.line("")  # after the progress dots
+        title = f"{len(problems)} of {len(shapes)} Firestore query shapes unserved by {where}"
+        reporter.write_sep("-", title, red=bool(problems), green=not problems)
+        for problem in problems:
+            reporter.write_line(f"NOT SERVED {problem}", red=True)
+    if problems:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -8,13 +8,17 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from noetl_core import settings
 from noetl_core.adapters.sqlite_log import SqliteEventLog
 from noetl_core.engine.entries import Entry
 from noetl_core.runtime.ports import EventLog
+
+if TYPE_CHECKING:
+    from noetl_core.adapters.gcp.firestore_log import FirestoreEventLog
 
 pytestmark = pytest.mark.contract
 
@@ -25,15 +29,20 @@ def sqlite(path: Path) -> EventLog:
     return SqliteEventLog(path / "events.sqlite", sync="NORMAL")
 
 
+def firestore(env: dict[str, str]) -> FirestoreEventLog:
+    """A Firestore log under a prefix of its own; its queries' shapes go to the session's
+    index check like the runtime's."""
+    from noetl_core.adapters.gcp.firestore_log import FirestoreEventLog
+
+    conf = settings.load(env)
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    return FirestoreEventLog(conf.project, prefix, shape_file=conf.query_shape_file)
+
+
 @pytest.fixture(params=["sqlite", "firestore"])
 def log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventLog]:
     if request.param == "firestore":
-        from noetl_core.adapters.gcp.firestore_log import FirestoreEventLog
-
-        env = request.getfixturevalue("gcp_env")
-        made: EventLog = FirestoreEventLog(
-            env["GOOGLE_CLOUD_PROJECT"], prefix=f"t{uuid.uuid4().hex[:8]}"
-        )
+        made: EventLog = firestore(request.getfixturevalue("gcp_env"))
     else:
         made = sqlite(tmp_path)
     yield made
@@ -272,9 +281,7 @@ def test_firestore_documents_carry_only_the_query_fields_that_say_something(
     """Every field is indexed (and the emulator's commits slow down with each): a field
     is written only when it has a value a query asks for; counts, sums and the first
     iteration (index 0) still come out right."""
-    from noetl_core.adapters.gcp.firestore_log import FirestoreEventLog
-
-    log = FirestoreEventLog(gcp_env["GOOGLE_CLOUD_PROJECT"], prefix=f"t{uuid.uuid4().hex[:8]}")
+    log = firestore(gcp_env)
     assert log.append(
         [
             entry("plain", kind="claim", step="s"),
@@ -303,9 +310,7 @@ def test_firestore_whole_execution_open_work_reads_only_batches_that_changed_it(
     carries no net fields, and the execution-wide sum (the termination check) matches
     only the start, the branch points and the ends, however long the chain ran. The sum
     equals the per-entry deltas' sum."""
-    from noetl_core.adapters.gcp.firestore_log import FirestoreEventLog
-
-    log = FirestoreEventLog(gcp_env["GOOGLE_CLOUD_PROJECT"], prefix=f"t{uuid.uuid4().hex[:8]}")
+    log = firestore(gcp_env)
     assert log.append([entry("start", kind="start"), entry("i0", kind="issue", step="s0", dc=1)])
     for n in range(1, 30):  # 29 chain steps: done (-1) with the next command (+1)
         assert log.append(

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from noetl_core import settings
 from noetl_core.catalog import Catalog, CatalogBase
 from noetl_core.errors import CatalogError, KeychainError
 from noetl_core.keychain import CredentialStore, SecretCache, Secrets
@@ -111,8 +112,9 @@ def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> CatalogBase:
     if request.param == "firestore":
         from noetl_core.adapters.gcp.firestore_catalog import FirestoreCatalog
 
-        env = request.getfixturevalue("gcp_env")
-        return FirestoreCatalog(env["GOOGLE_CLOUD_PROJECT"], prefix=f"c{uuid.uuid4().hex[:8]}")
+        conf = settings.load(request.getfixturevalue("gcp_env"))
+        prefix = f"c{uuid.uuid4().hex[:8]}"
+        return FirestoreCatalog(conf.project, prefix, shape_file=conf.query_shape_file)
     return Catalog(tmp_path / "catalog")
 
 

@@ -6,14 +6,23 @@ from typing import Any
 
 from ... import ids
 from ...catalog import CatalogBase
+from .firestore_queries import QueryRunner
 
 
 class FirestoreCatalog(CatalogBase):
-    def __init__(self, project: str, prefix: str = "noetl", client: Any = None):
+    def __init__(
+        self,
+        project: str,
+        prefix: str = "noetl",
+        client: Any = None,
+        *,
+        shape_file: str | None = None,
+    ):
         from google.cloud import firestore
 
         self._client = client or firestore.Client(project=project)
         self._docs = self._client.collection(f"{prefix}_catalog")
+        self._queries = QueryRunner(prefix, shape_file)
 
     def _id(self, path: str, version: int) -> str:
         return ids.digest("catalog", path, version)
@@ -22,7 +31,7 @@ class FirestoreCatalog(CatalogBase):
         from google.cloud.firestore_v1.base_query import FieldFilter
 
         query = self._docs.where(filter=FieldFilter("path", "==", path))
-        return sorted(int((s.to_dict() or {})["version"]) for s in query.stream())
+        return sorted(int((s.to_dict() or {})["version"]) for s in self._queries.stream(query))
 
     def read(self, path: str, version: int) -> str:
         snapshot = self._docs.document(self._id(path, version)).get()
@@ -40,4 +49,5 @@ class FirestoreCatalog(CatalogBase):
         return True
 
     def paths(self) -> list[str]:
-        return sorted({str((s.to_dict() or {})["path"]) for s in self._docs.stream()})
+        every = self._docs.select(["path"])  # not the sources
+        return sorted({str((s.to_dict() or {})["path"]) for s in self._queries.stream(every)})

@@ -8,7 +8,8 @@ in-flight deltas dc/da/dj, halt, resulting), each only when it has something to 
 Commit order is the commit timestamp Firestore returns for the batch, then the position
 in the batch (`bi`); `seq` is built from both. Counts and sums are aggregation queries:
 strongly consistent, no shared counter document that every block rewrites
-(docs/architecture.md).
+(docs/architecture.md). Every query runs through `QueryRunner`; the indexes they need
+on real Firestore are declared in infra/firestore.indexes.json.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 from ... import ids
 from ...engine.entries import Entry, is_result, stored_json
 from ...runtime.ports import Open, Snapshot
+from .firestore_queries import QueryRunner
 
 IN_LIMIT = 30  # Firestore's most values in one `in` filter
 CACHE_ENTRIES = 10_000
@@ -36,12 +38,20 @@ def _seq(committed: Any, position: int) -> int:
 class FirestoreEventLog:
     deferred_claims = False
 
-    def __init__(self, project: str, prefix: str = "noetl", client: Any = None):
+    def __init__(
+        self,
+        project: str,
+        prefix: str = "noetl",
+        client: Any = None,
+        *,
+        shape_file: str | None = None,
+    ):
         from google.cloud import firestore
 
         self._client = client or firestore.Client(project=project)
         self._entries = self._client.collection(f"{prefix}_entries")
         self._halts = self._client.collection(f"{prefix}_halts")
+        self._queries = QueryRunner(prefix, shape_file)
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="noetl-firestore")
         # Entries are never updated: what this instance wrote or read stays true. A warm
         # chain reads its next command from here instead of Firestore.
@@ -88,11 +98,11 @@ class FirestoreEventLog:
 
     def _document(self, entry: Entry, position: int) -> dict[str, Any]:
         """The entry's document. Query fields are written only when they say something
-        (a step, a group, a nonzero delta, a true flag): every field is indexed, and the
-        emulator's commit time, like the index entries billed in production, grows with
-        them. Nothing is lost: an equality filter never asks for the missing value, the
-        deltas are left out only all together when all are 0, and `ix` is kept at 0 for
-        the first iteration.
+        (a step, a group, a nonzero delta, a true flag): every field but `data` is
+        indexed, and the emulator's commit time, like the index entries billed in
+        production, grows with them. Nothing is lost: an equality filter never asks for
+        the missing value, the deltas are left out only all together when all are 0, and
+        `ix` is kept at 0 for the first iteration.
         `committed` and `bi` are always written (queries order by them)."""
         from google.cloud import firestore
 
@@ -114,10 +124,11 @@ class FirestoreEventLog:
             # that have every summed field
             document.update(dc=entry.dc, da=entry.da, dj=entry.dj)
         if entry.jn:
-            # array-contains finds the batches that changed a join's upstream; the map
-            # holds each change (keys are digests: step names may hold any character)
-            keys = {_join_key(join): net for join, net in entry.jn.items()}
-            document.update(jn=sorted(keys), jv=keys)
+            # each change to a join's upstream under a key of that execution's join (a
+            # digest: step names may hold any character); a join's check sums the key
+            document["jv"] = {
+                _join_key(entry.execution_id, join): net for join, net in entry.jn.items()
+            }
         if entry.halt:
             document["halt"] = True
         if is_result(entry):
@@ -196,12 +207,12 @@ class FirestoreEventLog:
         self, execution_id: str, kind: str, *, step: str | None = None, group: str | None = None
     ) -> list[Entry]:
         query = self._where(execution_id, kind=kind, step=step, grp=group)
-        return sorted((self._decode(s) for s in query.stream()), key=lambda e: e.seq or 0)
+        found = (self._decode(s) for s in self._queries.stream(query))
+        return sorted(found, key=lambda e: e.seq or 0)
 
     def count(self, execution_id: str, kind: str, *, group: str | None = None) -> int:
         query = self._where(execution_id, kind=kind, grp=group)
-        result = query.count(alias="n").get()
-        return int(result[0][0].value)
+        return int(self._queries.aggregate(query.count(alias="n"))["n"])
 
     def _count_from(self, execution_id: str, group: str, from_index: int) -> int:
         from google.cloud.firestore_v1.base_query import FieldFilter
@@ -209,7 +220,7 @@ class FirestoreEventLog:
         query = self._where(execution_id, kind="done", grp=group)
         if from_index:
             query = query.where(filter=FieldFilter("ix", ">=", from_index))
-        return int(query.count(alias="n").get()[0][0].value)
+        return int(self._queries.aggregate(query.count(alias="n"))["n"])
 
     def open_work(
         self, execution_id: str, steps: Collection[str] | None = None, *, join: str | None = None
@@ -219,15 +230,16 @@ class FirestoreEventLog:
         if steps is not None and not steps:
             return Open()
         if join is not None:  # a join's upstream: only the batches that changed it
-            key = _join_key(join)
-            query = self._where(execution_id).where(filter=FieldFilter("jn", "array_contains", key))
-            got = query.sum(f"jv.{key}", alias="n").get()[0]
-            return Open(commands=int(got[0].value or 0))
+            # No filter: the key is this execution's own, so the field's automatic
+            # single-field index holds exactly those batches (a filter beside a sum
+            # would need a composite index per key, which no index file can declare).
+            summed = self._entries.sum(f"jv.{_join_key(execution_id, join)}", alias="n")
+            return Open(commands=int(self._queries.aggregate(summed)["n"] or 0))
         if steps is None:  # the whole execution: only batches that changed what is open
             query = self._where(execution_id, net=True)
             aggregation = query.sum("nc", alias="c").sum("na", alias="a").sum("nj", alias="j")
-            got = {r.alias: int(r.value or 0) for r in aggregation.get()[0]}
-            return Open(got.get("c", 0), got.get("a", 0), got.get("j", 0))
+            got = self._queries.aggregate(aggregation)
+            return Open(int(got["c"] or 0), int(got["a"] or 0), int(got["j"] or 0))
         chunks: list[list[str] | None] = [None]
         if steps is not None:
             names = sorted(steps)
@@ -238,8 +250,8 @@ class FirestoreEventLog:
             if chunk is not None:
                 query = query.where(filter=FieldFilter("step", "in", chunk))
             aggregation = query.sum("dc", alias="c").sum("da", alias="a").sum("dj", alias="j")
-            for result in aggregation.get()[0]:
-                totals[result.alias] += int(result.value or 0)
+            for alias, value in self._queries.aggregate(aggregation).items():
+                totals[alias] += int(value or 0)
         return Open(totals["c"], totals["a"], totals["j"])
 
     def halted(self, execution_id: str) -> bool:
@@ -247,19 +259,19 @@ class FirestoreEventLog:
 
     def last_result(self, execution_id: str) -> Entry | None:
         query = self._ordered(self._where(execution_id, resulting=True), descending=True)
-        found = [self._decode(s) for s in query.limit(1).stream()]
+        found = [self._decode(s) for s in self._queries.stream(query.limit(1))]
         return found[0] if found else None
 
     def entries(self, execution_id: str) -> list[Entry]:
-        return [self._decode(s) for s in self._ordered(self._where(execution_id)).stream()]
+        query = self._ordered(self._where(execution_id))
+        return [self._decode(s) for s in self._queries.stream(query)]
 
     def executions(self, limit: int = 20) -> list[Entry]:
         from google.cloud.firestore_v1.base_query import FieldFilter
 
         query = self._entries.where(filter=FieldFilter("kind", "==", "start"))
-        return [
-            self._decode(s) for s in self._ordered(query, descending=True).limit(limit).stream()
-        ]
+        newest = self._ordered(query, descending=True).limit(limit)
+        return [self._decode(s) for s in self._queries.stream(newest)]
 
     def find_execution(self, prefix: str) -> list[str]:
         from google.cloud.firestore_v1.base_query import FieldFilter
@@ -270,14 +282,14 @@ class FirestoreEventLog:
             .where(filter=FieldFilter("kind", "==", "start"))
             .limit(5)
         )
-        return [str((s.to_dict() or {}).get("execution_id")) for s in query.stream()]
+        return [str((s.to_dict() or {}).get("execution_id")) for s in self._queries.stream(query)]
 
     def close(self) -> None:
         self._client.close()
 
 
-def _join_key(join: str) -> str:
-    return "j" + ids.digest("join", join)[:16]
+def _join_key(execution_id: str, join: str) -> str:
+    return "j" + ids.digest("join", execution_id, join)
 
 
 def _nets(entries: Sequence[Entry]) -> dict[str, tuple[int, int, int]]:
