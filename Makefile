@@ -61,6 +61,7 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python bench/cloud.py
 	$(BIN)/python bench/coldstart.py
 	$(BIN)/python bench/worker_start.py
+	$(BIN)/python bench/lifecycle.py
 
 # The local Google Cloud stack with NoETL's functions; prints the environment to export.
 emulators: $(VENV)/.installed-dev

@@ -26,6 +26,7 @@ from . import settings
 from .errors import CatalogError, NoetlError, WorkloadError
 
 if TYPE_CHECKING:
+    from .engine.entries import Entry
     from .keychain import Credentials
     from .playbook.loader import LoadedPlaybook
     from .runtime.block import Runtime
@@ -121,27 +122,89 @@ def cmd_run(args: argparse.Namespace, conf: settings.Settings) -> int:
         execution_id = rt.start(loaded, workload)
         progress.started(execution_id, loaded)
         watcher = watch(rt, execution_id, progress) if remote else None
-        try:
-            terminal = rt.wait(execution_id, args.timeout)
-        except KeyboardInterrupt:
-            rt.cancel(execution_id, "interrupted in `noetl run`")
-            terminal = rt.wait(execution_id, 30)
-            print(f"noetl: interrupted; execution {execution_id} cancelled", file=sys.stderr)
-            return 130
-        if terminal is None:
-            print(
-                f"noetl: execution {execution_id} did not finish within {args.timeout}s; "
-                f"`noetl status {execution_id}` shows it",
-                file=sys.stderr,
-            )
-            rt.cancel(execution_id, "timed out waiting in `noetl run`")
-            return 1
+        terminal, why = await_end(rt, execution_id, args.timeout)
         if watcher is not None:
             watcher.join(timeout=5)
         if not remote and server is not None:
             server.stop()
+        if not remote:
+            tell_interrupted(rt)
+        if why:
+            said = f"did not finish within {args.timeout}s" if why == "timeout" else why
+            state = terminal.body.get("status") if terminal else "cancelling"
+            print(f"noetl: execution {execution_id} {said}; it is {state}", file=sys.stderr)
+            return 130 if why == "interrupted" else 1
+        assert terminal is not None
         print_result(rt, execution_id, terminal, as_json=args.json)
         return 0 if terminal.body.get("status") == "completed" else 1
+
+
+GRACE = 0.5  # seconds a cancelled execution's running blocks get before they are abandoned
+
+
+def await_end(rt: Runtime, execution_id: str, timeout: float | None) -> tuple[Entry | None, str]:
+    """Wait for the execution's terminal entry; (terminal, why the wait ended early: "",
+    "timeout" or "interrupted"). A timeout or Ctrl-C cancels the execution; once it is
+    cancelled (here or by another process), its blocks get `GRACE` seconds, then those
+    still running user code are abandoned (`Runtime.abandon`), so the CLI ends promptly
+    with the execution recorded as cancelled, whatever the code is doing."""
+    from .engine import entries as E
+
+    deadline = None if timeout is None else time.monotonic() + timeout
+    why, halted_at = "", None
+    while True:
+        try:
+            left = 0.25 if deadline is None else max(0.0, min(0.25, deadline - time.monotonic()))
+            terminal = rt.wait(execution_id, left)
+            if terminal is not None:
+                return terminal, why
+            now = time.monotonic()
+            if deadline is not None and now >= deadline and not why:
+                why = "timeout"
+                rt.cancel(execution_id, "timed out waiting in `noetl run`")
+            if halted_at is None and rt.log.get(E.cancel_id(execution_id)) is not None:
+                halted_at = now
+            if halted_at is not None and now - halted_at >= GRACE:
+                rt.abandon()
+                return rt.wait(execution_id, GRACE), why
+        except KeyboardInterrupt:
+            if not why:
+                why = "interrupted"
+                rt.cancel(execution_id, "interrupted in `noetl run`")
+
+
+def tell_interrupted(rt: Runtime) -> None:
+    from .runtime import recovery
+
+    left = recovery.interrupted(rt)
+    if left:
+        print(
+            f"noetl: {len(left)} interrupted execution(s) can be resumed: `noetl resume` "
+            f"(all) or `noetl resume {left[-1]}`; `noetl serve` resumes them itself",
+            file=sys.stderr,
+        )
+
+
+def cmd_resume(args: argparse.Namespace, conf: settings.Settings) -> int:
+    from .runtime import recovery
+    from .view import print_result, resolve_id
+
+    with runtime_for(args, conf) as rt:
+        wanted = [resolve_id(rt, args.execution)] if args.execution else recovery.interrupted(rt)
+        if not wanted:
+            print("noetl: no interrupted execution to resume", file=sys.stderr)
+            return 0
+        failed = 0
+        for execution_id in wanted:
+            delivered = recovery.resume(rt, execution_id)
+            print(f"resuming {execution_id}: {delivered} command(s) delivered", file=sys.stderr)
+            terminal, why = await_end(rt, execution_id, args.timeout)
+            if terminal is None:
+                print(f"noetl: execution {execution_id} {why or 'did not end'}", file=sys.stderr)
+                return 130 if why == "interrupted" else 1
+            print_result(rt, execution_id, terminal, as_json=args.json)
+            failed += terminal.body.get("status") != "completed"
+        return 1 if failed else 0
 
 
 def serve_callbacks(rt: Runtime, loaded: LoadedPlaybook) -> Any:
@@ -169,14 +232,38 @@ def cmd_serve(args: argparse.Namespace, conf: settings.Settings) -> int:
         print(
             f"noetl serve: {server.url}  (schedules of the catalog fire; Ctrl-C stops)", flush=True
         )
+        stop = threading.Event()
+        repairs = threading.Thread(target=repair, args=(rt, stop), name="noetl-repair")
+        repairs.start()
         try:
-            threading.Event().wait()
+            stop.wait()
         except KeyboardInterrupt:
             pass
         finally:
+            stop.set()
+            repairs.join()
             scheduler.stop()
             server.stop()
     return 0
+
+
+REPAIR_EVERY = 5.0  # seconds between `noetl serve`'s looks for interrupted executions
+
+
+def repair(rt: Runtime, stop: threading.Event) -> None:
+    """Resume every execution a crash interrupted (another process killed, or this
+    server's previous run), now and every `REPAIR_EVERY` seconds."""
+    from .runtime import recovery
+
+    while not stop.is_set():
+        for execution_id in recovery.interrupted(rt):
+            try:
+                delivered = recovery.resume(rt, execution_id)
+            except NoetlError as exc:  # taken by another process meanwhile, or unreadable
+                print(f"noetl serve: cannot resume {execution_id}: {exc.message}", flush=True)
+                continue
+            print(f"noetl serve: resumed {execution_id} ({delivered} commands)", flush=True)
+        stop.wait(REPAIR_EVERY)
 
 
 def cmd_schedules(args: argparse.Namespace, conf: settings.Settings) -> int:
@@ -320,11 +407,23 @@ def cmd_catalog(args: argparse.Namespace, conf: settings.Settings) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace, conf: settings.Settings) -> int:
+    from .engine import entries as E
+    from .runtime import recovery
     from .view import resolve_id
 
     with runtime_for(args, conf) as rt:
         execution_id = resolve_id(rt, args.execution)
+        ended = rt.log.get(E.terminal_id(execution_id))
+        if ended is not None:
+            print(f"noetl: execution {execution_id} already ended: {ended.body.get('status')}")
+            return 1
         rt.cancel(execution_id, args.reason)
+        if execution_id in recovery.interrupted(rt):  # nobody runs it: end it here
+            recovery.resume(rt, execution_id)
+            terminal, _ = await_end(rt, execution_id, 10 * GRACE)
+            state = terminal.body.get("status") if terminal else "cancelling"
+            print(f"execution {execution_id} {state}")
+            return 0
         print(f"cancel recorded for {execution_id}")
     return 0
 
@@ -352,6 +451,13 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print the result as JSON only")
     run.add_argument("--timeout", type=float, default=None, help="seconds to wait")
     run.set_defaults(func=cmd_run)
+    res = sub.add_parser(
+        "resume", help="finish executions a crash interrupted (all, or the one named)"
+    )
+    res.add_argument("execution", nargs="?")
+    res.add_argument("--json", action="store_true", help="print each result as JSON only")
+    res.add_argument("--timeout", type=float, default=None, help="seconds to wait for each")
+    res.set_defaults(func=cmd_resume, backend="embedded")
     val = sub.add_parser("validate", help="check playbook files")
     val.add_argument("files", nargs="+")
     val.set_defaults(func=cmd_validate)

@@ -7,11 +7,14 @@ from contextlib import contextmanager
 
 from .adapters.fsspec_payloads import FsspecPayloadStore
 from .adapters.inprocess import InProcessBus, InProcessTimer
+from .adapters.locks import ExecutionLocks
 from .adapters.sqlite_log import SqliteEventLog
 from .catalog import Catalog
 from .runtime.block import Runtime
 from .runtime.ports import SystemClock
 from .settings import Settings
+
+CLOSE_TIMEOUT = 0.5  # seconds running blocks get to finish when the runtime closes
 
 
 @contextmanager
@@ -21,6 +24,7 @@ def runtime(settings: Settings) -> Iterator[Runtime]:
     bus = InProcessBus(settings.workers)
     clock = SystemClock()
     timer = InProcessTimer(bus, clock.now)
+    owners = ExecutionLocks(settings.home / "running")
     rt = Runtime(
         log=log,
         bus=bus,
@@ -29,11 +33,13 @@ def runtime(settings: Settings) -> Iterator[Runtime]:
         clock=clock,
         settings=settings,
         catalog=Catalog(settings.catalog_path),
+        owners=owners,
     )
     bus.bind(rt.handle)
     try:
         yield rt
     finally:
         timer.close()
-        bus.close()
+        bus.close(0 if rt.abandoned else CLOSE_TIMEOUT)  # abandoned code never returns
         log.close()
+        owners.close()

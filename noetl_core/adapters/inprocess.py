@@ -5,13 +5,16 @@ Parallel branches and loop iterations really run at once on the pool; a retry de
 timer entry, not a sleeping worker. The pool starts with two threads per core: Python
 blocks contend for one interpreter lock, and more threads than that only add switching
 (measured: a 100-wide fan-out of trivial steps ran ~40% slower on 8 threads than on 2).
-When work waits in the queue while no running block has finished for 50 ms (the running
-blocks wait on I/O: HTTP, a database, a sleep), the pool grows, doubling up to its
-maximum, so I/O-bound fan-outs still get their concurrency; threads above the base
-exit after two idle seconds. A worker that publishes its block's successors runs the first
-one itself next, so a chain stays on one thread instead of handing each block over; it
-keeps one note per delivery (a worker that commits for others and publishes their
-successors wakes other workers for them).
+When work waits in the queue, no thread is free, the process used less than half a
+core over the last 10 ms and the watcher thread woke on time (the interpreter lock was
+free: the running blocks wait on I/O, HTTP, a database, a sleep), the pool adds a thread
+per queued note, up to its maximum: an I/O-bound parallel loop reaches its
+`max_in_flight` within a tick or two, while CPU-bound blocks, which keep the process
+busy, add no threads. When no block finished for 50 ms, it doubles. Threads above the
+base exit after two idle seconds. A worker that publishes its block's successors runs
+the first one itself next, so a chain stays on one thread instead of handing each block
+over; it keeps one note per delivery (a worker that commits for others and publishes
+their successors wakes other workers for them).
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ from ..runtime.ports import Note
 log = logging.getLogger(__name__)
 Handler = Callable[[Note], None]
 STARVED_AFTER = 0.05  # seconds without a finished block while work waits
+TICK = 0.01  # seconds between the pool watcher's looks at the CPU while work waits
+IO_BOUND = 0.5  # cores: using less while work waits, the running blocks wait on I/O
+LATE = 0.002  # seconds: the watcher woke later than that, a block was computing
 IDLE_RETIRE = 2.0  # seconds an extra thread may stay idle before it exits
 
 
@@ -121,21 +127,32 @@ class InProcessBus:
             log.exception("block for command %s failed outside the runtime", note.command_id)
 
     def _watch(self) -> None:
-        """Grow the pool while queued work starves behind slow (I/O-bound) blocks."""
+        """Grow the pool while queued work waits behind blocks that wait on I/O."""
         with self._cond:
+            cpu, at = time.process_time(), time.monotonic()
             while not self._closed:
                 if not self._queue or len(self._threads) >= self.max_workers:
                     self._cond.wait()
+                    cpu, at = time.process_time(), time.monotonic()
                     continue
-                waited = time.monotonic() - self._last_finish
-                if waited < STARVED_AFTER or self._idle:
-                    self._cond.wait(STARVED_AFTER)
+                asleep = time.monotonic()
+                notified = self._cond.wait(TICK)
+                now = time.monotonic()
+                if notified or now - at < TICK or not self._queue or self._idle:
+                    continue
+                busy = (time.process_time() - cpu) / (now - at)
+                cpu, at = time.process_time(), now
+                # A block computing holds the interpreter lock: this thread then wakes
+                # late. Blocks waiting on I/O leave it free, and use little CPU.
+                waiting_on_io = busy < IO_BOUND and now - asleep < TICK + LATE
+                if not waiting_on_io and now - self._last_finish < STARVED_AFTER:
                     continue
                 room = self.max_workers - len(self._threads)
-                grow = min(len(self._queue), len(self._threads), room)
-                for _ in range(max(1, grow)):
+                # waiting on I/O: a thread for each queued note; starved: double
+                wanted = len(self._queue) if waiting_on_io else len(self._threads)
+                for _ in range(max(1, min(wanted, room))):
                     self._spawn()
-                self._last_finish = time.monotonic()
+                self._last_finish = now
 
     @property
     def busy(self) -> int:
@@ -151,14 +168,17 @@ class InProcessBus:
         with self._cond:
             return self._cond.wait_for(lambda: not self._queue and not self._running, timeout)
 
-    def close(self) -> None:
-        self.wait_idle()
+    def close(self, timeout: float | None = None) -> None:
+        """Stop the pool once its work is done, or after `timeout` seconds: blocks still
+        running then (user code that does not return) are left to their daemon threads,
+        which end with the process; their executions are resumed elsewhere."""
+        self.wait_idle(timeout)
         with self._cond:
             self._closed = True
             self._cond.notify_all()
             self._has_work.notify_all()
         for thread in self._threads:
-            thread.join(timeout=5)
+            thread.join(timeout=0 if timeout is not None else 5)
         self._monitor.join(timeout=5)
 
 

@@ -45,6 +45,8 @@ CREATE INDEX IF NOT EXISTS entries_by_kind ON entries(execution_id, kind, grp);
 MIGRATE = "ALTER TABLE entries ADD COLUMN ix INTEGER"
 WAVE_INDEX = """CREATE INDEX IF NOT EXISTS entries_wave ON entries(execution_id, grp, ix)
     WHERE kind = 'done'"""
+LIFECYCLE_INDEX = """CREATE INDEX IF NOT EXISTS entries_lifecycle ON entries(kind, execution_id)
+    WHERE kind IN ('start', 'terminal')"""
 COLUMNS = "seq, id, execution_id, kind, step, grp, dc, da, dj, halt, resulting, data, ix"
 log = logging.getLogger(__name__)
 INSERT = f"INSERT INTO entries({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
@@ -105,6 +107,7 @@ class SqliteEventLog:
         if "ix" not in columns:
             self._writer.execute(MIGRATE)
         self._writer.execute(WAVE_INDEX)
+        self._writer.execute(LIFECYCLE_INDEX)
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
@@ -440,6 +443,15 @@ class SqliteEventLog:
 
     def executions(self, limit: int = 20) -> list[Entry]:
         return self._select("kind = 'start'", (), f"ORDER BY seq DESC LIMIT {int(limit)}")
+
+    def unfinished(self) -> list[str]:
+        """Executions started and not ended, oldest first (what a crash may have left)."""
+        self._own_writes()
+        rows = self._reader.execute(
+            "SELECT execution_id FROM entries WHERE kind = 'start' AND execution_id NOT IN"
+            " (SELECT execution_id FROM entries WHERE kind = 'terminal') ORDER BY seq"
+        )
+        return [r[0] for r in rows]
 
     def find_execution(self, prefix: str) -> list[str]:
         rows = self._reader.execute(

@@ -37,6 +37,8 @@ from .ports import Clock, CommandBus, EventLog, Note, PayloadStore, Snapshot, Ti
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
 
+    from ..adapters.locks import ExecutionLocks
+
 log = logging.getLogger(__name__)
 Listener = Callable[[Sequence[Entry]], None]
 
@@ -72,6 +74,7 @@ class Runtime(ExecutionCache):
         settings: Settings,
         catalog: Any = None,
         credentials: Credentials | None = None,
+        owners: ExecutionLocks | None = None,
     ):
         self.credentials = credentials or CredentialStore(
             settings.credentials_path, settings.credential_key
@@ -82,10 +85,13 @@ class Runtime(ExecutionCache):
         self.bus = bus
         self.timer = timer
         self.catalog = catalog
+        # embedded: which executions this process runs (`recovery`); the cloud has leases
+        self.owners = owners
+        self.abandoned = 0  # blocks closed while their code still runs (`abandon`)
         host = os.uname().nodename if hasattr(os, "uname") else os.environ.get("COMPUTERNAME", "")
         self.worker_id = f"{host or 'host'}-{os.getpid()}"
         self._side: ThreadPoolExecutor | None = None
-        self._running: set[tuple[str, int]] = set()
+        self._running: dict[tuple[str, int], str] = {}  # (command, attempt) -> execution
         self._local = threading.local()  # the block each worker thread runs (`_Tail`)
         self._listeners: list[Listener] = []
         self._terminal = threading.Condition()
@@ -138,8 +144,10 @@ class Runtime(ExecutionCache):
         # its blocks here will not parse the stored source again
         reach = self.blueprint(loaded).graph.reach
         batch = engine.start(execution_id, loaded.playbook, header, merged, parent, now)
+        owned = self.owners is None or self.owners.take(execution_id)
         new = self.append(batch, reach)
-        self.bus.publish(settle.issued_notes(batch))
+        if owned:  # else another live process started it and runs it
+            self.bus.publish(settle.issued_notes(batch))
         return execution_id, new
 
     # -- log writes, listeners, terminal waits ------------------------------------------
@@ -189,6 +197,8 @@ class Runtime(ExecutionCache):
     def on_terminal(self, ex: Execution, terminal: Entry) -> None:
         self.secret_cache.drop(ex.id)
         children.resume_parent(self, ex, terminal)
+        if self.owners is not None:
+            self.owners.release(ex.id)
 
     def wait(self, execution_id: str, timeout: float | None = None) -> Entry | None:
         """Block the caller (never a worker) until the execution's terminal entry exists."""
@@ -210,7 +220,7 @@ class Runtime(ExecutionCache):
         with self._lock:
             if key in self._running:
                 return
-            self._running.add(key)
+            self._running[key] = note.execution_id
         tail: _Tail | None = None
         try:
             try:
@@ -249,7 +259,7 @@ class Runtime(ExecutionCache):
                 end_block()
             if tail is None or not tail.handed:
                 with self._lock:
-                    self._running.discard(key)
+                    self._running.pop(key, None)
 
     def _report_failed(self, ex: Execution, command: Command, exc: Exception) -> None:
         masked = self.secret_cache.redactor(ex.id).text(f"{type(exc).__name__}: {exc}")
@@ -523,7 +533,7 @@ class Runtime(ExecutionCache):
         finally:
             self._local.tail = saved
             with self._lock:
-                self._running.discard(tail.key)
+                self._running.pop(tail.key, None)
 
     def _committed(self, ex: Execution, batch: Sequence[Entry], ok: bool) -> None:
         if not ok:
@@ -537,9 +547,15 @@ class Runtime(ExecutionCache):
         if head.step is not None:
             faults.point(self.settings, "recorded", head.step)
         self.bus.publish(settle.settle(self, ex, batch))
+        if head.step is not None:
+            faults.point(self.settings, "published", head.step)
 
     def resettle(self, ex: Execution, head: Entry) -> None:
         """Redo steps 7-8 for a record that is already in the log."""
+        self.bus.publish(self.resettled(ex, head))
+
+    def resettled(self, ex: Execution, head: Entry) -> list[Note]:
+        """Step 7 again for a record already in the log; the notes step 8 would publish."""
         made: list[Entry] = [head]
         for command_id in head.body.get("issued", ()):
             issued = self.log.get(E.issue_id(ex.id, command_id))
@@ -549,7 +565,7 @@ class Runtime(ExecutionCache):
             stored = self.log.get(entry_id)
             if stored is not None:
                 made.append(stored)
-        self.bus.publish(settle.settle(self, ex, made))
+        return list(settle.settle(self, ex, made))
 
     # -- services lent to tools ---------------------------------------------------------
 
@@ -576,6 +592,37 @@ class Runtime(ExecutionCache):
 
     def cancel(self, execution_id: str, reason: str = "cancelled by request") -> None:
         children.cancel(self, self.execution(execution_id), reason)
+
+    def abandon(self) -> int:
+        """Close as cancelled the blocks this process still runs for halted executions
+        (a cancel, a failure) because their user code does not return, so those
+        executions can end now; a block that returns later finds its record refused (ids
+        are created once) and changes nothing. Returns how many blocks were closed."""
+        from ..tools import isolate
+
+        with self._lock:
+            running = list(self._running.items())
+        error = {
+            "kind": "cancelled",
+            "code": "abandoned",
+            "retryable": False,
+            "message": "cancelled while its code was still running; the code was left behind",
+        }
+        closed = 0
+        for (command_id, attempt), execution_id in running:
+            if not self.log.halted(execution_id):
+                continue
+            isolate.stop(execution_id)
+            ex = self.execution(execution_id)
+            if self.log.get(E.done_id(ex.id, command_id)) is not None:
+                continue
+            command = self.command(ex, command_id)
+            claim = claims.claim(self, ex, command, attempt, 0)
+            closing = engine.close(command, attempt, "skipped", error, self.clock.now())
+            self.commit(ex, [*claim, closing])
+            closed += 1
+        self.abandoned += closed
+        return closed
 
 
 def child_execution_id(parent_execution_id: str, command_id: str, attempt: int) -> str:

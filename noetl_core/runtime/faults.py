@@ -1,10 +1,11 @@
-"""Fault injection for the fault tests of the cloud runtime (off unless configured).
+"""Fault injection for the fault tests of both runtimes (off unless configured).
 
 With `NOETL_FAULT_FILE` set, a test arms a fault by writing `<point>:<step>` into that
 file: the first block of that step to reach the point removes the file and makes its
 worker process die on the spot (`os._exit`). Points: `claimed` (claim recorded, tool not
 run), `executed` (tool ran, nothing recorded), `recorded` (record committed, successors
-not published). Without the file nothing happens (one stat per point).
+not published), `published` (successors published). Without the file nothing happens
+(one stat per point).
 """
 
 from __future__ import annotations

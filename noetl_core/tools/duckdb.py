@@ -2,7 +2,9 @@
 
 Fields: `query` or `command` (SQL text, one or more statements separated by `;`) or
 `commands` (a list of them); `database` (a file, created when missing; in memory by
-default); `params` (a list or a mapping, with a single statement only); `read_only`.
+default); `params` (a list or a mapping, with a single statement only); `read_only`;
+`timeout` (seconds, or `spec.timeout`): the running statement is interrupted then and the
+step fails with code `timeout` (retryable).
 
 Every earlier step on this path whose result is tabular (an Arrow table, a rowset, a list
 of records) is readable by the step's name: the names the SQL mentions (as written and
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +64,9 @@ def run(call: ToolCall) -> Any:
     import duckdb
 
     texts, params = _texts(call.fields), call.fields.get("params")
+    seconds = _timeout(call)
     con = _connect(duckdb, call.fields)
+    alarm = threading.Timer(seconds, con.interrupt) if seconds else None
     try:
         statements = _parse(duckdb, con, texts)
         if params is not None and len(statements) != 1:
@@ -71,9 +76,39 @@ def run(call: ToolCall) -> Any:
                 code="params_need_one_statement",
             )
         _register(duckdb, con, call, _names(duckdb, texts))
+        if alarm is not None:
+            alarm.start()
         return _execute(duckdb, con, statements, params)
+    except ToolError as exc:
+        if alarm is not None and exc.code == "InterruptException":
+            raise ToolError(
+                f"step {call.step}: timed out after {seconds:g} s (the statement was stopped)",
+                tool_kind="duckdb",
+                code="timeout",
+                retryable=True,
+            ) from None
+        raise
     finally:
+        if alarm is not None:
+            alarm.cancel()
         con.close()
+
+
+def _timeout(call: ToolCall) -> float | None:
+    raw = call.fields.get("timeout")
+    if raw is None:
+        return None
+    try:
+        seconds = float(raw)
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if not seconds > 0:
+        raise ToolError(
+            f"step {call.step}: `timeout` must be a positive number of seconds, got {raw!r}",
+            tool_kind="duckdb",
+            code="bad_timeout",
+        )
+    return seconds
 
 
 def _texts(fields: dict[str, Any]) -> list[str]:

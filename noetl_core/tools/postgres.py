@@ -61,7 +61,8 @@ CONNECTION_FIELDS: Mapping[str, tuple[str, ...]] = {
     "connect_timeout": ("connect_timeout",),
 }
 DEFAULT_CONNECT_TIMEOUT = 10
-RETRYABLE_STATES = frozenset({"40001", "40P01", "57014", "57P01", "57P03", "53300"})
+QUERY_CANCELED = "57014"
+RETRYABLE_STATES = frozenset({"40001", "40P01", QUERY_CANCELED, "57P01", "57P03", "53300"})
 AUTH_STATES = frozenset({"28P01", "28000"})
 SNIPPET = 160
 
@@ -569,7 +570,8 @@ def _statement_failure(
             snippet = snippet[: SNIPPET - 3] + "..."
         where = f"statement {index + 1} of {len(statements)} failed ({snippet})"
     if sqlstate:
-        code = sqlstate
+        # a statement stopped by its `timeout` (statement_timeout) fails like any timeout
+        code = "timeout" if sqlstate == QUERY_CANCELED else sqlstate
         retryable = sqlstate in RETRYABLE_STATES or sqlstate.startswith("08")
         text = f"{primary} (SQLSTATE {sqlstate})"
     else:

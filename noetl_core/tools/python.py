@@ -7,6 +7,12 @@ The result is, in order: a global `result` set by the code; else the return valu
 log. Code also comes from `script: {source: {type: inline|file, code|path}}`, and
 `libs: {alias: module}` imports modules into the code's globals (a list under `libs` names
 packages to install; this runtime does not install packages, so the list is ignored).
+
+Without a `timeout` (`spec.timeout` or the tool's own), the code runs in the worker's
+thread: no cost beyond the call. With one, it runs in a child process forked from a
+clean server process (`isolate`, ~5-10 ms per step on a 2-core machine), killed when the
+time is up: a thread running Python cannot be stopped, a process can. Anything the code
+raises, `SystemExit` and `KeyboardInterrupt` included, is the step's failure.
 """
 
 from __future__ import annotations
@@ -15,9 +21,11 @@ import builtins
 import hashlib
 import importlib
 import inspect
+import io
 import linecache
 import textwrap
 import traceback
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -84,30 +92,23 @@ def _compile(code: str, filename: str) -> tuple[Any, bool]:
 
 
 def run(call: ToolCall) -> Any:
+    """Run the step's code in this thread, or, with a `timeout`, in a process of its own
+    that is killed when the time is up (`isolate`)."""
     code = source_of(call.fields)
     filename = FILENAME.format(step=call.step, digest=hashlib.sha256(code.encode()).hexdigest()[:8])
-    scope: dict[str, Any] = {"__builtins__": builtins, "__name__": "__noetl_step__"}
     libs = call.fields.get("libs") or {}
-    for alias, module in libs.items() if isinstance(libs, dict) else ():
-        scope[alias] = importlib.import_module(module)
-    scope.update(call.input)
-    scope.update(input_data=dict(call.input), context=call.context or call.names)
-    before = scope.get("result", _UNSET)
-    try:
-        compiled, as_body = _compile(code, filename)
-        with stdout_to(call.log):
-            exec(compiled, scope)
-            result = _result(scope, before, as_body, call.input)
-    except ToolError:
-        raise
-    except SyntaxError as exc:
-        raise ToolError(
-            f"step {call.step}: Python syntax error at code line {exc.lineno}: {exc.msg}",
-            tool_kind="python",
-            code="SyntaxError",
-        ) from None
-    except Exception as exc:
-        raise _failure(call.step, exc, filename) from None
+    context = call.context or call.names
+    timeout = call.fields.get("timeout")
+    if timeout is not None:
+        from . import isolate
+
+        # the child gets copies: `context` (every name in scope) only if the code uses it
+        shared = dict(context) if "context" in code else {}
+        result = isolate.run(
+            call, _seconds(timeout, call.step), execute, code, filename, libs, shared
+        )
+    else:
+        result = execute(code, filename, call.step, libs, call.input, context, call.log)
     if isinstance(result, dict) and result.get("status") in ("failed", "error"):
         message = (
             result.get("message") or result.get("error") or "the code returned a failed status"
@@ -119,6 +120,54 @@ def run(call: ToolCall) -> Any:
             details={"data": result},
         )
     return result
+
+
+def execute(
+    code: str,
+    filename: str,
+    step: str,
+    libs: Any,
+    inputs: Mapping[str, Any],
+    context: Any,
+    log: io.StringIO,
+) -> Any:
+    """Run the code; any exception it raises, `SystemExit` and `KeyboardInterrupt`
+    included, becomes a ToolError (user code never ends the worker that runs it)."""
+    scope: dict[str, Any] = {"__builtins__": builtins, "__name__": "__noetl_step__"}
+    for alias, module in libs.items() if isinstance(libs, dict) else ():
+        scope[alias] = importlib.import_module(module)
+    scope.update(inputs)
+    scope.update(input_data=dict(inputs), context=context)
+    before = scope.get("result", _UNSET)
+    try:
+        compiled, as_body = _compile(code, filename)
+        with stdout_to(log):
+            exec(compiled, scope)
+            return _result(scope, before, as_body, dict(inputs))
+    except ToolError:
+        raise
+    except SyntaxError as exc:
+        raise ToolError(
+            f"step {step}: Python syntax error at code line {exc.lineno}: {exc.msg}",
+            tool_kind="python",
+            code="SyntaxError",
+        ) from None
+    except BaseException as exc:
+        raise _failure(step, exc, filename) from None
+
+
+def _seconds(value: Any, step: str) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if not seconds > 0:
+        raise ToolError(
+            f"step {step}: `timeout` must be a positive number of seconds, got {value!r}",
+            tool_kind="python",
+            code="bad_timeout",
+        )
+    return seconds
 
 
 def _result(scope: dict[str, Any], before: Any, as_body: bool, inputs: dict[str, Any]) -> Any:

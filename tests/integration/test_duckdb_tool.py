@@ -505,3 +505,19 @@ def test_parallel_iterations_each_open_their_own_connection(rt: Runtime) -> None
     assert payloads.load(rt.payloads, terminal.body["result"]) == [
         {"k": k, "n": 10_000, "s": sum(range(k, 80_000, 8))} for k in keys
     ]
+
+
+def test_a_statement_past_its_timeout_is_interrupted_as_a_retryable_timeout() -> None:
+    import time
+
+    started = time.monotonic()
+    with pytest.raises(ToolError) as failed:
+        duck.run(call({"query": "SELECT count(*) FROM range(100000000000)", "timeout": 0.3}))
+    assert time.monotonic() - started < 10
+    assert failed.value.code == "timeout" and failed.value.retryable is True
+    assert "timed out after 0.3 s" in failed.value.message
+    fast = duck.run(call({"query": "SELECT 42 AS answer", "timeout": 5}))
+    assert rows(fast) == [{"answer": 42}]
+    with pytest.raises(ToolError) as bad:
+        duck.run(call({"query": "SELECT 1", "timeout": -1}))
+    assert bad.value.code == "bad_timeout"

@@ -255,9 +255,9 @@ def test_base64_commands_and_autocommit(store: CredentialStore, table: str) -> N
     assert error.code == "25001"  # VACUUM cannot run inside a transaction block
 
 
-def test_a_statement_timeout_is_a_retryable_57014(store: CredentialStore) -> None:
+def test_a_statement_timeout_is_a_retryable_timeout(store: CredentialStore) -> None:
     error = failure({"auth": "pg_local", "command": "SELECT pg_sleep(5)", "timeout": 0.2}, store)
-    assert error.code == "57014" and error.retryable is True
+    assert error.code == "timeout" and error.retryable is True
     assert error.details["pg"]["sqlstate"] == "57014" and error.details["pg"]["statement"] == 0
 
 
