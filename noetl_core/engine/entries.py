@@ -5,7 +5,7 @@ that open or close work carry deltas of three counters, per `step`:
 
 | counter | opened by | closed by |
 |---|---|---|
-| `dc` commands | `command.issued` (+1) | `command.completed` / `command.failed` (-1) |
+| `dc` commands | `command.issued` (+1 each) | `command.completed` / `command.failed` (-1) |
 | `da` loop activations | the loop command's `command.issued` (+1) | `loop.done` (-1) |
 | `dj` join arrivals | an arrival at a join (+1) | the join's `command.issued` (-k) |
 
@@ -13,6 +13,13 @@ Summing deltas answers "is anything still in flight?" with one consistent read, 
 no shared counter to update (see ARCHITECTURE.md). A batch also carries, on its first
 entry, its net change of what is in flight upstream of each join (`jn`, see
 `join_nets`), so a log can answer a join's check from the few batches that changed it.
+
+Loop iterations are the one kind of command with no `issue` entry: the record that
+issues them (the loop's activation, for its first wave; an iteration, for the one
+`max_in_flight` after it) names them as a range, `body.iterations = [first, count]`,
+and counts them in its own `dc`. An iteration's command is derived from its id
+(`iteration_of`), its loop's command and the loop's items, so an activation is one
+entry however many iterations it starts.
 
 Entry kinds: start, issue, claim, done, attempt, pending, arrive, loopdone, terminal,
 cancel, signal (a thread of work ended: see `links`).
@@ -146,6 +153,29 @@ def issue_entry(command: Command, ts: float) -> Entry:
     )
 
 
+def iteration_id(activation_id: str, index: int) -> str:
+    """A loop iteration's command id: its loop command's id, then its index."""
+    return f"{activation_id}.{index}"
+
+
+def iteration_of(command_id: str) -> tuple[str, int] | None:
+    """(loop command id, index) of an iteration's command id; None for other commands
+    (their ids are `c` and hex digits)."""
+    activation, dot, index = command_id.rpartition(".")
+    return (activation, int(index)) if dot and index.isdigit() else None
+
+
+def issued_iterations(entry: Entry) -> list[str]:
+    """The ids of the loop iterations a record issued (`body.iterations`): an
+    activation's are its own command's, an iteration's its group's."""
+    span = entry.body.get("iterations")
+    if not span:
+        return []
+    activation = entry.group or entry.command_id or ""
+    first, count = span
+    return [iteration_id(activation, index) for index in range(first, first + count)]
+
+
 def issue_id(execution_id: str, command_id: str) -> str:
     return ids.entry(execution_id, "issue", command_id)
 
@@ -243,6 +273,20 @@ def expand(entry: Entry) -> list[dict[str, Any]]:
         if body.get("error") is not None and name in ERROR_EVENTS:
             event["error"] = body["error"]
         out.append(event)
+    for command_id in issued_iterations(entry):
+        out.append(
+            {
+                "execution_id": entry.execution_id,
+                "event_id": f"{entry.id}:{len(out)}",
+                "type": "command.issued",
+                "step": entry.step,
+                "command_id": command_id,
+                "attempt": 1,
+                "parent_execution_id": body.get("parent_execution_id"),
+                "timestamp": entry.ts,
+                "status": None,
+            }
+        )
     return out
 
 

@@ -3,16 +3,18 @@
 With `max_in_flight` M the activation issues iterations 0..M-1 and the record of
 iteration i issues iteration i+M, so no counter is shared; `loop.done` is one
 deterministic id, settled when every iteration has a done entry (sequential is M = 1).
-A failed iteration halts the execution unless the loop step has recovery arcs; then
-the loop runs to the end and `loop.done` reports `call.error` to those arcs.
+Iterations are issued by range (`body.iterations`, see `entries`): their commands are
+never stored, so an activation is one entry whatever M, and an iteration's record
+writes nothing for the next one but its index. A failed iteration halts the execution
+unless the loop step has recovery arcs; then the loop runs to the end and `loop.done`
+reports `call.error` to those arcs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .. import ids
 from . import entries as E
 from .decide import (
     DONE_ERROR,
@@ -33,44 +35,54 @@ from .scope import Patches, merge, with_ctx
 
 
 def iteration_command(
-    scene: Scene, activation: Command, index: int, item: Any, length: int, width: int
+    execution_id: str, loop: Command, index: int, item: Any, length: int, width: int
 ) -> Command:
-    frame = {**activation.frame, "iter": {"item": item, "index": index}}
+    """Iteration `index` of `loop` (the loop step's command): never stored, derived
+    wherever it is needed from the loop's command and items."""
+    frame = {**loop.frame, "iter": {"item": item, "index": index}}
     return Command(
-        id=ids.command(scene.execution_id, activation.step, activation.id, index),
-        execution_id=scene.execution_id,
-        step=activation.step,
+        id=E.iteration_id(loop.id, index),
+        execution_id=execution_id,
+        step=loop.step,
         kind="iteration",
         frame=frame,
-        parent=activation.id,
-        activation=activation.id,
+        parent=loop.id,
+        activation=loop.id,
         index=index,
         length=length,
         width=width,
     )
 
 
-def iteration_done_ids(execution_id: str, step: str, activation_id: str, length: int) -> list[str]:
+def iteration_done_ids(execution_id: str, activation_id: str, length: int) -> list[str]:
     """The ids of a loop's iteration records, in index order (ids are deterministic)."""
-    return [
-        E.done_id(execution_id, ids.command(execution_id, step, activation_id, index))
-        for index in range(length)
-    ]
+    return [E.done_id(execution_id, E.iteration_id(activation_id, i)) for i in range(length)]
 
 
 def activate(
     scene: Scene,
     command: Command,
     attempt: int,
-    items: Sequence[Any],
+    length: int,
     items_ref: dict[str, Any],
     names: Mapping[str, Any],
     empty_view: Any = None,
 ) -> list[Entry]:
-    """Record a loop's activation: iterations 0..M-1, or `loop.done` at once if empty."""
+    """Record a loop's activation: iterations 0..M-1 as one range (one entry, whatever
+    M), or `loop.done` at once if there are no items."""
     step = scene.step(command.step)
     assert step.loop is not None
-    length, width = len(items), step.loop.width
+    width = step.loop.width
+    first_wave = min(width, length)
+    body: dict[str, Any] = {
+        "status": "ok",
+        "loop": {"length": length, "width": width},
+        "items": items_ref,
+        "result": None,
+        "arcs": [],
+    }
+    if first_wave:
+        body["iterations"] = [0, first_wave]
     done = Entry(
         id=E.done_id(scene.execution_id, command.id),
         execution_id=scene.execution_id,
@@ -80,18 +92,10 @@ def activate(
         step=step.step,
         command_id=command.id,
         attempt=attempt,
-        body={
-            "status": "ok",
-            "loop": {"length": length, "width": width},
-            "items": items_ref,
-            "result": None,
-            "arcs": [],
-        },
+        dc=first_wave,
+        body=body,
     )
-    made = [
-        E.issue_entry(iteration_command(scene, command, i, items[i], length, width), scene.ts)
-        for i in range(min(width, length))
-    ]
+    made: list[Entry] = []
     if length == 0:
         outcome = Outcome("ok", result={"inline": []}, view=empty_view)
         made.extend(loop_done(scene, command, [], outcome, names))
@@ -105,8 +109,9 @@ def record_iteration(
     attempt: int,
     outcome: Outcome,
     names: Mapping[str, Any],
-    next_item: Callable[[int], Any] | None,
 ) -> list[Entry]:
+    """An iteration's record; unless it halts, it issues iteration index + M (its
+    `dc` then nets zero: one command closed, one opened)."""
     assert command.index is not None and command.length is not None and command.width is not None
     scope = {**names, **_local(step.step, outcome)}
     patches = _step_patches(step, outcome, scope) if outcome.ok else Patches()
@@ -114,6 +119,10 @@ def record_iteration(
     body = _done_body(outcome, patches, [], recovered=False)
     body["index"] = command.index
     body["wave"] = [command.length, command.width]  # settle reads the last wave only
+    following = command.index + command.width
+    issues_next = not halt and following < command.length
+    if issues_next:
+        body["iterations"] = [following, 1]
     done = Entry(
         id=E.done_id(scene.execution_id, command.id),
         execution_id=scene.execution_id,
@@ -123,35 +132,12 @@ def record_iteration(
         step=step.step,
         command_id=command.id,
         attempt=attempt,
-        dc=-1,
+        dc=0 if issues_next else -1,
         group=command.activation,
         halt=halt,
         body=body,
     )
-    made = []
-    following = command.index + command.width
-    if not halt and following < command.length and next_item is not None:
-        activation = Command(
-            command.activation or "",
-            scene.execution_id,
-            step.step,
-            "loop",
-            {k: v for k, v in command.frame.items() if k != "iter"},
-        )
-        made.append(
-            E.issue_entry(
-                iteration_command(
-                    scene,
-                    activation,
-                    following,
-                    next_item(following),
-                    command.length,
-                    command.width,
-                ),
-                scene.ts,
-            )
-        )
-    return with_issued(done, made)
+    return with_issued(done, [])
 
 
 def loop_done(

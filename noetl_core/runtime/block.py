@@ -221,13 +221,13 @@ class Runtime(ExecutionCache):
             snapshot = None
             if self.log.deferred_claims:
                 snapshot = self._snapshot(ex, note.command_id, note.attempt)
-                issued = snapshot.found.get(E.issue_id(ex.id, note.command_id))
+                found = snapshot.found
             else:  # a shared log claims first: the command alone is read before
-                issued = self.log.get(E.issue_id(ex.id, note.command_id))
-            if issued is None:
+                found = self.log.get_many(self.command_sources(ex, note.command_id))
+            command = self.command_in(ex, note.command_id, found)
+            if command is None:
                 log.warning("dropping a note for unknown command %s", note.command_id)
                 return
-            command = Command.from_dict(issued.body["command"])
             tail = self._local.tail = _Tail(ex, command, note.attempt, key)
             try:
                 if snapshot is None:
@@ -272,7 +272,7 @@ class Runtime(ExecutionCache):
     def _snapshot(self, ex: Execution, command_id: str, attempt: int) -> Snapshot:
         """One read of what deciding to run this attempt needs (and the command itself)."""
         wanted = [
-            E.issue_id(ex.id, command_id),
+            *self.command_sources(ex, command_id),
             E.done_id(ex.id, command_id),
             E.attempt_id(ex.id, command_id, attempt),
             E.pending_id(ex.id, command_id, attempt),
@@ -359,7 +359,7 @@ class Runtime(ExecutionCache):
         key = f"executions/{ex.id}/{step.step}/{command.id}/items"
         items_ref, _ = payloads.persist(self.payloads, items, key, self.settings.inline_limit)
         batch = engine.activate(
-            self.scene(ex), command, attempt, items, items_ref, names, ResultView([])
+            self.scene(ex), command, attempt, len(items), items_ref, names, ResultView([])
         )
         self.commit(ex, [*claim, *batch])
 
@@ -419,7 +419,6 @@ class Runtime(ExecutionCache):
                 attempt,
                 outcome,
                 names,
-                self._next_item(ex, command),
             )
         else:
             batch = engine.record(scene, command, attempt, outcome, names)
@@ -449,14 +448,6 @@ class Runtime(ExecutionCache):
             self.payloads, run.value, key, self.settings.inline_limit, select, redactor
         )
         return engine.Outcome("ok", result=ref, view=view, meta=meta, patches=run.patches)
-
-    def _next_item(self, ex: Execution, command: Command) -> Callable[[int], Any]:
-        def item(index: int) -> Any:
-            activation = self.log.get(E.done_id(ex.id, command.activation or ""))
-            assert activation is not None
-            return children.items_of(self, activation)[index]
-
-        return item
 
     def _fail_block(self, ex: Execution, command: Command, attempt: int, exc: Exception) -> None:
         error = {

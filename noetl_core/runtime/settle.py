@@ -27,11 +27,20 @@ if TYPE_CHECKING:
 
 
 def issued_notes(batch: Sequence[Entry]) -> list[Note]:
-    return [Note(e.execution_id, e.command_id or "") for e in batch if e.kind == "issue"]
+    """A note for each command the batch issued: its issue entries, and the loop
+    iterations its records issued by range."""
+    notes = []
+    for entry in batch:
+        if entry.kind == "issue":
+            notes.append(Note(entry.execution_id, entry.command_id or ""))
+        elif "iterations" in entry.body:
+            notes.extend(Note(entry.execution_id, i) for i in E.issued_iterations(entry))
+    return notes
 
 
 def _opens_work(batch: Sequence[Entry]) -> bool:
-    return any(e.dc > 0 or e.da > 0 or e.dj > 0 for e in batch)
+    """Whether the batch issued anything (an iteration issuing the next nets `dc` 0)."""
+    return any(e.dc > 0 or e.da > 0 or e.dj > 0 or "iterations" in e.body for e in batch)
 
 
 def settle(rt: Runtime, ex: Execution, batch: Sequence[Entry]) -> list[Note]:
@@ -161,7 +170,7 @@ def _iterations(rt: Runtime, ex: Execution, command: Command, activation: Entry)
     """The loop's iteration records in index order, read by id (most are in the log's
     entry cache: the blocks that wrote them ran here) in chunks, not by a query."""
     length = int(activation.body["loop"]["length"])
-    wanted = engine.iteration_done_ids(ex.id, command.step, command.id, length)
+    wanted = engine.iteration_done_ids(ex.id, command.id, length)
     found: dict[str, Entry] = {}
     for first in range(0, length, ITERATION_CHUNK):
         found.update(rt.log.get_many(wanted[first : first + ITERATION_CHUNK]))
