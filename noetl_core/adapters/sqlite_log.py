@@ -36,18 +36,16 @@ CREATE TABLE IF NOT EXISTS entries (
     dj INTEGER NOT NULL DEFAULT 0,
     halt INTEGER NOT NULL DEFAULT 0,
     resulting INTEGER NOT NULL DEFAULT 0,
-    data TEXT NOT NULL,
-    ix INTEGER
+    data TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS entries_by_kind ON entries(execution_id, kind, grp);
+DROP INDEX IF EXISTS entries_wave;
 """
-# Logs written before loop iterations carried their index in a column.
-MIGRATE = "ALTER TABLE entries ADD COLUMN ix INTEGER"
-WAVE_INDEX = """CREATE INDEX IF NOT EXISTS entries_wave ON entries(execution_id, grp, ix)
-    WHERE kind = 'done'"""
-COLUMNS = "seq, id, execution_id, kind, step, grp, dc, da, dj, halt, resulting, data, ix"
+# (`entries_wave` indexed loop iterations by index for counts no longer made; a log
+# written before keeps its unused `ix` column.)
+COLUMNS = "seq, id, execution_id, kind, step, grp, dc, da, dj, halt, resulting, data"
 log = logging.getLogger(__name__)
-INSERT = f"INSERT INTO entries({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+INSERT = f"INSERT INTO entries({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
 
 
 def _row(entry: Entry) -> tuple[object, ...]:
@@ -63,7 +61,6 @@ def _row(entry: Entry) -> tuple[object, ...]:
         int(entry.halt),
         int(is_result(entry)),
         stored_json(entry),
-        entry.body.get("index") if entry.group is not None else None,
     )
 
 
@@ -101,10 +98,6 @@ class SqliteEventLog:
         self._known = KnownExecutions()
         self._writer = self._connect()
         self._writer.executescript(SCHEMA)
-        columns = {row[1] for row in self._writer.execute("PRAGMA table_info(entries)")}
-        if "ix" not in columns:
-            self._writer.execute(MIGRATE)
-        self._writer.execute(WAVE_INDEX)
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
@@ -369,39 +362,17 @@ class SqliteEventLog:
                     (execution_id,),
                 )
                 for entry_id, seq, step, dc, da, dj, halt, resulting in rows:
-                    found.add(entry_id, seq, step, (dc, da, dj), bool(halt), bool(resulting), None)
+                    found.add(entry_id, seq, step, (dc, da, dj), bool(halt), bool(resulting))
                 self._known.put(execution_id, found)
         return found
 
-    def _wave(self, known: Known, execution_id: str, group: str, first: int) -> int:
-        """Done iterations of a loop from index `first` on (an index range, not a scan)."""
-        key = (group, first)
-        if key not in known.waves:
-            with self._writer_held():
-                if key not in known.waves:
-                    known.waves[key] = int(
-                        self._writer.execute(
-                            "SELECT count(*) FROM entries WHERE execution_id = ?"
-                            " AND kind = 'done' AND grp = ? AND ix >= ?",
-                            (execution_id, group, first),
-                        ).fetchone()[0]
-                    )
-        return known.waves[key]
-
-    def snapshot(
-        self,
-        execution_id: str,
-        entry_ids: Sequence[str] = (),
-        group: str | None = None,
-        from_index: int = 0,
-    ) -> Snapshot:
+    def snapshot(self, execution_id: str, entry_ids: Sequence[str] = ()) -> Snapshot:
         known = self._known_of(execution_id)
         found, missing = self._cached(entry_ids)
         stored = [i for i in missing if i in known.ids]
         if stored:
             found.update(self.get_many(stored))
-        count = self._wave(known, execution_id, group, from_index) if group is not None else 0
-        return Snapshot(found, known.halted, count)
+        return Snapshot(found, known.halted)
 
     def find(
         self, execution_id: str, kind: str, *, step: str | None = None, group: str | None = None

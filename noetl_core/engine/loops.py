@@ -8,13 +8,19 @@ never stored, so an activation is one entry whatever M, and an iteration's recor
 writes nothing for the next one but its index. A failed iteration halts the execution
 unless the loop step has recovery arcs; then the loop runs to the end and `loop.done`
 reports `call.error` to those arcs.
+
+Once the last wave (iterations L-M..L-1) is done, every iteration is. The last wave is
+checked in buckets of `TALLY_WIDTH` (see `Tally`), so no check reads more than that
+many entries, however wide the wave.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from .. import ids
 from . import entries as E
 from .decide import (
     DONE_ERROR,
@@ -180,3 +186,86 @@ def loop_done(
     arc_sets: dict[str, Any] = {}
     made = successors(scene, step, activation.id, chosen, frame, scope, tries, arc_sets)
     return with_issued(entry, made, tries, arc_sets, activation.links)
+
+
+TALLY_WIDTH = 16
+
+
+@dataclass(frozen=True)
+class Tally:
+    """A member of a loop's last-wave tally tree, just recorded: an iteration of the
+    last wave (level 0) or a `tally` entry (level >= 1), which says that a whole bucket
+    of the level below is done. Members of a level are grouped in buckets of
+    `TALLY_WIDTH`; after its record commits, a member reads its bucket's other members by
+    their deterministic ids. The one that finds them all (the bucket's last to commit
+    sees the others) writes its bucket's tally one level up, created once, or, at the
+    level with one bucket, settles `loop.done`. So each check reads at most
+    `TALLY_WIDTH - 1` entries, and a wave of W iterations adds about W / 15 tallies."""
+
+    activation: str
+    step: str
+    length: int
+    width: int
+    level: int
+    member: int
+
+    @property
+    def first(self) -> int:
+        """The last wave's first iteration index."""
+        return max(0, self.length - self.width)
+
+    def members(self, level: int) -> int:
+        count = self.length - self.first
+        for _ in range(level):
+            count = -(-count // TALLY_WIDTH)
+        return count
+
+    def member_id(self, execution_id: str, member: int) -> str:
+        if self.level == 0:
+            return E.done_id(execution_id, E.iteration_id(self.activation, self.first + member))
+        return tally_id(execution_id, self.activation, self.level, member)
+
+    def siblings(self, execution_id: str) -> list[str]:
+        """The ids of the other members of this member's bucket."""
+        start = self.member - self.member % TALLY_WIDTH
+        stop = min(start + TALLY_WIDTH, self.members(self.level))
+        return [self.member_id(execution_id, m) for m in range(start, stop) if m != self.member]
+
+    @property
+    def is_root(self) -> bool:
+        """Whether this member's bucket is the level's only one: the whole wave."""
+        return self.members(self.level) <= TALLY_WIDTH
+
+    def up(self, execution_id: str, ts: float) -> Entry:
+        """The tally entry of this member's bucket, one level up."""
+        level, bucket = self.level + 1, self.member // TALLY_WIDTH
+        return Entry(
+            id=tally_id(execution_id, self.activation, level, bucket),
+            execution_id=execution_id,
+            kind="tally",
+            events=(),
+            ts=ts,
+            step=self.step,
+            group=self.activation,
+            body={"level": level, "bucket": bucket, "wave": [self.length, self.width]},
+        )
+
+
+def tally_id(execution_id: str, activation_id: str, level: int, bucket: int) -> str:
+    return ids.entry(execution_id, "tally", activation_id, level, bucket)
+
+
+def tally_of(entry: Entry) -> Tally | None:
+    """The tally member an entry is: an iteration record of its loop's last wave, or a
+    tally entry; None for anything else."""
+    wave = entry.body.get("wave")
+    if entry.group is None or wave is None or entry.step is None:
+        return None
+    length, width = wave
+    if entry.kind == "tally":
+        level, member = entry.body["level"], entry.body["bucket"]
+        return Tally(entry.group, entry.step, length, width, level, member)
+    if entry.kind != "done" or entry.body["index"] + width < length:
+        return None  # an earlier wave's iteration: it issued the next one
+    member = entry.body["index"] - max(0, length - width)
+    return Tally(entry.group, entry.step, length, width, 0, member)

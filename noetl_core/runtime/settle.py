@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from .. import engine
 from ..engine import entries as E
+from ..engine import loops
 from ..engine.entries import Command, Entry
 from ..errors import ExecutionNotFound
 from . import payloads
@@ -50,14 +51,14 @@ def settle(rt: Runtime, ex: Execution, batch: Sequence[Entry]) -> list[Note]:
         current = queue.pop(0)
         if _nothing_to_settle(ex, current):
             continue
-        wave = _last_wave(current)
-        group, first = wave if wave is not None else (None, 0)
-        snapshot = rt.log.snapshot(ex.id, group=group, from_index=first)
+        tally = next((t for e in current if (t := loops.tally_of(e)) is not None), None)
+        siblings = tally.siblings(ex.id) if tally is not None else []
+        snapshot = rt.log.snapshot(ex.id, siblings)  # with the halt flag, one read
         if snapshot.halted:
             maybe_terminal(rt, ex, halted=True)
             continue
-        loops = _loops(rt, ex, current, wave, snapshot.done_in_group)
-        for made in loops + _joins(rt, ex, current):
+        tallied = _tallied(rt, ex, tally, len(snapshot.found) == len(siblings))
+        for made in tallied + _joins(rt, ex, current):
             notes.extend(issued_notes(made))
             queue.append(made)
         queue.extend(_signaled(rt, ex, current))
@@ -107,47 +108,28 @@ def _nothing_to_settle(ex: Execution, batch: Sequence[Entry]) -> bool:
         return False
     joins_below = ex.blueprint.graph.joins_below
     for entry in batch:
-        if entry.kind == "arrive" or entry.halt:
+        if entry.kind == "arrive" or entry.halt or loops.tally_of(entry) is not None:
             return False
         if entry.kind == "done" and entry.group is not None:
-            wave = entry.body.get("wave")
-            if wave is None or entry.body["index"] + wave[1] >= wave[0]:
-                return False
-            continue  # an earlier wave's iteration: its batch issued the next one
+            continue  # an earlier wave's iteration: it issued the next one
         if entry.kind in ("done", "loopdone") and joins_below.get(entry.step or ""):
             return False
     return True
 
 
-def _last_wave(batch: Sequence[Entry]) -> tuple[str, int] | None:
-    """(loop activation, first index of its last wave) when this batch recorded an
-    iteration of the last wave: with `max_in_flight` M over L items, iteration i issues
-    i + M, so once iterations L-M..L-1 are done every earlier one is. Only those can
-    finish a loop, and they count a bounded set: the done entries from L-M on."""
-    for entry in batch:
-        if entry.kind == "done" and entry.group is not None and "wave" in entry.body:
-            length, width = entry.body["wave"]
-            if entry.body["index"] + width >= length:
-                return entry.group, max(0, length - width)
-    return None
-
-
-def _loops(
-    rt: Runtime,
-    ex: Execution,
-    batch: Sequence[Entry],
-    wave: tuple[str, int] | None,
-    counted: int,
+def _tallied(
+    rt: Runtime, ex: Execution, tally: loops.Tally | None, complete: bool
 ) -> list[list[Entry]]:
-    """Settle the loop this batch recorded an iteration of its last wave of."""
-    if wave is None or not any(e.kind == "done" and e.group is not None for e in batch):
-        return []  # no iteration, or an earlier wave's: it issued the next one
-    group, first = wave
-    length = next(e.body["wave"][0] for e in batch if e.group == group and "wave" in e.body)
-    if counted < length - first:
+    """A bucket of the loop's last wave found complete: its tally one level up (settled
+    in turn), or, for the wave's last bucket, `loop.done`."""
+    if tally is None or not complete:
         return []
-    created = maybe_loop_done(rt, ex, group)
-    return [created] if created else []
+    if tally.is_root:
+        created = maybe_loop_done(rt, ex, tally.activation)
+        return [created] if created else []
+    up = [tally.up(ex.id, rt.clock.now())]
+    rt.append(up)  # created once: a settler that finds it stored goes on the same way
+    return [up]
 
 
 def maybe_loop_done(rt: Runtime, ex: Execution, activation_id: str) -> list[Entry] | None:
