@@ -118,6 +118,17 @@ class Command:
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=str, check_circular=False)
 
 
+# A value an entry holds by reference (runtime/payloads.spill): `{SPILLED: payload ref}`.
+SPILLED = "$payload"
+# The body fields that may hold values of any size, each stored by reference above the
+# inline limit; scope-version value nodes (`nodes[i].v`) go the same way.
+LARGE_FIELDS = ("workload", "source", "set", "arc_set", "policy_set")
+
+
+def is_spilled(value: Any) -> bool:
+    return type(value) is dict and len(value) == 1 and SPILLED in value
+
+
 def is_result(entry: Entry) -> bool:
     """A successful step record outside loop iterations (done or loop.done with a
     result): what a log's `last_result` answers, and an execution's result."""

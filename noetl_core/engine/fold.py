@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .entries import Command, Entry, issued_iterations
+from .entries import Command, Entry, is_spilled, issued_iterations
 from .scope import merge
 
 
@@ -156,11 +156,13 @@ def _done(state: State, entry: Entry) -> None:
 
 
 def _merge_sets(state: State, body: dict[str, Any]) -> None:
-    """What `set` (the step's, then its chosen arcs') changed in ctx, for display."""
-    ctx = body.get("set", {}).get("ctx")
+    """What `set` (the step's, then its chosen arcs') changed in ctx, for display (a
+    patch stored by reference is not shown)."""
+    step_set, arc_set = body.get("set", {}), body.get("arc_set", {})
+    ctx = None if is_spilled(step_set) else step_set.get("ctx")
     if ctx:
         state.ctx = merge(state.ctx, ctx)
-    for patch in body.get("arc_set", {}).values():
+    for patch in () if is_spilled(arc_set) else arc_set.values():
         state.ctx = merge(state.ctx, patch)
 
 

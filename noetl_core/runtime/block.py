@@ -169,7 +169,8 @@ class Runtime(ExecutionCache):
         folded = E.fold_claim(batch)
         if reach is None or reach:  # a block's own batch says when its playbook has no join
             folded = E.with_join_nets(reach_of, folded)
-        return [self._masked(e) for e in folded]
+        limit = self.settings.inline_limit
+        return [payloads.spill_entry(self.payloads, self._masked(e), limit) for e in folded]
 
     def _appended(self, batch: Sequence[Entry]) -> None:
         for entry in batch:

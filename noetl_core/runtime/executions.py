@@ -29,6 +29,8 @@ from .ports import Clock, EventLog, PayloadStore
 NODE_CACHE_ENTRIES = 4096
 EXECUTION_CACHE_ENTRIES = 1000
 ITEMS_CACHE_LOOPS = 256
+VALUE_CACHE_ENTRIES = 32
+_ABSENT = object()
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ class ExecutionCache:
         self._executions: OrderedDict[str, Execution] = OrderedDict()
         self._nodes: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
         self._items: OrderedDict[str, list[Any]] = OrderedDict()
+        self._values: OrderedDict[str, Any] = OrderedDict()
         self._lock = threading.Lock()
 
     def blueprint(self, loaded: LoadedPlaybook) -> Blueprint:
@@ -79,9 +82,11 @@ class ExecutionCache:
         with self._lock:
             blueprint = self._blueprints.get(header["playbook"]["digest"])
         if blueprint is None:
-            loaded = load_text(header["source"], header["playbook"].get("file") or "<stored>")
+            source = payloads.unspill(self.payloads, header["source"])
+            loaded = load_text(source, header["playbook"].get("file") or "<stored>")
             blueprint = self.blueprint(loaded)
-        found = Execution(execution_id, blueprint, header["workload"], header["parent"])
+        workload = payloads.unspill(self.payloads, header["workload"])
+        found = Execution(execution_id, blueprint, workload, header["parent"])
         with self._lock:
             self._executions[execution_id] = found
             if len(self._executions) > EXECUTION_CACHE_ENTRIES:
@@ -103,7 +108,24 @@ class ExecutionCache:
                 raise ExecutionNotFound(f"scope node {ref} is not in the event log")
             nodes = entry.body["nodes"]
             self._remember_nodes(entry_id, nodes)
-        return nodes[pos]
+        node = nodes[pos]
+        if E.is_spilled(node.get("v")):
+            return {"v": self._spilled_value(node["v"])}
+        return node
+
+    def _spilled_value(self, held: dict[str, Any]) -> Any:
+        """A value node's value, stored by reference: read once per process while in
+        use (a few at a time: they are large), by its digest."""
+        digest = held[E.SPILLED]["sha256"]
+        with self._lock:
+            found = self._values.get(digest, _ABSENT)
+        if found is _ABSENT:
+            found = payloads.unspill(self.payloads, held)
+            with self._lock:
+                self._values[digest] = found
+                if len(self._values) > VALUE_CACHE_ENTRIES:
+                    self._values.popitem(last=False)
+        return found
 
     def _remember_nodes(self, entry_id: str, nodes: list[dict[str, Any]]) -> None:
         with self._lock:

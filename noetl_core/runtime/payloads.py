@@ -4,16 +4,23 @@ A result reference is `{"inline": value}` for JSON up to the inline limit, else 
 payload store's reference (Arrow IPC for tables and lists of records, JSON otherwise),
 plus `select`: the top-level fields named by the step's `output.select`, kept inline.
 A pyarrow Table is always stored as Arrow, whatever its size, so it comes back a Table.
+
+Every other value an entry may hold at any size (the workload, the playbook's source,
+ctx values and `set` patches: `entries.LARGE_FIELDS` and scope-version value nodes) goes
+the same way above the same limit (`spill`), on every backend: entries stay small, so
+none nears Firestore's 1 MiB per document, and both backends take the same inputs.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import decimal
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..engine.entries import LARGE_FIELDS, SPILLED, Entry, is_spilled
 from ..redact import Redactor
 from ..templating import ResultView
 from ..tools.base import Rowset
@@ -166,3 +173,58 @@ def _typed(table: Any, schema: list[dict[str, str]] | None) -> Any:
         except (ValueError, TypeError, pa.ArrowException):
             columns.append(column)
     return pa.Table.from_arrays(columns, names=table.column_names)
+
+
+# -- other large values in entries ---------------------------------------------------------
+
+
+def spill(store: PayloadStore, value: Any, prefix: str, limit: int) -> Any:
+    """`value` as an entry holds it: itself when its JSON is at most `limit` bytes, else
+    `{"$payload": ref}`. The key is the value's digest: the same value is one object,
+    and a retried block writes again exactly what it wrote."""
+    if value is None or type(value) in (bool, int, float) or is_spilled(value):
+        return value
+    text = to_json(value)
+    if len(text) <= limit:
+        return value
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    return {SPILLED: store.put(f"{prefix}/{digest}", value, tabular=False)}
+
+
+def unspill(store: PayloadStore, value: Any) -> Any:
+    """The value an entry holds, read back from the payload store if it was spilled."""
+    return store.get(value[SPILLED]) if is_spilled(value) else value
+
+
+def spill_entry(store: PayloadStore, entry: Entry, limit: int) -> Entry:
+    """The entry with its large fields and value nodes over `limit` by reference."""
+    body = entry.body
+    prefix = f"executions/{entry.execution_id}/values"
+    changed = {}
+    for field in LARGE_FIELDS:
+        if field in body and (held := spill(store, body[field], prefix, limit)) is not body[field]:
+            changed[field] = held
+    nodes = body.get("nodes") or ()
+    held_nodes = [_held_node(store, node, prefix, limit) for node in nodes]
+    if any(a is not b for a, b in zip(held_nodes, nodes, strict=True)):
+        changed["nodes"] = held_nodes
+    return entry.evolve(body={**body, **changed}) if changed else entry
+
+
+def _held_node(store: PayloadStore, node: dict[str, Any], prefix: str, limit: int) -> Any:
+    """A scope-version node as stored: a value node (`{"v": value}`, made for one value
+    over 512 bytes) holds its value by reference above `limit`."""
+    if "v" not in node:
+        return node
+    held = spill(store, node["v"], prefix, limit)
+    return node if held is node["v"] else {"v": held}
+
+
+def unspill_fields(store: PayloadStore, entry: Entry) -> Entry:
+    """The entry with its spilled `LARGE_FIELDS` read back (value nodes are read back
+    one by one, when a scope version reaches them)."""
+    spilled = [f for f in LARGE_FIELDS if is_spilled(entry.body.get(f))]
+    if not spilled:
+        return entry
+    restored = {f: unspill(store, entry.body[f]) for f in spilled}
+    return entry.evolve(body={**entry.body, **restored})

@@ -84,7 +84,7 @@ def _check(
 
 
 def _outcome(rt: Runtime, entry: Entry) -> engine.Outcome:
-    body = entry.body
+    body = payloads.unspill_fields(rt.payloads, entry).body
     patches = body.get("policy_set")
     return engine.Outcome(
         body["status"],
@@ -119,7 +119,7 @@ def _redo_loopdone(
 ) -> list[Entry]:
     command = rt.command(ex, entry.command_id or "")
     iterations = [
-        e
+        payloads.unspill_fields(rt.payloads, e)
         for e in by_id.values()
         if e.kind == "done" and e.group == command.id and (e.seq or 0) < (entry.seq or 0)
     ]

@@ -161,7 +161,7 @@ def _iterations(rt: Runtime, ex: Execution, command: Command, activation: Entry)
         raise ExecutionNotFound(
             f"execution {ex.id}: loop {command.step} has {missing} iteration records missing"
         )
-    return [found[i] for i in wanted]
+    return [payloads.unspill_fields(rt.payloads, found[i]) for i in wanted]
 
 
 def _loop_outcome(
