@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..engine.entries import Entry, is_result, stored_json
+from ..engine.entries import Entry, check_limits, is_result, stored_json
 from ..runtime.ports import Open, Snapshot
 from .sqlite_state import Known, KnownExecutions
 
@@ -48,20 +48,27 @@ log = logging.getLogger(__name__)
 INSERT = f"INSERT INTO entries({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
 
 
-def _row(entry: Entry) -> tuple[object, ...]:
-    return (
-        entry.id,
-        entry.execution_id,
-        entry.kind,
-        entry.step,
-        entry.group,
-        entry.dc,
-        entry.da,
-        entry.dj,
-        int(entry.halt),
-        int(is_result(entry)),
-        stored_json(entry),
-    )
+def _rows(entries: Sequence[Entry]) -> list[tuple[object, ...]]:
+    """The batch's rows, once it is known to fit the event log's limits (Firestore's,
+    held here too: both backends take the same batches)."""
+    stored = [stored_json(e) for e in entries]
+    check_limits(entries, stored)
+    return [
+        (
+            e.id,
+            e.execution_id,
+            e.kind,
+            e.step,
+            e.group,
+            e.dc,
+            e.da,
+            e.dj,
+            int(e.halt),
+            int(is_result(e)),
+            text,
+        )
+        for e, text in zip(entries, stored, strict=True)
+    ]
 
 
 @dataclass
@@ -197,7 +204,7 @@ class SqliteEventLog:
         if not entries:
             return True
         self._own_writes()
-        request = _Pending(entries, [_row(e) for e in entries])
+        request = _Pending(entries, _rows(entries))
         with self._queue_lock:
             self._queue.append(request)
         self._await(request)
@@ -215,7 +222,7 @@ class SqliteEventLog:
         worker start its next block while the commit of its last one waits for the disk,
         so concurrent blocks share one fsync: nothing is published or acknowledged before
         it is durable, so durability is that of `append`."""
-        request = _Pending(entries, [_row(e) for e in entries], then=then)
+        request = _Pending(entries, _rows(entries), then=then)
         mine = self._local.__dict__.setdefault("mine", [])
         mine.append(request)
         with self._queue_lock:

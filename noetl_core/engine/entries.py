@@ -33,6 +33,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .. import ids
+from ..errors import LimitError
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,44 @@ def is_result(entry: Entry) -> bool:
     if entry.body.get("status") != "ok" or entry.body.get("result") is None:
         return False
     return entry.kind == "loopdone" or (entry.kind == "done" and entry.group is None)
+
+
+# The event log's limits, Firestore's, held on every backend so that what the embedded
+# log takes the cloud takes too: an entry is one document (1 MiB, of which one field may
+# hold 1,048,487 bytes), a batch one commit (500 writes, a 10 MiB request). Values over
+# the inline limit are stored by reference, so only an entry holding many values at
+# once, or an inline limit set near these, comes near them.
+MAX_ENTRY_BYTES = 1_000_000
+MAX_BATCH_WRITES = 500
+MAX_BATCH_BYTES = 9_000_000
+
+
+def check_limits(entries: Sequence[Entry], stored: Sequence[str]) -> None:
+    """Raise `LimitError` naming the limit when a batch (`stored`: its entries'
+    `stored_json`) cannot be one commit: nothing of it is written."""
+    halts = len({e.execution_id for e in entries if e.halt})  # a halt marker each
+    if len(entries) + halts > MAX_BATCH_WRITES:
+        raise LimitError(
+            f"a batch of {len(entries) + halts:,} writes is over the event log's limit of "
+            f"{MAX_BATCH_WRITES} writes per commit (Firestore's)"
+        )
+    total = 0
+    for entry, text in zip(entries, stored, strict=True):
+        size = len(text) if text.isascii() else len(text.encode())
+        if size > MAX_ENTRY_BYTES:
+            what = f"the {entry.kind} entry" + (f" of step {entry.step}" if entry.step else "")
+            raise LimitError(
+                f"{what} is {size:,} bytes, over the event log's limit of "
+                f"{MAX_ENTRY_BYTES:,} bytes per entry (a Firestore document is at most 1 MiB; "
+                "values over NOETL_INLINE_LIMIT are stored by reference, so this entry "
+                "holds too many values inline at once)"
+            )
+        total += size
+    if total > MAX_BATCH_BYTES:
+        raise LimitError(
+            f"a batch of {total:,} bytes is over the event log's limit of "
+            f"{MAX_BATCH_BYTES:,} bytes per commit (Firestore's 10 MiB request)"
+        )
 
 
 def stored_json(entry: Entry) -> str:

@@ -23,7 +23,7 @@ from ..engine import entries as E
 from ..engine import versions
 from ..engine.entries import Command, Entry
 from ..engine.scope import merge
-from ..errors import ClaimConflict, ExecutionNotFound, NoetlError, WorkloadError
+from ..errors import ClaimConflict, ExecutionNotFound, LimitError, NoetlError, WorkloadError
 from ..keychain import CredentialStore, SecretCache
 from ..playbook.loader import LoadedPlaybook
 from ..settings import Settings
@@ -239,9 +239,11 @@ class Runtime(ExecutionCache):
                 raise
             except Exception as exc:  # a failure of the block itself, not of the tool
                 self._local.tail = None
-                if not self.log.deferred_claims:
+                if not self.log.deferred_claims and not isinstance(exc, LimitError):
                     self._report_failed(ex, command, exc)
                     raise  # redelivered; its release entry lets the next delivery take over
+                # recorded at once: on the embedded log nothing redelivers; a record over
+                # the log's limits would be over them on every delivery
                 self._block_failed(ex, command, note.attempt, exc)
         finally:
             self._local.tail = None
@@ -493,8 +495,8 @@ class Runtime(ExecutionCache):
         if tail is None or append_then is None:
             self._committed(ex, batch, self.log.append(batch))
             return
-        tail.handed = True
         append_then(batch, lambda ok, error: self._committed_later(ex, batch, ok, error, tail))
+        tail.handed = True  # not if append_then refused the batch (over the log's limits)
 
     def _committed_later(
         self,

@@ -20,7 +20,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..engine.entries import LARGE_FIELDS, SPILLED, Entry, is_spilled
+from ..engine.entries import LARGE_FIELDS, MAX_ENTRY_BYTES, SPILLED, Entry, is_spilled
 from ..redact import Redactor
 from ..templating import ResultView
 from ..tools.base import Rowset
@@ -95,8 +95,21 @@ def persist(
     if ref is None:
         ref = store.put(key, plain, tabular=False)
     if select and isinstance(plain, dict):
-        ref["select"] = {k: plain.get(k) for k in select}
+        ref["select"] = _selection(plain, select, limit)
     return ref, ResultView(plain, ref=ref, selected=ref.get("select"))
+
+
+def _selection(plain: dict[str, Any], select: Sequence[str], limit: int) -> dict[str, Any]:
+    """The fields `output.select` names, kept inline while together within `limit`: a
+    field left out is read from the stored result when a template uses it."""
+    kept: dict[str, Any] = {}
+    used = 0
+    for key in select:
+        size = len(to_json(plain.get(key)))
+        if used + size <= limit:
+            kept[key] = plain.get(key)
+            used += size
+    return kept
 
 
 def _persist_rowset(
@@ -177,16 +190,29 @@ def _typed(table: Any, schema: list[dict[str, str]] | None) -> Any:
 
 # -- other large values in entries ---------------------------------------------------------
 
+# What an entry's large fields and value nodes may hold inline together: half an entry
+# (`MAX_ENTRY_BYTES`), the rest left to what is bounded otherwise (an inline result, a
+# step's log tail, ...). Over it, the largest go by reference even under the limit: a
+# step setting twenty values of 60 KB each fits as one setting one of 1.2 MB does.
+INLINE_BUDGET = MAX_ENTRY_BYTES // 2
+
 
 def spill(store: PayloadStore, value: Any, prefix: str, limit: int) -> Any:
     """`value` as an entry holds it: itself when its JSON is at most `limit` bytes, else
-    `{"$payload": ref}`. The key is the value's digest: the same value is one object,
-    and a retried block writes again exactly what it wrote."""
-    if value is None or type(value) in (bool, int, float) or is_spilled(value):
+    `{"$payload": ref}` (see `_stored`)."""
+    if _plain_scalar(value) or is_spilled(value):
         return value
     text = to_json(value)
-    if len(text) <= limit:
-        return value
+    return value if len(text) <= limit else _stored(store, value, text, prefix)
+
+
+def _plain_scalar(value: Any) -> bool:
+    return value is None or type(value) in (bool, int, float)
+
+
+def _stored(store: PayloadStore, value: Any, text: str, prefix: str) -> dict[str, Any]:
+    """`{"$payload": ref}`, the value stored under its digest: the same value is one
+    object, and a retried block writes again exactly what it wrote."""
     digest = hashlib.sha256(text.encode()).hexdigest()
     return {SPILLED: store.put(f"{prefix}/{digest}", value, tabular=False)}
 
@@ -197,27 +223,27 @@ def unspill(store: PayloadStore, value: Any) -> Any:
 
 
 def spill_entry(store: PayloadStore, entry: Entry, limit: int) -> Entry:
-    """The entry with its large fields and value nodes over `limit` by reference."""
+    """The entry with its large fields and value nodes by reference: each one over
+    `limit`, then the largest while together they hold more than `INLINE_BUDGET`. Keys
+    of `held`: a field's name, or a value node's position."""
     body = entry.body
-    prefix = f"executions/{entry.execution_id}/values"
-    changed = {}
-    for field in LARGE_FIELDS:
-        if field in body and (held := spill(store, body[field], prefix, limit)) is not body[field]:
-            changed[field] = held
+    held: dict[str | int, Any] = {f: body[f] for f in LARGE_FIELDS if f in body}
     nodes = body.get("nodes") or ()
-    held_nodes = [_held_node(store, node, prefix, limit) for node in nodes]
-    if any(a is not b for a, b in zip(held_nodes, nodes, strict=True)):
-        changed["nodes"] = held_nodes
+    held.update((i, node["v"]) for i, node in enumerate(nodes) if "v" in node)
+    texts = {k: to_json(v) for k, v in held.items() if not _plain_scalar(v) and not is_spilled(v)}
+    inline = sum(len(t) for t in texts.values())
+    prefix = f"executions/{entry.execution_id}/values"
+    for where in sorted(texts, key=lambda k: len(texts[k]), reverse=True):
+        size = len(texts[where])
+        if size <= limit and inline <= INLINE_BUDGET:
+            break
+        held[where] = _stored(store, held[where], texts[where], prefix)
+        inline -= size
+    changed = {k: v for k, v in held.items() if isinstance(k, str) and v is not body[k]}
+    moved = {k: v for k, v in held.items() if isinstance(k, int) and v is not nodes[k]["v"]}
+    if moved:
+        changed["nodes"] = [{"v": moved[i]} if i in moved else n for i, n in enumerate(nodes)]
     return entry.evolve(body={**body, **changed}) if changed else entry
-
-
-def _held_node(store: PayloadStore, node: dict[str, Any], prefix: str, limit: int) -> Any:
-    """A scope-version node as stored: a value node (`{"v": value}`, made for one value
-    over 512 bytes) holds its value by reference above `limit`."""
-    if "v" not in node:
-        return node
-    held = spill(store, node["v"], prefix, limit)
-    return node if held is node["v"] else {"v": held}
 
 
 def unspill_fields(store: PayloadStore, entry: Entry) -> Entry:

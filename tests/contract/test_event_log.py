@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from noetl_core.adapters.sqlite_log import SqliteEventLog
-from noetl_core.engine.entries import Entry
+from noetl_core.engine.entries import MAX_BATCH_WRITES, MAX_ENTRY_BYTES, Entry
+from noetl_core.errors import LimitError
 from noetl_core.runtime.ports import EventLog
 
 pytestmark = pytest.mark.contract
@@ -67,6 +68,20 @@ def test_a_batch_with_a_taken_id_writes_nothing(log: EventLog) -> None:
     assert not log.append([entry("b"), entry("a"), entry("c")])
     assert log.get("b") is None and log.get("c") is None
     assert [e.id for e in log.entries("E1")] == ["a"]
+
+
+def test_a_batch_over_the_logs_limits_is_refused_whole_naming_the_limit(log: EventLog) -> None:
+    """Firestore's limits, held by every adapter: 500 writes per commit (a halt marker
+    is one), 1 MiB per document. Nothing of a refused batch is written, and the error
+    names the limit, not an emulator's message."""
+    wide = [entry(f"w{i}") for i in range(MAX_BATCH_WRITES)]
+    with pytest.raises(LimitError, match="limit of 500 writes per commit"):
+        log.append([*wide, entry("halting", halt=True)])
+    big = entry("big", step="s", body={"blob": "x" * MAX_ENTRY_BYTES})
+    with pytest.raises(LimitError, match=r"done entry of step s is 1,000,\d{3} bytes.*1,000,000"):
+        log.append([entry("small"), big])
+    assert log.entries("E1") == [] and not log.halted("E1")
+    assert log.append(wide)  # 500 writes: one commit
 
 
 def test_entries_come_back_in_commit_order(log: EventLog) -> None:

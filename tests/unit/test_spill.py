@@ -72,3 +72,14 @@ def test_set_patches_over_the_limit_go_by_reference(store: Any) -> None:
     held = payloads.spill_entry(store, entry(set=patch, arc_set={"0": {"a": 1}}), LIMIT)
     assert E.is_spilled(held.body["set"]) and held.body["arc_set"] == {"0": {"a": 1}}
     assert payloads.unspill_fields(store, held).body["set"] == patch
+
+
+def test_many_values_under_the_limit_still_fit_one_entry(store: Any) -> None:
+    """Twenty values of 60 KB (each under a 64 KiB limit) set at once: the largest go by
+    reference until what stays inline is within half an entry."""
+    nodes = [{"v": chr(97 + i) * 60_000} for i in range(20)]
+    held = payloads.spill_entry(store, entry(nodes=nodes), 64 * 1024)
+    apart = [n for n in held.body["nodes"] if E.is_spilled(n["v"])]
+    assert 10 <= len(apart) < 20
+    assert len(E.stored_json(held)) <= payloads.INLINE_BUDGET + 20 * 1000
+    assert [payloads.unspill(store, n["v"]) for n in held.body["nodes"]] == [n["v"] for n in nodes]

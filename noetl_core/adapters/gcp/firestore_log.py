@@ -20,7 +20,7 @@ from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 from ... import ids
-from ...engine.entries import Entry, is_result, stored_json
+from ...engine.entries import Entry, check_limits, is_result, stored_json
 from ...runtime.ports import Open, Snapshot
 
 IN_LIMIT = 30  # Firestore's most values in one `in` filter
@@ -64,10 +64,12 @@ class FirestoreEventLog:
 
         if not entries:
             return True
+        stored = [stored_json(e) for e in entries]
+        check_limits(entries, stored)  # else Firestore refuses it, naming its own limits
         batch = self._client.batch()
         nets = _nets(entries)
-        for position, entry in enumerate(entries):
-            document = self._document(entry, position)
+        for position, (entry, text) in enumerate(zip(entries, stored, strict=True)):
+            document = self._document(entry, position, text)
             net = nets.pop(entry.execution_id, None)
             if net is not None:  # on the batch's first entry of its execution
                 document.update(net=True, nc=net[0], na=net[1], nj=net[2])
@@ -84,7 +86,7 @@ class FirestoreEventLog:
         self._remember(e.with_seq(_seq(committed, i)) for i, e in enumerate(entries))
         return True
 
-    def _document(self, entry: Entry, position: int) -> dict[str, Any]:
+    def _document(self, entry: Entry, position: int, data: str) -> dict[str, Any]:
         """The entry's document. Query fields are written only when they say something
         (a step, a group, a nonzero delta, a true flag): every field is indexed, and the
         emulator's commit time, like the index entries billed in production, grows with
@@ -98,7 +100,7 @@ class FirestoreEventLog:
             "kind": entry.kind,
             "committed": firestore.SERVER_TIMESTAMP,
             "bi": position,
-            "data": stored_json(entry),
+            "data": data,
         }
         if entry.step is not None:
             document["step"] = entry.step
