@@ -26,6 +26,8 @@ The Google client libraries read their emulator variables (`PUBSUB_EMULATOR_HOST
 `FIRESTORE_EMULATOR_HOST`, `STORAGE_EMULATOR_HOST`) themselves;
 `SECRET_MANAGER_EMULATOR_HOST` is read here for the Secret Manager provider, and
 `STORAGE_EMULATOR_HOST` also here, to talk to the emulator without credentials.
+`noetl --target emulators` reads the Pub/Sub and Firestore ones here too, to say in one
+line when the stack is not there.
 
 Keychain entries with `provider: env` read the variables they name through `environ()`.
 
@@ -58,6 +60,8 @@ class Settings:
     max_deliveries: int = 5
     secret_manager_host: str | None = None
     storage_emulator_host: str | None = None
+    pubsub_emulator_host: str | None = None
+    firestore_emulator_host: str | None = None
     fault_file: str | None = None
     callback_key: str | None = None
     callback_url: str | None = None
@@ -128,6 +132,8 @@ def load(env: dict[str, str] | None = None) -> Settings:
         max_deliveries=_int(source, "NOETL_MAX_DELIVERIES", 5),
         secret_manager_host=source.get("SECRET_MANAGER_EMULATOR_HOST") or None,
         storage_emulator_host=source.get("STORAGE_EMULATOR_HOST") or None,
+        pubsub_emulator_host=source.get("PUBSUB_EMULATOR_HOST") or None,
+        firestore_emulator_host=source.get("FIRESTORE_EMULATOR_HOST") or None,
         fault_file=source.get("NOETL_FAULT_FILE") or None,
         callback_key=source.get("NOETL_CALLBACK_KEY") or None,
         callback_url=source.get("NOETL_CALLBACK_URL") or None,
