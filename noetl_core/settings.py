@@ -3,7 +3,7 @@
 | variable | default | what it does |
 |---|---|---|
 | `NOETL_HOME` | `./.noetl` | where the embedded runtime keeps its log, payloads, catalog |
-| `NOETL_INLINE_LIMIT` | `65536` | results whose JSON is larger (bytes) go to the payload store |
+| `NOETL_INLINE_LIMIT` | `65536` | values (results, ctx, workload) over it (bytes) go by reference |
 | `NOETL_WORKERS` | `64` | most threads of the in-process bus (two per core, more under I/O) |
 | `NOETL_LEASE_SECONDS` | `300` | how long a claim on a command stays alive |
 | `NOETL_SQLITE_SYNC` | `FULL` | SQLite `synchronous` pragma for the event log (FULL or NORMAL) |
