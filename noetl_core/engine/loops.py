@@ -198,9 +198,10 @@ class Tally:
     of the level below is done. Members of a level are grouped in buckets of
     `TALLY_WIDTH`; after its record commits, a member reads its bucket's other members by
     their deterministic ids. The one that finds them all (the bucket's last to commit
-    sees the others) writes its bucket's tally one level up, created once, or, at the
-    level with one bucket, settles `loop.done`. So each check reads at most
-    `TALLY_WIDTH - 1` entries, and a wave of W iterations adds about W / 15 tallies."""
+    sees the others) writes its bucket's tally one level up, created once (read in the
+    same round trip: members committed together all find the bucket complete), or, at
+    the level with one bucket, settles `loop.done`. So each check reads at most
+    `TALLY_WIDTH` entries, and a wave of W iterations adds about W / 15 tallies."""
 
     activation: str
     step: str
@@ -236,11 +237,20 @@ class Tally:
         """Whether this member's bucket is the level's only one: the whole wave."""
         return self.members(self.level) <= TALLY_WIDTH
 
+    def reads(self, execution_id: str) -> list[str]:
+        """What a check reads: the bucket's other members and, below the root, the
+        bucket's tally (a member that finds it written goes on without writing it)."""
+        above = [] if self.is_root else [self.up_id(execution_id)]
+        return [*self.siblings(execution_id), *above]
+
+    def up_id(self, execution_id: str) -> str:
+        return tally_id(execution_id, self.activation, self.level + 1, self.member // TALLY_WIDTH)
+
     def up(self, execution_id: str, ts: float) -> Entry:
         """The tally entry of this member's bucket, one level up."""
         level, bucket = self.level + 1, self.member // TALLY_WIDTH
         return Entry(
-            id=tally_id(execution_id, self.activation, level, bucket),
+            id=self.up_id(execution_id),
             execution_id=execution_id,
             kind="tally",
             events=(),

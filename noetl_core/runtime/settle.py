@@ -9,7 +9,7 @@ creates is settled in turn. Returns the notes to publish.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from .. import engine
@@ -52,12 +52,12 @@ def settle(rt: Runtime, ex: Execution, batch: Sequence[Entry]) -> list[Note]:
         if _nothing_to_settle(ex, current):
             continue
         tally = next((t for e in current if (t := loops.tally_of(e)) is not None), None)
-        siblings = tally.siblings(ex.id) if tally is not None else []
-        snapshot = rt.log.snapshot(ex.id, siblings)  # with the halt flag, one read
+        reads = tally.reads(ex.id) if tally is not None else []
+        snapshot = rt.log.snapshot(ex.id, reads)  # with the halt flag, one read
         if snapshot.halted:
             maybe_terminal(rt, ex, halted=True)
             continue
-        tallied = _tallied(rt, ex, tally, len(snapshot.found) == len(siblings))
+        tallied = _tallied(rt, ex, tally, snapshot.found) if tally is not None else []
         for made in tallied + _joins(rt, ex, current):
             notes.extend(issued_notes(made))
             queue.append(made)
@@ -118,18 +118,21 @@ def _nothing_to_settle(ex: Execution, batch: Sequence[Entry]) -> bool:
 
 
 def _tallied(
-    rt: Runtime, ex: Execution, tally: loops.Tally | None, complete: bool
+    rt: Runtime, ex: Execution, tally: loops.Tally, found: Mapping[str, Entry]
 ) -> list[list[Entry]]:
-    """A bucket of the loop's last wave found complete: its tally one level up (settled
-    in turn), or, for the wave's last bucket, `loop.done`."""
-    if tally is None or not complete:
+    """When this member's bucket of the loop's last wave is complete (`found`: what
+    `Tally.reads` read), its tally one level up (settled in turn), or, for the wave's
+    last bucket, `loop.done`. A tally already written is settled again, not written:
+    its writer may have stopped before settling it."""
+    if any(i not in found for i in tally.siblings(ex.id)):
         return []
     if tally.is_root:
         created = maybe_loop_done(rt, ex, tally.activation)
         return [created] if created else []
-    up = [tally.up(ex.id, rt.clock.now())]
-    rt.append(up)  # created once: a settler that finds it stored goes on the same way
-    return [up]
+    up = found.get(tally.up_id(ex.id)) or tally.up(ex.id, rt.clock.now())
+    if up.id not in found:
+        rt.append([up])  # created once: a settler that finds it stored goes on the same
+    return [[up]]
 
 
 def maybe_loop_done(rt: Runtime, ex: Execution, activation_id: str) -> list[Entry] | None:

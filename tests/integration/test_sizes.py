@@ -251,7 +251,7 @@ workflow:
 def test_a_wide_loop_completes_with_its_join_once(runtime: Runtime, items: int, spec: str) -> None:
     """The activation is one entry however wide its first wave (Firestore takes 500
     writes per commit), its notes go out in Publish calls of at most 1,000, and the last
-    wave is settled through a tally tree that never reads more than 15 entries."""
+    wave is settled through a tally tree that never reads more than 16 entries."""
     started = time.monotonic()
     execution_id = runtime.start(load_text(wide_loop(items, spec)), {})
     got = result(runtime, finished(runtime, execution_id, 240))
