@@ -78,16 +78,10 @@ class CountingLog(FirestoreEventLog):
         self._add(reads=sum(1 for i in entry_ids if self._cached(i) is None))
         return super().get_many(entry_ids)
 
-    def snapshot(
-        self,
-        execution_id: str,
-        entry_ids: Sequence[str] = (),
-        group: str | None = None,
-        from_index: int = 0,
-    ) -> Snapshot:
-        # one batched get: each id and the halt marker is a document read; a count is 1
-        self._add(reads=len(entry_ids) + 1 + (1 if group else 0))
-        return super().snapshot(execution_id, entry_ids, group, from_index)
+    def snapshot(self, execution_id: str, entry_ids: Sequence[str] = ()) -> Snapshot:
+        # one batched get: each id not cached and the halt marker is a document read
+        self._add(reads=sum(1 for i in entry_ids if self._cached(i) is None) + 1)
+        return super().snapshot(execution_id, entry_ids)
 
     def find(
         self, execution_id: str, kind: str, *, step: str | None = None, group: str | None = None

@@ -14,10 +14,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .engine.entries import MAX_ENTRY_BYTES
 from .errors import CatalogError, PlaybookError
 from .playbook.loader import LoadedPlaybook, load_file, load_text
 
 _SEGMENT = re.compile(r"^[A-Za-z0-9_.-]+$")
+MAX_SOURCE_BYTES = MAX_ENTRY_BYTES
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,13 @@ class CatalogBase:
 
     def register_loaded(self, loaded: LoadedPlaybook) -> Registered:
         check_path(loaded.path)
+        size = len(loaded.source.encode())
+        if size > MAX_SOURCE_BYTES:  # one Firestore document per version: held everywhere
+            raise CatalogError(
+                f"playbook {loaded.path} is {size:,} bytes, over the catalog's limit of "
+                f"{MAX_SOURCE_BYTES:,} bytes per playbook (a Firestore document is at most "
+                "1 MiB); run the file itself instead (its source goes by reference)"
+            )
         existing = self.versions(loaded.path)
         if existing:
             latest = self.read(loaded.path, existing[-1])

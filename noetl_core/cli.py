@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import settings
-from .errors import CatalogError, NoetlError, WorkloadError
+from .errors import CatalogError, ConfigError, NoetlError, WorkloadError
 
 if TYPE_CHECKING:
     from .engine.entries import Entry
@@ -97,13 +97,67 @@ def runtime_for(args: argparse.Namespace, conf: settings.Settings) -> Iterator[R
         with embedded.runtime(conf) as rt:
             yield rt
         return
-    from . import cloud
-
-    rt = cloud.build(conf)
+    if args.backend == "emulators":
+        require_emulators(conf)
+    rt = build_remote(conf, args.backend)
     try:
         yield rt
     finally:
         rt.timer.close()  # type: ignore[attr-defined]
+
+
+STACK_HINT = "start the stack with `make emulators` and export the environment it prints"
+
+
+def require_emulators(conf: settings.Settings) -> None:
+    """Every emulator this client talks to is named and answers: else one line saying
+    which (Google's clients would look for credentials instead, or retry a closed port
+    for about a minute)."""
+    wanted = {
+        "FIRESTORE_EMULATOR_HOST": conf.firestore_emulator_host,
+        "PUBSUB_EMULATOR_HOST": conf.pubsub_emulator_host,
+    }
+    if conf.payload_url.startswith("gs://"):
+        wanted["STORAGE_EMULATOR_HOST"] = conf.storage_emulator_host
+    if conf.worker_url:
+        wanted["CLOUD_TASKS_EMULATOR_HOST"] = conf.tasks_emulator_host
+    missing = [name for name, host in wanted.items() if not host]
+    if missing:
+        raise ConfigError(f"--target emulators: {', '.join(missing)} not set; {STACK_HINT}")
+    for name, host in wanted.items():
+        if not _answers(str(host)):
+            raise ConfigError(
+                f"--target emulators: nothing answers at {name}={host}; is the emulator "
+                f"stack running? ({STACK_HINT})"
+            )
+
+
+def _answers(host: str, timeout: float = 2.0) -> bool:
+    """Whether a TCP connection to `host` (`host:port`, or a URL) opens."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(host if "://" in host else f"tcp://{host}")
+    try:
+        with socket.create_connection((parts.hostname or "", parts.port or 80), timeout):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def build_remote(conf: settings.Settings, backend: str) -> Runtime:
+    """The Google Cloud runtime's client, or one line when Google has no credentials."""
+    from google.auth.exceptions import DefaultCredentialsError
+
+    from . import cloud
+
+    try:
+        return cloud.build(conf)
+    except DefaultCredentialsError:
+        raise ConfigError(
+            f"--target {backend}: no Google credentials found (run `gcloud auth "
+            "application-default login` or set GOOGLE_APPLICATION_CREDENTIALS)"
+        ) from None
 
 
 def cmd_run(args: argparse.Namespace, conf: settings.Settings) -> int:

@@ -11,6 +11,7 @@
     ├── ExecutionNotFound           no execution with that id
     ├── WorkloadError               a workload that is not a JSON object
     ├── ConfigError                 a missing or malformed setting
+    ├── LimitError                  a record over the event log's size limits
     └── ClaimConflict (retryable)   another worker holds a live lease on the command
 
 Every error has a stable `code` (a short snake_case name) so that callers, policies and
@@ -144,6 +145,16 @@ class WorkloadError(NoetlError):
 
 class ConfigError(NoetlError):
     code = "invalid_config"
+
+
+class LimitError(NoetlError):
+    """A batch of entries over the event log's limits (the same on every backend)."""
+
+    code = "over_limit"
+
+    @property
+    def kind(self) -> str:
+        return "limit"
 
 
 class ClaimConflict(NoetlError):

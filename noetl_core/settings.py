@@ -3,7 +3,7 @@
 | variable | default | what it does |
 |---|---|---|
 | `NOETL_HOME` | `./.noetl` | where the embedded runtime keeps its log, payloads, catalog |
-| `NOETL_INLINE_LIMIT` | `65536` | results whose JSON is larger (bytes) go to the payload store |
+| `NOETL_INLINE_LIMIT` | `65536` | values (results, ctx, workload) over it (bytes) go by reference |
 | `NOETL_WORKERS` | `64` | most threads of the in-process bus (two per core, more under I/O) |
 | `NOETL_LEASE_SECONDS` | `300` | how long a claim on a command stays alive |
 | `NOETL_SQLITE_SYNC` | `FULL` | SQLite `synchronous` pragma for the event log (FULL or NORMAL) |
@@ -29,6 +29,8 @@ The Google client libraries read their emulator variables (`PUBSUB_EMULATOR_HOST
 `FIRESTORE_EMULATOR_HOST`, `STORAGE_EMULATOR_HOST`) themselves;
 `SECRET_MANAGER_EMULATOR_HOST` is read here for the Secret Manager provider, and
 `STORAGE_EMULATOR_HOST` also here, to talk to the emulator without credentials.
+`noetl --target emulators` reads the Pub/Sub and Firestore ones here too, to say in one
+line when the stack is not there.
 
 On Cloud Run (`K_SERVICE` set) nothing may fall back to a local value: `production_problems`
 lists every variable that is missing or still local (the project `noetl-local`, payloads
@@ -69,6 +71,8 @@ class Settings:
     max_deliveries: int = 5
     secret_manager_host: str | None = None
     storage_emulator_host: str | None = None
+    pubsub_emulator_host: str | None = None
+    firestore_emulator_host: str | None = None
     fault_file: str | None = None
     query_shape_file: str | None = None
     callback_key: str | None = None
@@ -141,6 +145,8 @@ def load(env: dict[str, str] | None = None) -> Settings:
         max_deliveries=_int(source, "NOETL_MAX_DELIVERIES", 5),
         secret_manager_host=source.get("SECRET_MANAGER_EMULATOR_HOST") or None,
         storage_emulator_host=source.get("STORAGE_EMULATOR_HOST") or None,
+        pubsub_emulator_host=source.get("PUBSUB_EMULATOR_HOST") or None,
+        firestore_emulator_host=source.get("FIRESTORE_EMULATOR_HOST") or None,
         fault_file=source.get("NOETL_FAULT_FILE") or None,
         query_shape_file=source.get("NOETL_QUERY_SHAPE_FILE") or None,
         callback_key=source.get("NOETL_CALLBACK_KEY") or None,

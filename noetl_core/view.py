@@ -175,7 +175,7 @@ def print_events(rt: Runtime, execution_id: str, *, as_json: bool) -> int:
                 continue
             first = first if first is not None else event["timestamp"]
             offset = (event["timestamp"] - first) * 1000
-            detail = _detail(entry, event["type"])
+            detail = _detail(entry, event)
             print(
                 f"{n:>5}  +{offset:>9.1f} ms  {event['type']:<20} {entry.step or '':<20} "
                 f"{'#' + str(entry.attempt) if entry.attempt else '':<4} {detail}"
@@ -183,12 +183,13 @@ def print_events(rt: Runtime, execution_id: str, *, as_json: bool) -> int:
     return 0
 
 
-def _detail(entry: Entry, event: str) -> str:
-    body = entry.body
+def _detail(entry: Entry, expanded: dict[str, Any]) -> str:
+    body, event = entry.body, expanded["type"]
     if event in ("call.error", "command.failed", "playbook.failed") and body.get("error"):
         return str(body["error"].get("message", ""))[:120]
-    if event == "command.issued" and body.get("command", {}).get("kind") == "iteration":
-        return f"iteration {body['command'].get('index')}"
+    iteration = E.iteration_of(expanded["command_id"] or "")
+    if event == "command.issued" and iteration is not None:
+        return f"iteration {iteration[1]}"
     if event == "call.done" and body.get("result"):
         ref = body["result"]
         if "inline" in ref:

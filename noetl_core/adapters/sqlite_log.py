@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..engine.entries import Entry, is_result, stored_json
+from ..engine.entries import Entry, check_limits, is_result, stored_json
 from ..runtime.ports import Open, Snapshot
 from .sqlite_state import Known, KnownExecutions
 
@@ -36,37 +36,41 @@ CREATE TABLE IF NOT EXISTS entries (
     dj INTEGER NOT NULL DEFAULT 0,
     halt INTEGER NOT NULL DEFAULT 0,
     resulting INTEGER NOT NULL DEFAULT 0,
-    data TEXT NOT NULL,
-    ix INTEGER
+    data TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS entries_by_kind ON entries(execution_id, kind, grp);
+DROP INDEX IF EXISTS entries_wave;
 """
-# Logs written before loop iterations carried their index in a column.
-MIGRATE = "ALTER TABLE entries ADD COLUMN ix INTEGER"
-WAVE_INDEX = """CREATE INDEX IF NOT EXISTS entries_wave ON entries(execution_id, grp, ix)
-    WHERE kind = 'done'"""
+# (`entries_wave` indexed loop iterations by index for counts no longer made; a log
+# written before keeps its unused `ix` column.)
 LIFECYCLE_INDEX = """CREATE INDEX IF NOT EXISTS entries_lifecycle ON entries(kind, execution_id)
     WHERE kind IN ('start', 'terminal')"""
-COLUMNS = "seq, id, execution_id, kind, step, grp, dc, da, dj, halt, resulting, data, ix"
+COLUMNS = "seq, id, execution_id, kind, step, grp, dc, da, dj, halt, resulting, data"
 log = logging.getLogger(__name__)
-INSERT = f"INSERT INTO entries({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+INSERT = f"INSERT INTO entries({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
 
 
-def _row(entry: Entry) -> tuple[object, ...]:
-    return (
-        entry.id,
-        entry.execution_id,
-        entry.kind,
-        entry.step,
-        entry.group,
-        entry.dc,
-        entry.da,
-        entry.dj,
-        int(entry.halt),
-        int(is_result(entry)),
-        stored_json(entry),
-        entry.body.get("index") if entry.group is not None else None,
-    )
+def _rows(entries: Sequence[Entry]) -> list[tuple[object, ...]]:
+    """The batch's rows, once it is known to fit the event log's limits (Firestore's,
+    held here too: both backends take the same batches)."""
+    stored = [stored_json(e) for e in entries]
+    check_limits(entries, stored)
+    return [
+        (
+            e.id,
+            e.execution_id,
+            e.kind,
+            e.step,
+            e.group,
+            e.dc,
+            e.da,
+            e.dj,
+            int(e.halt),
+            int(is_result(e)),
+            text,
+        )
+        for e, text in zip(entries, stored, strict=True)
+    ]
 
 
 @dataclass
@@ -103,10 +107,6 @@ class SqliteEventLog:
         self._known = KnownExecutions()
         self._writer = self._connect()
         self._writer.executescript(SCHEMA)
-        columns = {row[1] for row in self._writer.execute("PRAGMA table_info(entries)")}
-        if "ix" not in columns:
-            self._writer.execute(MIGRATE)
-        self._writer.execute(WAVE_INDEX)
         self._writer.execute(LIFECYCLE_INDEX)
 
     def _connect(self) -> sqlite3.Connection:
@@ -207,7 +207,7 @@ class SqliteEventLog:
         if not entries:
             return True
         self._own_writes()
-        request = _Pending(entries, [_row(e) for e in entries])
+        request = _Pending(entries, _rows(entries))
         with self._queue_lock:
             self._queue.append(request)
         self._await(request)
@@ -225,7 +225,7 @@ class SqliteEventLog:
         worker start its next block while the commit of its last one waits for the disk,
         so concurrent blocks share one fsync: nothing is published or acknowledged before
         it is durable, so durability is that of `append`."""
-        request = _Pending(entries, [_row(e) for e in entries], then=then)
+        request = _Pending(entries, _rows(entries), then=then)
         mine = self._local.__dict__.setdefault("mine", [])
         mine.append(request)
         with self._queue_lock:
@@ -372,39 +372,17 @@ class SqliteEventLog:
                     (execution_id,),
                 )
                 for entry_id, seq, step, dc, da, dj, halt, resulting in rows:
-                    found.add(entry_id, seq, step, (dc, da, dj), bool(halt), bool(resulting), None)
+                    found.add(entry_id, seq, step, (dc, da, dj), bool(halt), bool(resulting))
                 self._known.put(execution_id, found)
         return found
 
-    def _wave(self, known: Known, execution_id: str, group: str, first: int) -> int:
-        """Done iterations of a loop from index `first` on (an index range, not a scan)."""
-        key = (group, first)
-        if key not in known.waves:
-            with self._writer_held():
-                if key not in known.waves:
-                    known.waves[key] = int(
-                        self._writer.execute(
-                            "SELECT count(*) FROM entries WHERE execution_id = ?"
-                            " AND kind = 'done' AND grp = ? AND ix >= ?",
-                            (execution_id, group, first),
-                        ).fetchone()[0]
-                    )
-        return known.waves[key]
-
-    def snapshot(
-        self,
-        execution_id: str,
-        entry_ids: Sequence[str] = (),
-        group: str | None = None,
-        from_index: int = 0,
-    ) -> Snapshot:
+    def snapshot(self, execution_id: str, entry_ids: Sequence[str] = ()) -> Snapshot:
         known = self._known_of(execution_id)
         found, missing = self._cached(entry_ids)
         stored = [i for i in missing if i in known.ids]
         if stored:
             found.update(self.get_many(stored))
-        count = self._wave(known, execution_id, group, from_index) if group is not None else 0
-        return Snapshot(found, known.halted, count)
+        return Snapshot(found, known.halted)
 
     def find(
         self, execution_id: str, kind: str, *, step: str | None = None, group: str | None = None

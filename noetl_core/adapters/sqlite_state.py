@@ -3,10 +3,10 @@
 The embedded runtime is the only writer in its process. After one read of an
 execution's rows, every commit updates this state while the log's write lock is still
 held, so settling a block needs no read at all: whether an entry exists, the halt flag,
-the in-flight sums by step, a loop's done iterations in its last wave, the latest
-result. Another process's write (a `noetl cancel`, a second `noetl run` on the same
-home) moves the log's highest `seq` past the last one this process committed; the log
-then drops everything here and reads again on demand.
+the in-flight sums by step, the latest result. Another process's write (a `noetl
+cancel`, a second `noetl run` on the same home) moves the log's highest `seq` past the
+last one this process committed; the log then drops everything here and reads again on
+demand.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ class Known:
     ids: set[str] = field(default_factory=set)
     halted: bool = False
     open: dict[str | None, list[int]] = field(default_factory=dict)
-    waves: dict[tuple[str, int], int] = field(default_factory=dict)
     last_result: tuple[int, str] | None = None
 
     def add(
@@ -37,7 +36,6 @@ class Known:
         deltas: tuple[int, int, int],
         halt: bool,
         resulting: bool,
-        wave: tuple[str, int] | None,
     ) -> None:
         self.ids.add(entry_id)
         self.halted = self.halted or halt
@@ -47,11 +45,6 @@ class Known:
                 sums[i] += delta
         if resulting and (self.last_result is None or seq > self.last_result[0]):
             self.last_result = (seq, entry_id)
-        if wave is not None:
-            group, index = wave
-            for key in self.waves:
-                if key[0] == group and index >= key[1]:
-                    self.waves[key] += 1
 
     def open_work(self, steps: Collection[str] | None) -> Open:
         totals = [0, 0, 0]
@@ -85,11 +78,8 @@ class KnownExecutions:
         known = self._by_id.get(entry.execution_id)
         if known is None:
             return
-        wave = None
-        if entry.kind == "done" and entry.group is not None and "index" in entry.body:
-            wave = (entry.group, int(entry.body["index"]))
         deltas = (entry.dc, entry.da, entry.dj)
-        known.add(entry.id, seq, entry.step, deltas, entry.halt, resulting, wave)
+        known.add(entry.id, seq, entry.step, deltas, entry.halt, resulting)
 
     def clear(self) -> None:
         self._by_id.clear()

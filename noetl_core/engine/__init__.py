@@ -1,13 +1,20 @@
 """The pure engine: decisions from events, no I/O, no clock, no random ids."""
 
 from .decide import Outcome, Scene, close, join, record, start, terminal
-from .loops import activate, iteration_done_ids, loop_done, record_iteration
+from .loops import (
+    activate,
+    iteration_command,
+    iteration_done_ids,
+    loop_done,
+    record_iteration,
+)
 
 __all__ = [
     "Outcome",
     "Scene",
     "activate",
     "close",
+    "iteration_command",
     "iteration_done_ids",
     "join",
     "loop_done",

@@ -5,7 +5,7 @@ that open or close work carry deltas of three counters, per `step`:
 
 | counter | opened by | closed by |
 |---|---|---|
-| `dc` commands | `command.issued` (+1) | `command.completed` / `command.failed` (-1) |
+| `dc` commands | `command.issued` (+1 each) | `command.completed` / `command.failed` (-1) |
 | `da` loop activations | the loop command's `command.issued` (+1) | `loop.done` (-1) |
 | `dj` join arrivals | an arrival at a join (+1) | the join's `command.issued` (-k) |
 
@@ -13,6 +13,13 @@ Summing deltas answers "is anything still in flight?" with one consistent read, 
 no shared counter to update (see ARCHITECTURE.md). A batch also carries, on its first
 entry, its net change of what is in flight upstream of each join (`jn`, see
 `join_nets`), so a log can answer a join's check from the few batches that changed it.
+
+Loop iterations are the one kind of command with no `issue` entry: the record that
+issues them (the loop's activation, for its first wave; an iteration, for the one
+`max_in_flight` after it) names them as a range, `body.iterations = [first, count]`,
+and counts them in its own `dc`. An iteration's command is derived from its id
+(`iteration_of`), its loop's command and the loop's items, so an activation is one
+entry however many iterations it starts.
 
 Entry kinds: start, issue, claim, done, attempt, pending, arrive, loopdone, terminal,
 cancel, signal (a thread of work ended: see `links`).
@@ -26,6 +33,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .. import ids
+from ..errors import LimitError
 
 
 @dataclass(frozen=True)
@@ -111,12 +119,61 @@ class Command:
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=str, check_circular=False)
 
 
+# A value an entry holds by reference (runtime/payloads.spill): `{SPILLED: payload ref}`.
+SPILLED = "$payload"
+# The body fields that may hold values of any size, each stored by reference above the
+# inline limit; scope-version value nodes (`nodes[i].v`) go the same way.
+LARGE_FIELDS = ("workload", "source", "set", "arc_set", "policy_set")
+
+
+def is_spilled(value: Any) -> bool:
+    return type(value) is dict and len(value) == 1 and SPILLED in value
+
+
 def is_result(entry: Entry) -> bool:
     """A successful step record outside loop iterations (done or loop.done with a
     result): what a log's `last_result` answers, and an execution's result."""
     if entry.body.get("status") != "ok" or entry.body.get("result") is None:
         return False
     return entry.kind == "loopdone" or (entry.kind == "done" and entry.group is None)
+
+
+# The event log's limits, Firestore's, held on every backend so that what the embedded
+# log takes the cloud takes too: an entry is one document (1 MiB, of which one field may
+# hold 1,048,487 bytes), a batch one commit (500 writes, a 10 MiB request). Values over
+# the inline limit are stored by reference, so only an entry holding many values at
+# once, or an inline limit set near these, comes near them.
+MAX_ENTRY_BYTES = 1_000_000
+MAX_BATCH_WRITES = 500
+MAX_BATCH_BYTES = 9_000_000
+
+
+def check_limits(entries: Sequence[Entry], stored: Sequence[str]) -> None:
+    """Raise `LimitError` naming the limit when a batch (`stored`: its entries'
+    `stored_json`) cannot be one commit: nothing of it is written."""
+    halts = len({e.execution_id for e in entries if e.halt})  # a halt marker each
+    if len(entries) + halts > MAX_BATCH_WRITES:
+        raise LimitError(
+            f"a batch of {len(entries) + halts:,} writes is over the event log's limit of "
+            f"{MAX_BATCH_WRITES} writes per commit (Firestore's)"
+        )
+    total = 0
+    for entry, text in zip(entries, stored, strict=True):
+        size = len(text) if text.isascii() else len(text.encode())
+        if size > MAX_ENTRY_BYTES:
+            what = f"the {entry.kind} entry" + (f" of step {entry.step}" if entry.step else "")
+            raise LimitError(
+                f"{what} is {size:,} bytes, over the event log's limit of "
+                f"{MAX_ENTRY_BYTES:,} bytes per entry (a Firestore document is at most 1 MiB; "
+                "values over NOETL_INLINE_LIMIT are stored by reference, so this entry "
+                "holds too many values inline at once)"
+            )
+        total += size
+    if total > MAX_BATCH_BYTES:
+        raise LimitError(
+            f"a batch of {total:,} bytes is over the event log's limit of "
+            f"{MAX_BATCH_BYTES:,} bytes per commit (Firestore's 10 MiB request)"
+        )
 
 
 def stored_json(entry: Entry) -> str:
@@ -144,6 +201,29 @@ def issue_entry(command: Command, ts: float) -> Entry:
         group=command.activation,
         body={"command": command.to_dict()},
     )
+
+
+def iteration_id(activation_id: str, index: int) -> str:
+    """A loop iteration's command id: its loop command's id, then its index."""
+    return f"{activation_id}.{index}"
+
+
+def iteration_of(command_id: str) -> tuple[str, int] | None:
+    """(loop command id, index) of an iteration's command id; None for other commands
+    (their ids are `c` and hex digits)."""
+    activation, dot, index = command_id.rpartition(".")
+    return (activation, int(index)) if dot and index.isdigit() else None
+
+
+def issued_iterations(entry: Entry) -> list[str]:
+    """The ids of the loop iterations a record issued (`body.iterations`): an
+    activation's are its own command's, an iteration's its group's."""
+    span = entry.body.get("iterations")
+    if not span:
+        return []
+    activation = entry.group or entry.command_id or ""
+    first, count = span
+    return [iteration_id(activation, index) for index in range(first, first + count)]
 
 
 def issue_id(execution_id: str, command_id: str) -> str:
@@ -243,6 +323,20 @@ def expand(entry: Entry) -> list[dict[str, Any]]:
         if body.get("error") is not None and name in ERROR_EVENTS:
             event["error"] = body["error"]
         out.append(event)
+    for command_id in issued_iterations(entry):
+        out.append(
+            {
+                "execution_id": entry.execution_id,
+                "event_id": f"{entry.id}:{len(out)}",
+                "type": "command.issued",
+                "step": entry.step,
+                "command_id": command_id,
+                "attempt": 1,
+                "parent_execution_id": body.get("parent_execution_id"),
+                "timestamp": entry.ts,
+                "status": None,
+            }
+        )
     return out
 
 

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .entries import Command, Entry
+from .entries import Command, Entry, is_spilled, issued_iterations
 from .scope import merge
 
 
@@ -80,6 +80,8 @@ def apply(state: State, entry: Entry) -> None:
     state.execution_id = state.execution_id or entry.execution_id
     state.entries += 1
     state.events += len(entry.events)
+    if "iterations" in entry.body:
+        _issued_iterations(state, entry)
     state.open_commands += entry.dc
     state.open_loops += entry.da
     state.open_arrivals += entry.dj
@@ -100,6 +102,17 @@ def _issue(state: State, entry: Entry) -> None:
         command.id, command.step, command.kind, command.index, issued_seq=entry.seq
     )
     state.step(command.step)
+
+
+def _issued_iterations(state: State, entry: Entry) -> None:
+    """Loop iterations a record issued by range: a command each, as an issue entry
+    would have made (their `command.issued` events come from `entries.expand`)."""
+    first = entry.body["iterations"][0]
+    for index, command_id in enumerate(issued_iterations(entry), start=first):
+        state.commands[command_id] = CommandState(
+            command_id, entry.step or "", "iteration", index, issued_seq=entry.seq
+        )
+        state.events += 1
 
 
 def _claim(state: State, entry: Entry) -> None:
@@ -143,11 +156,13 @@ def _done(state: State, entry: Entry) -> None:
 
 
 def _merge_sets(state: State, body: dict[str, Any]) -> None:
-    """What `set` (the step's, then its chosen arcs') changed in ctx, for display."""
-    ctx = body.get("set", {}).get("ctx")
+    """What `set` (the step's, then its chosen arcs') changed in ctx, for display (a
+    patch stored by reference is not shown)."""
+    step_set, arc_set = body.get("set", {}), body.get("arc_set", {})
+    ctx = None if is_spilled(step_set) else step_set.get("ctx")
     if ctx:
         state.ctx = merge(state.ctx, ctx)
-    for patch in body.get("arc_set", {}).values():
+    for patch in () if is_spilled(arc_set) else arc_set.values():
         state.ctx = merge(state.ctx, patch)
 
 

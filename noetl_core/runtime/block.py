@@ -23,7 +23,7 @@ from ..engine import entries as E
 from ..engine import versions
 from ..engine.entries import Command, Entry
 from ..engine.scope import merge
-from ..errors import ClaimConflict, ExecutionNotFound, NoetlError, WorkloadError
+from ..errors import ClaimConflict, ExecutionNotFound, LimitError, NoetlError, WorkloadError
 from ..keychain import Credentials, CredentialStore, SecretCache
 from ..playbook.loader import LoadedPlaybook
 from ..settings import Settings
@@ -177,7 +177,8 @@ class Runtime(ExecutionCache):
         folded = E.fold_claim(batch)
         if reach is None or reach:  # a block's own batch says when its playbook has no join
             folded = E.with_join_nets(reach_of, folded)
-        return [self._masked(e) for e in folded]
+        limit = self.settings.inline_limit
+        return [payloads.spill_entry(self.payloads, self._masked(e), limit) for e in folded]
 
     def _appended(self, batch: Sequence[Entry]) -> None:
         for entry in batch:
@@ -231,13 +232,13 @@ class Runtime(ExecutionCache):
             snapshot = None
             if self.log.deferred_claims:
                 snapshot = self._snapshot(ex, note.command_id, note.attempt)
-                issued = snapshot.found.get(E.issue_id(ex.id, note.command_id))
+                found = snapshot.found
             else:  # a shared log claims first: the command alone is read before
-                issued = self.log.get(E.issue_id(ex.id, note.command_id))
-            if issued is None:
+                found = self.log.get_many(self.command_sources(ex, note.command_id))
+            command = self.command_in(ex, note.command_id, found)
+            if command is None:
                 log.warning("dropping a note for unknown command %s", note.command_id)
                 return
-            command = Command.from_dict(issued.body["command"])
             tail = self._local.tail = _Tail(ex, command, note.attempt, key)
             try:
                 if snapshot is None:
@@ -248,9 +249,11 @@ class Runtime(ExecutionCache):
                 raise
             except Exception as exc:  # a failure of the block itself, not of the tool
                 self._local.tail = None
-                if not self.log.deferred_claims:
+                if not self.log.deferred_claims and not isinstance(exc, LimitError):
                     self._report_failed(ex, command, exc)
                     raise  # redelivered; its release entry lets the next delivery take over
+                # recorded at once: on the embedded log nothing redelivers; a record over
+                # the log's limits would be over them on every delivery
                 self._block_failed(ex, command, note.attempt, exc)
         finally:
             self._local.tail = None
@@ -282,7 +285,7 @@ class Runtime(ExecutionCache):
     def _snapshot(self, ex: Execution, command_id: str, attempt: int) -> Snapshot:
         """One read of what deciding to run this attempt needs (and the command itself)."""
         wanted = [
-            E.issue_id(ex.id, command_id),
+            *self.command_sources(ex, command_id),
             E.done_id(ex.id, command_id),
             E.attempt_id(ex.id, command_id, attempt),
             E.pending_id(ex.id, command_id, attempt),
@@ -369,7 +372,7 @@ class Runtime(ExecutionCache):
         key = f"executions/{ex.id}/{step.step}/{command.id}/items"
         items_ref, _ = payloads.persist(self.payloads, items, key, self.settings.inline_limit)
         batch = engine.activate(
-            self.scene(ex), command, attempt, items, items_ref, names, ResultView([])
+            self.scene(ex), command, attempt, len(items), items_ref, names, ResultView([])
         )
         self.commit(ex, [*claim, *batch])
 
@@ -429,7 +432,6 @@ class Runtime(ExecutionCache):
                 attempt,
                 outcome,
                 names,
-                self._next_item(ex, command),
             )
         else:
             batch = engine.record(scene, command, attempt, outcome, names)
@@ -459,14 +461,6 @@ class Runtime(ExecutionCache):
             self.payloads, run.value, key, self.settings.inline_limit, select, redactor
         )
         return engine.Outcome("ok", result=ref, view=view, meta=meta, patches=run.patches)
-
-    def _next_item(self, ex: Execution, command: Command) -> Callable[[int], Any]:
-        def item(index: int) -> Any:
-            activation = self.log.get(E.done_id(ex.id, command.activation or ""))
-            assert activation is not None
-            return children.items_of(self, activation)[index]
-
-        return item
 
     def _fail_block(self, ex: Execution, command: Command, attempt: int, exc: Exception) -> None:
         error = {
@@ -511,8 +505,8 @@ class Runtime(ExecutionCache):
         if tail is None or append_then is None:
             self._committed(ex, batch, self.log.append(batch))
             return
-        tail.handed = True
         append_then(batch, lambda ok, error: self._committed_later(ex, batch, ok, error, tail))
+        tail.handed = True  # not if append_then refused the batch (over the log's limits)
 
     def _committed_later(
         self,

@@ -34,19 +34,6 @@ def loop_items(step: Step, names: Mapping[str, Any]) -> list[Any]:
     return items
 
 
-_items_cache: dict[str, list[Any]] = {}
-
-
-def items_of(rt: Runtime, activation: Entry) -> list[Any]:
-    found = _items_cache.get(activation.id)
-    if found is None:
-        found = payloads.load(rt.payloads, activation.body["items"])
-        if len(_items_cache) > 256:
-            _items_cache.clear()
-        _items_cache[activation.id] = found
-    return found
-
-
 # -- retries -----------------------------------------------------------------------------
 
 

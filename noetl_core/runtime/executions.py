@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from .. import engine
 from ..engine import entries as E
 from ..engine import versions
-from ..engine.entries import Command
+from ..engine.entries import Command, Entry
 from ..errors import ExecutionNotFound
 from ..keychain import Credentials, SecretCache, Secrets
 from ..playbook.loader import LoadedPlaybook, load_text
@@ -28,6 +28,9 @@ from .ports import Clock, EventLog, PayloadStore
 
 NODE_CACHE_ENTRIES = 4096
 EXECUTION_CACHE_ENTRIES = 1000
+ITEMS_CACHE_LOOPS = 256
+VALUE_CACHE_ENTRIES = 32
+_ABSENT = object()
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,8 @@ class ExecutionCache:
         self._blueprints: dict[str, Blueprint] = {}
         self._executions: OrderedDict[str, Execution] = OrderedDict()
         self._nodes: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+        self._items: OrderedDict[str, list[Any]] = OrderedDict()
+        self._values: OrderedDict[str, Any] = OrderedDict()
         self._lock = threading.Lock()
 
     def blueprint(self, loaded: LoadedPlaybook) -> Blueprint:
@@ -77,9 +82,11 @@ class ExecutionCache:
         with self._lock:
             blueprint = self._blueprints.get(header["playbook"]["digest"])
         if blueprint is None:
-            loaded = load_text(header["source"], header["playbook"].get("file") or "<stored>")
+            source = payloads.unspill(self.payloads, header["source"])
+            loaded = load_text(source, header["playbook"].get("file") or "<stored>")
             blueprint = self.blueprint(loaded)
-        found = Execution(execution_id, blueprint, header["workload"], header["parent"])
+        workload = payloads.unspill(self.payloads, header["workload"])
+        found = Execution(execution_id, blueprint, workload, header["parent"])
         with self._lock:
             self._executions[execution_id] = found
             if len(self._executions) > EXECUTION_CACHE_ENTRIES:
@@ -101,7 +108,24 @@ class ExecutionCache:
                 raise ExecutionNotFound(f"scope node {ref} is not in the event log")
             nodes = entry.body["nodes"]
             self._remember_nodes(entry_id, nodes)
-        return nodes[pos]
+        node = nodes[pos]
+        if E.is_spilled(node.get("v")):
+            return {"v": self._spilled_value(node["v"])}
+        return node
+
+    def _spilled_value(self, held: dict[str, Any]) -> Any:
+        """A value node's value, stored by reference: read once per process while in
+        use (a few at a time: they are large), by its digest."""
+        digest = held[E.SPILLED]["sha256"]
+        with self._lock:
+            found = self._values.get(digest, _ABSENT)
+        if found is _ABSENT:
+            found = payloads.unspill(self.payloads, held)
+            with self._lock:
+                self._values[digest] = found
+                if len(self._values) > VALUE_CACHE_ENTRIES:
+                    self._values.popitem(last=False)
+        return found
 
     def _remember_nodes(self, entry_id: str, nodes: list[dict[str, Any]]) -> None:
         with self._lock:
@@ -109,11 +133,54 @@ class ExecutionCache:
             if len(self._nodes) > NODE_CACHE_ENTRIES:
                 self._nodes.popitem(last=False)
 
+    def command_sources(self, ex: Execution, command_id: str) -> list[str]:
+        """The entries a command is read from: its issue entry; for a loop iteration
+        (never stored: see engine.loops), its loop's issue entry and activation."""
+        iteration = E.iteration_of(command_id)
+        if iteration is None:
+            return [E.issue_id(ex.id, command_id)]
+        return [E.issue_id(ex.id, iteration[0]), E.done_id(ex.id, iteration[0])]
+
+    def command_in(
+        self, ex: Execution, command_id: str, found: Mapping[str, Entry]
+    ) -> Command | None:
+        """The command, from its `command_sources` among `found`; None when they are not
+        there (or name no such iteration)."""
+        iteration = E.iteration_of(command_id)
+        if iteration is None:
+            issued = found.get(E.issue_id(ex.id, command_id))
+            return None if issued is None else Command.from_dict(issued.body["command"])
+        activation_id, index = iteration
+        issued = found.get(E.issue_id(ex.id, activation_id))
+        activation = found.get(E.done_id(ex.id, activation_id))
+        if issued is None or activation is None or "loop" not in activation.body:
+            return None
+        shape = activation.body["loop"]
+        if index >= shape["length"]:
+            return None
+        loop = Command.from_dict(issued.body["command"])
+        item = self.items_of(activation)[index]
+        return engine.iteration_command(ex.id, loop, index, item, shape["length"], shape["width"])
+
     def command(self, ex: Execution, command_id: str) -> Command:
-        issued = self.log.get(E.issue_id(ex.id, command_id))
-        if issued is None:
+        found = self.log.get_many(self.command_sources(ex, command_id))
+        command = self.command_in(ex, command_id, found)
+        if command is None:
             raise ExecutionNotFound(f"execution {ex.id} has no command {command_id}")
-        return Command.from_dict(issued.body["command"])
+        return command
+
+    def items_of(self, activation: Entry) -> list[Any]:
+        """A loop's items, from its activation record (inline or a payload), read once
+        per process for each of its iterations."""
+        with self._lock:
+            found = self._items.get(activation.id)
+        if found is None:
+            found = payloads.load(self.payloads, activation.body["items"])
+            with self._lock:
+                self._items[activation.id] = found
+                if len(self._items) > ITEMS_CACHE_LOOPS:
+                    self._items.popitem(last=False)
+        return found
 
     def view_of(self, entry_id: str) -> ResultView:
         entry = self.log.get(entry_id)

@@ -4,16 +4,23 @@ A result reference is `{"inline": value}` for JSON up to the inline limit, else 
 payload store's reference (Arrow IPC for tables and lists of records, JSON otherwise),
 plus `select`: the top-level fields named by the step's `output.select`, kept inline.
 A pyarrow Table is always stored as Arrow, whatever its size, so it comes back a Table.
+
+Every other value an entry may hold at any size (the workload, the playbook's source,
+ctx values and `set` patches: `entries.LARGE_FIELDS` and scope-version value nodes) goes
+the same way above the same limit (`spill`), on every backend: entries stay small, so
+none nears Firestore's 1 MiB per document, and both backends take the same inputs.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import decimal
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..engine.entries import LARGE_FIELDS, MAX_ENTRY_BYTES, SPILLED, Entry, is_spilled
 from ..redact import Redactor
 from ..templating import ResultView
 from ..tools.base import Rowset
@@ -88,8 +95,21 @@ def persist(
     if ref is None:
         ref = store.put(key, plain, tabular=False)
     if select and isinstance(plain, dict):
-        ref["select"] = {k: plain.get(k) for k in select}
+        ref["select"] = _selection(plain, select, limit)
     return ref, ResultView(plain, ref=ref, selected=ref.get("select"))
+
+
+def _selection(plain: dict[str, Any], select: Sequence[str], limit: int) -> dict[str, Any]:
+    """The fields `output.select` names, kept inline while together within `limit`: a
+    field left out is read from the stored result when a template uses it."""
+    kept: dict[str, Any] = {}
+    used = 0
+    for key in select:
+        size = len(to_json(plain.get(key)))
+        if used + size <= limit:
+            kept[key] = plain.get(key)
+            used += size
+    return kept
 
 
 def _persist_rowset(
@@ -166,3 +186,71 @@ def _typed(table: Any, schema: list[dict[str, str]] | None) -> Any:
         except (ValueError, TypeError, pa.ArrowException):
             columns.append(column)
     return pa.Table.from_arrays(columns, names=table.column_names)
+
+
+# -- other large values in entries ---------------------------------------------------------
+
+# What an entry's large fields and value nodes may hold inline together: half an entry
+# (`MAX_ENTRY_BYTES`), the rest left to what is bounded otherwise (an inline result, a
+# step's log tail, ...). Over it, the largest go by reference even under the limit: a
+# step setting twenty values of 60 KB each fits as one setting one of 1.2 MB does.
+INLINE_BUDGET = MAX_ENTRY_BYTES // 2
+
+
+def spill(store: PayloadStore, value: Any, prefix: str, limit: int) -> Any:
+    """`value` as an entry holds it: itself when its JSON is at most `limit` bytes, else
+    `{"$payload": ref}` (see `_stored`)."""
+    if _plain_scalar(value) or is_spilled(value):
+        return value
+    text = to_json(value)
+    return value if len(text) <= limit else _stored(store, value, text, prefix)
+
+
+def _plain_scalar(value: Any) -> bool:
+    return value is None or type(value) in (bool, int, float)
+
+
+def _stored(store: PayloadStore, value: Any, text: str, prefix: str) -> dict[str, Any]:
+    """`{"$payload": ref}`, the value stored under its digest: the same value is one
+    object, and a retried block writes again exactly what it wrote."""
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    return {SPILLED: store.put(f"{prefix}/{digest}", value, tabular=False)}
+
+
+def unspill(store: PayloadStore, value: Any) -> Any:
+    """The value an entry holds, read back from the payload store if it was spilled."""
+    return store.get(value[SPILLED]) if is_spilled(value) else value
+
+
+def spill_entry(store: PayloadStore, entry: Entry, limit: int) -> Entry:
+    """The entry with its large fields and value nodes by reference: each one over
+    `limit`, then the largest while together they hold more than `INLINE_BUDGET`. Keys
+    of `held`: a field's name, or a value node's position."""
+    body = entry.body
+    held: dict[str | int, Any] = {f: body[f] for f in LARGE_FIELDS if f in body}
+    nodes = body.get("nodes") or ()
+    held.update((i, node["v"]) for i, node in enumerate(nodes) if "v" in node)
+    texts = {k: to_json(v) for k, v in held.items() if not _plain_scalar(v) and not is_spilled(v)}
+    inline = sum(len(t) for t in texts.values())
+    prefix = f"executions/{entry.execution_id}/values"
+    for where in sorted(texts, key=lambda k: len(texts[k]), reverse=True):
+        size = len(texts[where])
+        if size <= limit and inline <= INLINE_BUDGET:
+            break
+        held[where] = _stored(store, held[where], texts[where], prefix)
+        inline -= size
+    changed = {k: v for k, v in held.items() if isinstance(k, str) and v is not body[k]}
+    moved = {k: v for k, v in held.items() if isinstance(k, int) and v is not nodes[k]["v"]}
+    if moved:
+        changed["nodes"] = [{"v": moved[i]} if i in moved else n for i, n in enumerate(nodes)]
+    return entry.evolve(body={**body, **changed}) if changed else entry
+
+
+def unspill_fields(store: PayloadStore, entry: Entry) -> Entry:
+    """The entry with its spilled `LARGE_FIELDS` read back (value nodes are read back
+    one by one, when a scope version reaches them)."""
+    spilled = [f for f in LARGE_FIELDS if is_spilled(entry.body.get(f))]
+    if not spilled:
+        return entry
+    restored = {f: unspill(store, entry.body[f]) for f in spilled}
+    return entry.evolve(body={**entry.body, **restored})

@@ -39,12 +39,10 @@ class Open:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """One read of what a block needs to decide: some entries, the halt flag, and how
-    many done entries a group (a loop activation) has."""
+    """One read of what a block needs to decide: some entries and the halt flag."""
 
     found: dict[str, Entry]
     halted: bool
-    done_in_group: int = 0  # done iterations of the group from the asked index on
 
 
 class EventLog(Protocol):
@@ -62,16 +60,9 @@ class EventLog(Protocol):
         """The entries among `entry_ids` that exist, by id (one round trip)."""
         ...
 
-    def snapshot(
-        self,
-        execution_id: str,
-        entry_ids: Sequence[str] = (),
-        group: str | None = None,
-        from_index: int = 0,
-    ) -> Snapshot:
-        """`get_many(entry_ids)`, `halted(execution_id)` and, with a group (a loop
-        activation), the count of its done iterations whose index is `from_index` or
-        more, read together (one round trip where the backend allows)."""
+    def snapshot(self, execution_id: str, entry_ids: Sequence[str] = ()) -> Snapshot:
+        """`get_many(entry_ids)` and `halted(execution_id)`, read together (one round
+        trip where the backend allows)."""
         ...
 
     def find(

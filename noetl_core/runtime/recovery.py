@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 from ..engine import entries as E
 from ..engine.entries import Entry
 from ..errors import NoetlError
+from . import settle
 from .ports import Note
 
 if TYPE_CHECKING:
@@ -68,14 +69,16 @@ def resume(rt: Runtime, execution_id: str) -> int:
         notes += rt.resettled(ex, head)
     entries = rt.log.entries(execution_id)  # settling may have issued joins or ended it
     done = {e.command_id for e in entries if e.kind == "done"}
-    last: dict[str, int] = {}
+    # every command issued (issue entries, and loop iterations issued by range), at the
+    # last attempt the log knows of
+    last = {n.command_id: 1 for n in settle.issued_notes(entries) if n.command_id not in done}
     delivered = 0
     for entry in entries:
         command_id = entry.command_id
-        if command_id is None or command_id in done:
+        if command_id is None or command_id not in last:
             continue
-        if entry.kind in ("issue", "claim", "attempt", "pending"):
-            last[command_id] = max(last.get(command_id, 1), entry.attempt or 1)
+        if entry.kind in ("claim", "attempt", "pending"):
+            last[command_id] = max(last[command_id], entry.attempt or 1)
         if entry.kind == "pending" and "child_execution_id" in entry.body:
             delivered += _child(rt, entry)
     open_notes = [Note(execution_id, c, a) for c, a in last.items()]

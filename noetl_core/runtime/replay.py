@@ -15,12 +15,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .. import engine
-from ..engine import entries as E
 from ..engine.entries import Entry
 from ..engine.fold import State, apply
 from ..engine.scope import Patches
 from ..templating import ResultView
-from . import children, payloads
+from . import payloads
 
 if TYPE_CHECKING:
     from .block import Runtime
@@ -85,7 +84,7 @@ def _check(
 
 
 def _outcome(rt: Runtime, entry: Entry) -> engine.Outcome:
-    body = entry.body
+    body = payloads.unspill_fields(rt.payloads, entry).body
     patches = body.get("policy_set")
     return engine.Outcome(
         body["status"],
@@ -104,24 +103,14 @@ def _redo_done(rt: Runtime, ex: Execution, entry: Entry) -> list[Entry]:
     scene = _scene(rt, ex, entry)
     names = rt.names(ex, command)
     if command.kind == "loop" and entry.body.get("loop") is not None:
-        items = children.items_of(rt, entry)
+        length = len(rt.items_of(entry))
         return engine.activate(
-            scene, command, entry.attempt, items, entry.body["items"], names, ResultView([])
+            scene, command, entry.attempt, length, entry.body["items"], names, ResultView([])
         )
     outcome = _outcome(rt, entry)
     if command.kind == "iteration":
-        activation = rt.log.get(E.done_id(ex.id, command.activation or ""))
-        assert activation is not None
-        items = children.items_of(rt, activation)
-        return engine.record_iteration(
-            scene,
-            ex.blueprint.step(command.step),
-            command,
-            entry.attempt,
-            outcome,
-            names,
-            items.__getitem__,
-        )
+        step = ex.blueprint.step(command.step)
+        return engine.record_iteration(scene, step, command, entry.attempt, outcome, names)
     return engine.record(scene, command, entry.attempt, outcome, names)
 
 
@@ -130,7 +119,7 @@ def _redo_loopdone(
 ) -> list[Entry]:
     command = rt.command(ex, entry.command_id or "")
     iterations = [
-        e
+        payloads.unspill_fields(rt.payloads, e)
         for e in by_id.values()
         if e.kind == "done" and e.group == command.id and (e.seq or 0) < (entry.seq or 0)
     ]
@@ -152,7 +141,7 @@ def _scene(rt: Runtime, ex: Execution, entry: Entry) -> engine.Scene:
 def _compare(recorded: Entry, redone: Sequence[Entry], by_id: dict[str, Entry]) -> str:
     head = redone[0]
     problems = []
-    for key in ("issued", "arrived", "arcs"):
+    for key in ("issued", "iterations", "arrived", "arcs"):
         if head.body.get(key) != recorded.body.get(key):
             problems.append(
                 f"{key}: recorded {recorded.body.get(key)} but the engine decides "

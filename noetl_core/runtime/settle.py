@@ -9,11 +9,12 @@ creates is settled in turn. Returns the notes to publish.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from .. import engine
 from ..engine import entries as E
+from ..engine import loops
 from ..engine.entries import Command, Entry
 from ..errors import ExecutionNotFound
 from . import payloads
@@ -27,11 +28,20 @@ if TYPE_CHECKING:
 
 
 def issued_notes(batch: Sequence[Entry]) -> list[Note]:
-    return [Note(e.execution_id, e.command_id or "") for e in batch if e.kind == "issue"]
+    """A note for each command the batch issued: its issue entries, and the loop
+    iterations its records issued by range."""
+    notes = []
+    for entry in batch:
+        if entry.kind == "issue":
+            notes.append(Note(entry.execution_id, entry.command_id or ""))
+        elif "iterations" in entry.body:
+            notes.extend(Note(entry.execution_id, i) for i in E.issued_iterations(entry))
+    return notes
 
 
 def _opens_work(batch: Sequence[Entry]) -> bool:
-    return any(e.dc > 0 or e.da > 0 or e.dj > 0 for e in batch)
+    """Whether the batch issued anything (an iteration issuing the next nets `dc` 0)."""
+    return any(e.dc > 0 or e.da > 0 or e.dj > 0 or "iterations" in e.body for e in batch)
 
 
 def settle(rt: Runtime, ex: Execution, batch: Sequence[Entry]) -> list[Note]:
@@ -41,14 +51,14 @@ def settle(rt: Runtime, ex: Execution, batch: Sequence[Entry]) -> list[Note]:
         current = queue.pop(0)
         if _nothing_to_settle(ex, current):
             continue
-        wave = _last_wave(current)
-        group, first = wave if wave is not None else (None, 0)
-        snapshot = rt.log.snapshot(ex.id, group=group, from_index=first)
+        tally = next((t for e in current if (t := loops.tally_of(e)) is not None), None)
+        reads = tally.reads(ex.id) if tally is not None else []
+        snapshot = rt.log.snapshot(ex.id, reads)  # with the halt flag, one read
         if snapshot.halted:
             maybe_terminal(rt, ex, halted=True)
             continue
-        loops = _loops(rt, ex, current, wave, snapshot.done_in_group)
-        for made in loops + _joins(rt, ex, current):
+        tallied = _tallied(rt, ex, tally, snapshot.found) if tally is not None else []
+        for made in tallied + _joins(rt, ex, current):
             notes.extend(issued_notes(made))
             queue.append(made)
         queue.extend(_signaled(rt, ex, current))
@@ -98,47 +108,31 @@ def _nothing_to_settle(ex: Execution, batch: Sequence[Entry]) -> bool:
         return False
     joins_below = ex.blueprint.graph.joins_below
     for entry in batch:
-        if entry.kind == "arrive" or entry.halt:
+        if entry.kind == "arrive" or entry.halt or loops.tally_of(entry) is not None:
             return False
         if entry.kind == "done" and entry.group is not None:
-            wave = entry.body.get("wave")
-            if wave is None or entry.body["index"] + wave[1] >= wave[0]:
-                return False
-            continue  # an earlier wave's iteration: its batch issued the next one
+            continue  # an earlier wave's iteration: it issued the next one
         if entry.kind in ("done", "loopdone") and joins_below.get(entry.step or ""):
             return False
     return True
 
 
-def _last_wave(batch: Sequence[Entry]) -> tuple[str, int] | None:
-    """(loop activation, first index of its last wave) when this batch recorded an
-    iteration of the last wave: with `max_in_flight` M over L items, iteration i issues
-    i + M, so once iterations L-M..L-1 are done every earlier one is. Only those can
-    finish a loop, and they count a bounded set: the done entries from L-M on."""
-    for entry in batch:
-        if entry.kind == "done" and entry.group is not None and "wave" in entry.body:
-            length, width = entry.body["wave"]
-            if entry.body["index"] + width >= length:
-                return entry.group, max(0, length - width)
-    return None
-
-
-def _loops(
-    rt: Runtime,
-    ex: Execution,
-    batch: Sequence[Entry],
-    wave: tuple[str, int] | None,
-    counted: int,
+def _tallied(
+    rt: Runtime, ex: Execution, tally: loops.Tally, found: Mapping[str, Entry]
 ) -> list[list[Entry]]:
-    """Settle the loop this batch recorded an iteration of its last wave of."""
-    if wave is None or not any(e.kind == "done" and e.group is not None for e in batch):
-        return []  # no iteration, or an earlier wave's: it issued the next one
-    group, first = wave
-    length = next(e.body["wave"][0] for e in batch if e.group == group and "wave" in e.body)
-    if counted < length - first:
+    """When this member's bucket of the loop's last wave is complete (`found`: what
+    `Tally.reads` read), its tally one level up (settled in turn), or, for the wave's
+    last bucket, `loop.done`. A tally already written is settled again, not written:
+    its writer may have stopped before settling it."""
+    if any(i not in found for i in tally.siblings(ex.id)):
         return []
-    created = maybe_loop_done(rt, ex, group)
-    return [created] if created else []
+    if tally.is_root:
+        created = maybe_loop_done(rt, ex, tally.activation)
+        return [created] if created else []
+    up = found.get(tally.up_id(ex.id)) or tally.up(ex.id, rt.clock.now())
+    if up.id not in found:
+        rt.append([up])  # created once: a settler that finds it stored goes on the same
+    return [[up]]
 
 
 def maybe_loop_done(rt: Runtime, ex: Execution, activation_id: str) -> list[Entry] | None:
@@ -161,7 +155,7 @@ def _iterations(rt: Runtime, ex: Execution, command: Command, activation: Entry)
     """The loop's iteration records in index order, read by id (most are in the log's
     entry cache: the blocks that wrote them ran here) in chunks, not by a query."""
     length = int(activation.body["loop"]["length"])
-    wanted = engine.iteration_done_ids(ex.id, command.step, command.id, length)
+    wanted = engine.iteration_done_ids(ex.id, command.id, length)
     found: dict[str, Entry] = {}
     for first in range(0, length, ITERATION_CHUNK):
         found.update(rt.log.get_many(wanted[first : first + ITERATION_CHUNK]))
@@ -170,7 +164,7 @@ def _iterations(rt: Runtime, ex: Execution, command: Command, activation: Entry)
         raise ExecutionNotFound(
             f"execution {ex.id}: loop {command.step} has {missing} iteration records missing"
         )
-    return [found[i] for i in wanted]
+    return [payloads.unspill_fields(rt.payloads, found[i]) for i in wanted]
 
 
 def _loop_outcome(

@@ -118,6 +118,20 @@ def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> CatalogBase:
     return Catalog(tmp_path / "catalog")
 
 
+def test_a_playbook_over_a_catalog_document_is_refused_naming_the_limit(
+    catalog: CatalogBase, tmp_path: Path
+) -> None:
+    big = tmp_path / "big.yaml"
+    pad = "p" * 1_000_100
+    big.write_text(
+        "apiVersion: noetl.io/v2\nkind: Playbook\nmetadata: {name: big, path: big}\n"
+        f'workload: {{pad: "{pad}"}}\nworkflow:\n  - {{step: start, tool: {{kind: noop}}}}\n'
+    )
+    with pytest.raises(CatalogError, match="over the catalog's limit of 1,000,000 bytes"):
+        catalog.register(big)
+    assert catalog.versions("big") == []
+
+
 def test_catalog_versions_are_immutable_and_resolvable(
     catalog: CatalogBase, tmp_path: Path
 ) -> None:

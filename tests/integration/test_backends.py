@@ -62,3 +62,13 @@ def test_example_on_both_backends(file: Path, backend: dict[str, Any]) -> None:
         e["command_id"] for e in parsed if e["type"] in ("command.completed", "command.failed")
     )
     assert issued == finished  # each command finished exactly once
+
+
+def test_a_2_mb_workload_through_noetl_run(backend: dict[str, Any], tmp_path: Path) -> None:
+    """On main the emulator stack's start entry was over Firestore's 1 MiB document and
+    `noetl run --target emulators` died with a traceback; the embedded default took it."""
+    file = tmp_path / "workload.json"
+    file.write_text(json.dumps({"name": "w" * 2_000_000}))
+    done = noetl(backend, "run", "playbooks/examples/hello_world.yaml", "--workload", f"@{file}")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "completed" in done.stdout + done.stderr

@@ -586,3 +586,42 @@ def test_replay_reports_a_tampered_successor_frame(tmp_path: Path) -> None:
     assert len(mismatches) == 1
     assert "(done greet)" in mismatches[0]
     assert f"command {entry['command_id']} (shout): frame differs" in mismatches[0]
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+EMULATOR_VARS = ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "STORAGE_EMULATOR_HOST")
+
+
+@pytest.mark.parametrize("stack", ["unset", "closed"])
+def test_target_emulators_without_a_stack_says_so_in_one_line(tmp_path: Path, stack: str) -> None:
+    """Without the stack's environment Google's clients look for credentials (a
+    traceback); with it pointing at a closed port they retry for about a minute."""
+    env = {k: v for k, v in _env(tmp_path / "home").items() if k not in EMULATOR_VARS}
+    env["NOETL_PAYLOAD_URL"] = "gs://noetl-payloads/p"
+    if stack == "closed":
+        port = closed_port()
+        env.update({name: f"127.0.0.1:{port}" for name in EMULATOR_VARS})
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "noetl_core.cli", "run", HELLO, "--target", "emulators"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    took = time.monotonic() - started
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert len(done.stderr.splitlines()) == 1, done.stderr
+    expected = "not set" if stack == "unset" else "nothing answers at FIRESTORE_EMULATOR_HOST"
+    assert expected in done.stderr and "make emulators" in done.stderr, done.stderr
+    assert took < 10, took

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from noetl_core.engine import entries as E
 from noetl_core.playbook import load_file, load_text
 from noetl_core.runtime import payloads
 from noetl_core.runtime.block import Runtime
@@ -28,7 +29,8 @@ def finish(rt: Runtime, execution_id: str, timeout: float = 90) -> Any:
 
 def completed_once(rt: Runtime, execution_id: str) -> None:
     entries = rt.log.entries(execution_id)
-    issued = Counter(e.command_id for e in entries if e.kind == "issue")
+    events = [event for entry in entries for event in E.expand(entry)]
+    issued = Counter(e["command_id"] for e in events if e["type"] == "command.issued")
     done = Counter(e.command_id for e in entries if e.kind == "done")
     assert set(issued.values()) == {1}
     assert done == issued, "each command is completed exactly once"

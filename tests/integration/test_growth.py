@@ -14,6 +14,7 @@ import pytest
 
 from bench.growth import chain, ctx_carry, loop
 from noetl_core import embedded, settings
+from noetl_core.engine.loops import TALLY_WIDTH
 from noetl_core.playbook import load_text
 
 pytestmark = pytest.mark.integration
@@ -56,24 +57,44 @@ def test_a_big_ctx_value_is_stored_once_not_once_per_step(tmp_path: Path) -> Non
     assert carried - plain < 3 * size, (plain, carried)
 
 
-def test_only_a_loops_last_wave_counts_its_iterations(tmp_path: Path) -> None:
-    """Settling a loop reads a bounded set: iterations that issued the next one read
-    nothing; only the last wave (max_in_flight of them) counts."""
+@pytest.mark.parametrize(("items", "width"), [(300, 10), (2500, None), (1500, 1500)])
+def test_settling_a_loop_reads_a_bounded_set(tmp_path: Path, items: int, width: int | None) -> None:
+    """Settling a loop reads a bounded set whatever its width: an iteration that issued
+    the next one reads nothing; one of the last wave reads the other members of its
+    bucket of the wave's tally tree and its tally, at most TALLY_WIDTH ids, and never
+    counts."""
     conf = settings.load({"NOETL_HOME": str(tmp_path)})
     with embedded.runtime(conf) as rt:
-        counted: list[tuple[str | None, int]] = []
+        reads: list[int] = []
         snapshot = rt.log.snapshot
 
-        def counting(execution_id, entry_ids=(), group=None, from_index=0):  # type: ignore[no-untyped-def]
-            if group is not None:
-                counted.append((group, from_index))
-            return snapshot(execution_id, entry_ids, group, from_index)
+        def reading(execution_id, entry_ids=()):  # type: ignore[no-untyped-def]
+            reads.append(len(entry_ids))
+            return snapshot(execution_id, entry_ids)
 
-        rt.log.snapshot = counting  # type: ignore[method-assign]
-        terminal = rt.wait(rt.start(load_text(loop(300, width=10)), {}), 120)
+        rt.log.snapshot = reading  # type: ignore[method-assign]
+        count = rt.log.count
+
+        def no_iteration_count(execution_id, kind, *, group=None):  # type: ignore[no-untyped-def]
+            assert kind == "signal", "a loop's iterations are never counted"
+            return count(execution_id, kind, group=group)
+
+        rt.log.count = no_iteration_count  # type: ignore[method-assign]
+        text = loop(items) if width is None else loop(items, width=width)
+        if width is None:
+            text = text.replace(", max_in_flight: 100", "")
+        terminal = rt.wait(rt.start(load_text(text), {}), 120)
         assert terminal is not None and terminal.body["status"] == "completed"
-    assert 1 <= len(counted) <= 10
-    assert {first for _, first in counted} == {290}
+        assert terminal.body["result"] == {"inline": items}
+        tallies = rt.log.find(terminal.execution_id, "tally")
+    assert max(reads) <= TALLY_WIDTH
+    wave = min(items, width or items)
+    assert len([r for r in reads if r]) >= wave  # each of the last wave checks its bucket
+    expected, members = 0, wave
+    while members > TALLY_WIDTH:  # one tally per bucket, level by level up to the root
+        members = -(-members // TALLY_WIDTH)
+        expected += members
+    assert len(tallies) == expected
 
 
 def test_loop_done_reads_its_iterations_by_id_not_by_a_query(tmp_path: Path) -> None:

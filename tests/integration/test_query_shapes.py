@@ -58,11 +58,6 @@ KNOWN = {
     ),
     "find": known([EXECUTION, ["kind", "EQUAL"], ["step", "EQUAL"]]),
     "count": known([EXECUTION, ["kind", "EQUAL"], ["grp", "EQUAL"]], None, [["count", None]]),
-    "last wave count": known(
-        [EXECUTION, ["kind", "EQUAL"], ["grp", "EQUAL"], ["ix", "GREATER_THAN_OR_EQUAL"]],
-        None,
-        [["count", None]],
-    ),
     "open work": known([EXECUTION, ["net", "EQUAL"]], None, sums("nc", "na", "nj")),
     "open work of steps": known([EXECUTION, ["step", "IN"]], None, sums("dc", "da", "dj")),
     "catalog versions": known([["path", "EQUAL"]], collection="catalog"),

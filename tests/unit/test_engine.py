@@ -188,8 +188,9 @@ def activation(frame: dict[str, Any] | None = None) -> Command:
     return Command("c-act", EID, "L", "loop", frozen(frame or {"ctx": {}, "results": {}}))
 
 
-def iteration_of(batch: list[Entry], index: int) -> Command:
-    return next(c for c in raw_issued(batch) if c.index == index)
+def issued_indices(batch: list[Entry]) -> list[int]:
+    """The loop iterations a batch issued by range, by index."""
+    return [int(i.rpartition(".")[2]) for e in batch for i in E.issued_iterations(e)]
 
 
 # -- graph -----------------------------------------------------------------------------
@@ -629,38 +630,47 @@ def test_join_id_is_the_same_for_the_same_arrivals_in_any_order():
 
 def activate(pb: Playbook, items: list[Any], frame=None) -> list[Entry]:
     return engine.activate(
-        scene(pb), activation(frame), 1, items, {"inline": items}, names(pb), ResultView([])
+        scene(pb), activation(frame), 1, len(items), {"inline": items}, names(pb), ResultView([])
     )
 
 
-def test_activate_issues_the_first_max_in_flight_iterations():
+def test_activate_issues_the_first_max_in_flight_iterations_as_one_range():
     pb = loop_pb()
     items = ["a", "b", "c", "d", "e"]
     batch = activate(pb, items, {"ctx": {"k": 1}, "results": {"start": "d0"}})
-    head, *rest = batch
+    (head,) = batch  # one entry, however many iterations it starts
     assert head.kind == "done"
     assert head.events == ("command.completed",)
-    assert head.dc == 0 and head.da == 0
+    assert head.dc == 2 and head.da == 0  # the two iterations it opened
     assert head.body["loop"] == {"length": 5, "width": 2}
     assert head.body["items"] == {"inline": items}
-    cmds = issued(batch)
-    assert [c.index for c in cmds] == [0, 1]
-    assert head.body["issued"] == [c.id for c in cmds]
-    for cmd, entry in zip(cmds, rest, strict=True):
-        assert cmd.kind == "iteration"
-        assert (cmd.length, cmd.width) == (5, 2)
-        assert cmd.activation == "c-act" and cmd.parent == "c-act"
-        assert cmd.frame == {
-            "ctx": {"k": 1},
-            "results": {"start": "d0"},
-            "iter": {"item": items[cmd.index], "index": cmd.index},
-        }
-        assert entry.group == "c-act" and entry.dc == 1 and entry.da == 0
+    assert head.body["iterations"] == [0, 2]
+    assert E.issued_iterations(head) == ["c-act.0", "c-act.1"]
+    assert head.body["issued"] == []
+    loop = activation({"ctx": {"k": 1}, "results": {"start": "d0"}})
+    cmd = engine.iteration_command(EID, loop, 1, "b", 5, 2)
+    assert cmd.id == "c-act.1" and E.iteration_of(cmd.id) == ("c-act", 1)
+    assert cmd.kind == "iteration"
+    assert (cmd.length, cmd.width) == (5, 2)
+    assert cmd.activation == "c-act" and cmd.parent == "c-act"
+    assert thawed(cmd.frame) == {
+        "ctx": {"k": 1},
+        "results": {"start": "d0"},
+        "iter": {"item": "b", "index": 1},
+    }
+
+
+def test_a_wide_activation_is_one_entry():
+    batch = activate(loop_pb("{mode: parallel}"), list(range(2500)))
+    assert len(batch) == 1 and batch[0].dc == 2500
+    assert issued_indices(batch) == list(range(2500))
+    expanded = E.expand(batch[0])
+    assert [e["type"] for e in expanded].count("command.issued") == 2500
 
 
 def iteration(index: int, length: int = 5, width: int = 2, item: Any = None) -> Command:
     return Command(
-        f"c-it{index}",
+        E.iteration_id("c-act", index),
         EID,
         "L",
         "iteration",
@@ -675,62 +685,47 @@ def iteration(index: int, length: int = 5, width: int = 2, item: Any = None) -> 
     )
 
 
-def record_iteration(pb, cmd, outcome, items=None, calls=None):
+def record_iteration(pb, cmd, outcome, items=None):
     items = items or ["a", "b", "c", "d", "e"]
-
-    def next_item(i):
-        if calls is not None:
-            calls.append(i)
-        return items[i]
-
     assert cmd.index is not None
     loop = scope.loop_names("item", items[cmd.index], cmd.index, cmd.length, {})
     return engine.record_iteration(
-        scene(pb), scene(pb).step("L"), cmd, 1, outcome, names(pb, loop=loop), next_item
+        scene(pb), scene(pb).step("L"), cmd, 1, outcome, names(pb, loop=loop)
     )
 
 
 @pytest.mark.parametrize(("index", "following"), [(0, 2), (1, 3), (2, 4), (3, None), (4, None)])
 def test_record_iteration_issues_index_plus_width(index, following):
     pb = loop_pb()
-    calls: list[int] = []
-    batch = record_iteration(pb, iteration(index), ok(index), calls=calls)
-    head = batch[0]
+    batch = record_iteration(pb, iteration(index), ok(index))
+    (head,) = batch
     assert head.kind == "done" and head.events == DONE_OK
-    assert head.group == "c-act" and head.dc == -1
+    assert head.group == "c-act"
     assert head.body["index"] == index
-    cmds = issued(batch)
     if following is None:
-        assert cmds == [] and calls == []
+        assert head.dc == -1 and "iterations" not in head.body
         return
-    assert calls == [following]
-    (cmd,) = cmds
-    assert (cmd.index, cmd.length, cmd.width) == (following, 5, 2)
-    assert cmd.frame == {
-        "ctx": {"k": 1},
-        "results": {"start": "d0"},
-        "iter": {"item": "abcde"[following], "index": following},
-    }
-    assert cmd.activation == "c-act"
+    assert head.dc == 0  # one command closed, one opened
+    assert head.body["iterations"] == [following, 1]
+    assert E.issued_iterations(head) == [f"c-act.{following}"]
 
 
 def test_iteration_ids_agree_between_activation_and_record():
     items = ["a", "b", "c", "d", "e"]
-    wide = issued(activate(loop_pb("{mode: parallel}"), items))
-    assert [c.index for c in wide] == [0, 1, 2, 3, 4]
-    by_record = iteration_of(record_iteration(loop_pb(), iteration(0), ok()), 2)
-    assert by_record.id == wide[2].id
+    wide = E.issued_iterations(activate(loop_pb("{mode: parallel}"), items)[0])
+    by_record = E.issued_iterations(record_iteration(loop_pb(), iteration(0), ok())[0])
+    assert by_record == [wide[2]]
 
 
 def test_sequential_loop_has_width_one():
     pb = loop_pb("{mode: sequential, max_in_flight: 10}")
     batch = activate(pb, ["a", "b", "c"])
-    assert [c.index for c in issued(batch)] == [0]
+    assert issued_indices(batch) == [0]
     assert batch[0].body["loop"] == {"length": 3, "width": 1}
     nxt = record_iteration(pb, iteration(0, length=3, width=1), ok(), items=["a", "b", "c"])
-    assert [c.index for c in issued(nxt)] == [1]
+    assert issued_indices(nxt) == [1]
     last = record_iteration(pb, iteration(2, length=3, width=1), ok(), items=["a", "b", "c"])
-    assert issued(last) == []
+    assert issued_indices(last) == []
 
 
 def test_empty_loop_finishes_at_once_and_issues_successors():
@@ -827,22 +822,21 @@ def test_iterations_never_evaluate_the_loop_steps_arcs():
 
 def test_failed_iteration_halts_without_recovery_arcs():
     pb = loop_pb(arcs="next: after")
-    calls: list[int] = []
-    batch = record_iteration(pb, iteration(0), err(), calls=calls)
+    batch = record_iteration(pb, iteration(0), err())
     assert len(batch) == 1
     head = batch[0]
     assert head.halt is True
     assert head.events == DONE_ERROR
     assert head.body["status"] == "error"
     assert head.body["error"]["message"] == "boom"
-    assert calls == []
+    assert issued_indices(batch) == [] and head.dc == -1
 
 
 def test_failed_iteration_continues_with_recovery_arcs():
     pb = loop_pb(arcs="next: [{step: rescue, when: \"{{ event.name == 'call.error' }}\"}]")
     batch = record_iteration(pb, iteration(0), err())
     assert batch[0].halt is False
-    assert [c.index for c in issued(batch)] == [2]
+    assert issued_indices(batch) == [2]
 
 
 def test_failed_loop_goes_to_its_recovery_arc():

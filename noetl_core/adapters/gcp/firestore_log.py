@@ -3,7 +3,7 @@
 Documents live in the collection `<prefix>_entries`, with the entry's id as document id
 (ids are hex digests: no `/`). A record batch is one `WriteBatch` of `create`s, which is
 atomic: if one id is taken, nothing is written. The entry itself is stored as JSON in
-`data`; the fields queries need sit beside it (execution_id, kind, step, grp, ix, the
+`data`; the fields queries need sit beside it (execution_id, kind, step, grp, the
 in-flight deltas dc/da/dj, halt, resulting), each only when it has something to say.
 Commit order is the commit timestamp Firestore returns for the batch, then the position
 in the batch (`bi`); `seq` is built from both. Counts and sums are aggregation queries:
@@ -18,11 +18,10 @@ import json
 import threading
 from collections import OrderedDict
 from collections.abc import Collection, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ... import ids
-from ...engine.entries import Entry, is_result, stored_json
+from ...engine.entries import Entry, check_limits, is_result, stored_json
 from ...runtime.ports import Open, Snapshot
 from .firestore_queries import QueryRunner
 
@@ -52,7 +51,6 @@ class FirestoreEventLog:
         self._entries = self._client.collection(f"{prefix}_entries")
         self._halts = self._client.collection(f"{prefix}_halts")
         self._queries = QueryRunner(prefix, shape_file)
-        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="noetl-firestore")
         # Entries are never updated: what this instance wrote or read stays true. A warm
         # chain reads its next command from here instead of Firestore.
         self._cache: OrderedDict[str, Entry] = OrderedDict()
@@ -76,10 +74,12 @@ class FirestoreEventLog:
 
         if not entries:
             return True
+        stored = [stored_json(e) for e in entries]
+        check_limits(entries, stored)  # else Firestore refuses it, naming its own limits
         batch = self._client.batch()
         nets = _nets(entries)
-        for position, entry in enumerate(entries):
-            document = self._document(entry, position)
+        for position, (entry, text) in enumerate(zip(entries, stored, strict=True)):
+            document = self._document(entry, position, text)
             net = nets.pop(entry.execution_id, None)
             if net is not None:  # on the batch's first entry of its execution
                 document.update(net=True, nc=net[0], na=net[1], nj=net[2])
@@ -96,13 +96,12 @@ class FirestoreEventLog:
         self._remember(e.with_seq(_seq(committed, i)) for i, e in enumerate(entries))
         return True
 
-    def _document(self, entry: Entry, position: int) -> dict[str, Any]:
+    def _document(self, entry: Entry, position: int, data: str) -> dict[str, Any]:
         """The entry's document. Query fields are written only when they say something
         (a step, a group, a nonzero delta, a true flag): every field but `data` is
         indexed, and the emulator's commit time, like the index entries billed in
         production, grows with them. Nothing is lost: an equality filter never asks for
-        the missing value, the deltas are left out only all together when all are 0, and
-        `ix` is kept at 0 for the first iteration.
+        the missing value, and the deltas are left out only all together when all are 0.
         `committed` and `bi` are always written (queries order by them)."""
         from google.cloud import firestore
 
@@ -111,14 +110,12 @@ class FirestoreEventLog:
             "kind": entry.kind,
             "committed": firestore.SERVER_TIMESTAMP,
             "bi": position,
-            "data": stored_json(entry),
+            "data": data,
         }
         if entry.step is not None:
             document["step"] = entry.step
         if entry.group is not None:
             document["grp"] = entry.group
-            if entry.body.get("index") is not None:
-                document["ix"] = entry.body["index"]
         if entry.dc or entry.da or entry.dj:
             # all three or none: an aggregation of several sums counts only the documents
             # that have every summed field
@@ -178,30 +175,23 @@ class FirestoreEventLog:
             found.update((e.id, e) for e in read)
         return found
 
-    def snapshot(
-        self,
-        execution_id: str,
-        entry_ids: Sequence[str] = (),
-        group: str | None = None,
-        from_index: int = 0,
-    ) -> Snapshot:
-        """One batched get of the entries and the execution's halt marker, beside (for a
-        loop's last wave) a count of its done iterations from `from_index` on: an
-        aggregation bills per 1,000 index entries it matches, so it stays bounded."""
-        count = (
-            self._pool.submit(self._count_from, execution_id, group, from_index) if group else None
-        )
-        refs = [self._entries.document(i) for i in entry_ids]
+    def snapshot(self, execution_id: str, entry_ids: Sequence[str] = ()) -> Snapshot:
+        """One batched get of the entries this instance has not cached (an entry never
+        changes once it exists) and of the execution's halt marker."""
+        found = {i: e for i in entry_ids if (e := self._cached(i)) is not None}
+        refs = [self._entries.document(i) for i in entry_ids if i not in found]
         refs.append(self._halts.document(execution_id))
-        found, halted = {}, False
+        halted, read = False, []
         for snap in self._client.get_all(refs):
             if not snap.exists:
                 continue
             if snap.reference.parent.id == self._halts.id:
                 halted = True
             else:
-                found[snap.id] = self._decode(snap)
-        return Snapshot(found, halted, count.result() if count else 0)
+                read.append(self._decode(snap))
+        self._remember(read)
+        found.update((e.id, e) for e in read)
+        return Snapshot(found, halted)
 
     def find(
         self, execution_id: str, kind: str, *, step: str | None = None, group: str | None = None
@@ -212,14 +202,6 @@ class FirestoreEventLog:
 
     def count(self, execution_id: str, kind: str, *, group: str | None = None) -> int:
         query = self._where(execution_id, kind=kind, grp=group)
-        return int(self._queries.aggregate(query.count(alias="n"))["n"])
-
-    def _count_from(self, execution_id: str, group: str, from_index: int) -> int:
-        from google.cloud.firestore_v1.base_query import FieldFilter
-
-        query = self._where(execution_id, kind="done", grp=group)
-        if from_index:
-            query = query.where(filter=FieldFilter("ix", ">=", from_index))
         return int(self._queries.aggregate(query.count(alias="n"))["n"])
 
     def open_work(
