@@ -19,8 +19,12 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import threading
 from pathlib import Path
+
+
+_SAFE = re.compile(r"^[A-Za-z0-9_-]{1,200}$")  # a file name, never a path
 
 
 class ExecutionLocks:
@@ -30,7 +34,7 @@ class ExecutionLocks:
         self._lock = threading.Lock()
 
     def _path(self, execution_id: str) -> Path:
-        if not execution_id.isalnum():
+        if not _SAFE.match(execution_id):
             raise ValueError(f"not an execution id: {execution_id!r}")
         return self.root / f"{execution_id}.lock"
 

@@ -48,7 +48,7 @@ kind: Playbook
 metadata: {name: sleeper}
 workflow:
   - step: start
-    tool: {kind: wait, seconds: 2s}
+    tool: {kind: wait, seconds: 4s}
     next: after
   - step: after
     tool: {kind: python, input: {w: "{{ start.waited }}"}, code: "result = w"}
@@ -62,7 +62,7 @@ workflow:
     assert all(c.ts <= pending_at for c in claims), "no block ran while it waited"
     terminal = cloud_rt.wait(execution_id, 30)
     assert terminal is not None and terminal.body["status"] == "completed"
-    assert payloads.load(cloud_rt.payloads, terminal.body["result"]) == pytest.approx(2.0, abs=0.1)
+    assert payloads.load(cloud_rt.payloads, terminal.body["result"]) == pytest.approx(4.0, abs=0.1)
     assert tasks_waiting(gcp_stack) == 0
 
 
