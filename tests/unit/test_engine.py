@@ -1320,3 +1320,27 @@ def test_a_thread_of_work_is_handed_on_forked_joined_and_signalled() -> None:
 
     unlinked = engine.record(sc, command("join", cid="c-k"), 1, ok(), names(pb))
     assert not any(e.kind == "signal" for e in unlinked)  # a loop iteration's way
+
+
+# -- names templates see ---------------------------------------------------------------
+
+
+def test_every_name_a_block_defines_is_reserved_for_steps() -> None:
+    """A step may not take a name the block's own names would shadow (playbook/names.py):
+    every name the engine puts in a template's scope, besides step results, workload and
+    ctx keys and the loop's iterator, is in that list."""
+    from noetl_core.engine.decide import _local
+    from noetl_core.playbook.names import RESERVED
+    from noetl_core.runtime.execute import PipelineState
+
+    names = scope.context(
+        workload={},
+        ctx={},
+        results={},
+        execution_id=EID,
+        parent_execution_id=None,
+        loop=scope.loop_names("item", 1, 0, 2, {}),
+        local=_local("s", Outcome("ok", view=ResultView(1))),
+    )
+    names = PipelineState(1).scope({**names, "step": {}})
+    assert set(names) - {"item", "s"} <= set(RESERVED)
