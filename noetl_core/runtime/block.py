@@ -356,7 +356,7 @@ class Runtime(ExecutionCache):
                 ex, command, attempt, execute.StepRun("error", error=exc.to_dict()), names, claim
             )
             return
-        key = f"executions/{ex.id}/{step.step}/{command.id}/items"
+        key = payloads.key(ex.id, step.step, command.id, "items")
         items_ref, _ = payloads.persist(self.payloads, items, key, self.settings.inline_limit)
         batch = engine.activate(
             self.scene(ex), command, attempt, items, items_ref, names, ResultView([])
@@ -442,7 +442,7 @@ class Runtime(ExecutionCache):
                 "error", error=run.error, view=ResultView(None), meta=meta, patches=run.patches
             )
         step = ex.blueprint.step(command.step)
-        key = f"executions/{ex.id}/{step.step}/{command.id}/{attempt}/result"
+        key = payloads.key(ex.id, step.step, command.id, attempt, "result")
         select = step.output.select if step.output else ()
         redactor = self.secret_cache.redactor(ex.id)
         ref, view = payloads.persist(

@@ -90,7 +90,7 @@ def _persist_resume(
 ) -> dict[str, Any]:
     refs = {}
     for name, value in resume.get("tasks", {}).items():
-        key = f"executions/{ex.id}/{command.step}/{command.id}/{attempt}/task-{name}"
+        key = payloads.key(ex.id, command.step, command.id, attempt, f"task-{name}")
         refs[name], _ = payloads.persist(rt.payloads, value, key, rt.settings.inline_limit)
     return {**resume, "tasks": refs}
 

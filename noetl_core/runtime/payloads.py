@@ -4,6 +4,7 @@ A result reference is `{"inline": value}` for JSON up to the inline limit, else 
 payload store's reference (Arrow IPC for tables and lists of records, JSON otherwise),
 plus `select`: the top-level fields named by the step's `output.select`, kept inline.
 A pyarrow Table is always stored as Arrow, whatever its size, so it comes back a Table.
+Every payload key is made by `key`, under its execution's prefix.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import decimal
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import quote
 
 from ..redact import Redactor
 from ..templating import ResultView
@@ -41,6 +43,22 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"), default=_default)  # built on
 
 def to_json(value: Any) -> str:
     return _ENCODER.encode(value)
+
+
+def key(execution_id: str, *parts: str | int) -> str:
+    """`executions/<execution id>/<part>/...`: where an execution stores a payload. Parts
+    come from the playbook (step and task names), so each is made one segment whatever
+    it holds: percent-encoded outside letters, digits and `_ . - ~`, and a part of dots
+    only (`..`) encoded whole. A key can then never leave its execution's prefix, even for
+    a name that validation did not see."""
+    return "/".join(["executions", *(_segment(str(part)) for part in (execution_id, *parts))])
+
+
+def _segment(part: str) -> str:
+    if not part:
+        raise ValueError("a payload key segment cannot be empty")
+    quoted = quote(part, safe="")
+    return quoted if quoted.strip(".") else quoted.replace(".", "%2E")
 
 
 def _is_table(value: Any) -> bool:
