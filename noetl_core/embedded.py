@@ -9,6 +9,7 @@ from .adapters.fsspec_payloads import FsspecPayloadStore
 from .adapters.inprocess import InProcessBus, InProcessTimer
 from .adapters.sqlite_log import SqliteEventLog
 from .catalog import Catalog
+from .keychain import sealing
 from .runtime.block import Runtime
 from .runtime.ports import SystemClock
 from .settings import Settings
@@ -28,7 +29,7 @@ def runtime(settings: Settings) -> Iterator[Runtime]:
         timer=timer,
         clock=clock,
         settings=settings,
-        catalog=Catalog(settings.catalog_path),
+        catalog=Catalog(settings.catalog_path, sealing.for_settings(settings)),
     )
     bus.bind(rt.handle)
     try:

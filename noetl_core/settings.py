@@ -7,7 +7,7 @@
 | `NOETL_WORKERS` | `64` | most threads of the in-process bus (two per core, more under I/O) |
 | `NOETL_LEASE_SECONDS` | `300` | how long a claim on a command stays alive |
 | `NOETL_SQLITE_SYNC` | `FULL` | SQLite `synchronous` pragma for the event log (FULL or NORMAL) |
-| `NOETL_CREDENTIAL_KEY` | generated | Fernet key of stored credentials (else `credential.key`) |
+| `NOETL_CREDENTIAL_KEY` | generated | key of credentials, static values (else `credential.key`) |
 | `GOOGLE_CLOUD_PROJECT` | `noetl-local` | the Google Cloud project of the cloud runtime |
 | `NOETL_PAYLOAD_URL` | local dir | payload store: `gs://bucket/prefix`, or any fsspec URL |
 | `NOETL_FIRESTORE_PREFIX` | `noetl` | prefix of the Firestore collections (entries, catalog) |
@@ -32,7 +32,8 @@ The Google client libraries read their emulator variables (`PUBSUB_EMULATOR_HOST
 
 On Cloud Run (`K_SERVICE` set) nothing may fall back to a local value: `production_problems`
 lists every variable that is missing or still local (the project `noetl-local`, payloads
-not on `gs://`, no worker URL, callback key, callback URL or Cloud Tasks invoker, a
+not on `gs://`, no worker URL, callback key, credential key, callback URL or Cloud Tasks
+invoker, a
 `NOETL_HOME` outside `/tmp`, the only writable place of an instance), and the function
 refuses to start with one message naming them all (`require_production`).
 
@@ -177,8 +178,12 @@ def production_problems(env: Mapping[str, str]) -> list[str]:
     ):
         if not _URL.match(value(name)):
             problems.append(f"{name}: {what} (an http(s) URL with a real port)")
-    if not value("NOETL_CALLBACK_KEY"):
-        problems.append("NOETL_CALLBACK_KEY: the platform key, from Secret Manager")
+    for name, what in (
+        ("NOETL_CALLBACK_KEY", "the platform key"),
+        ("NOETL_CREDENTIAL_KEY", "the key static keychain values are sealed with"),
+    ):
+        if not value(name):
+            problems.append(f"{name}: {what}, from Secret Manager")
     if not _ACCOUNT.match(value("NOETL_TASKS_INVOKER")):
         problems.append("NOETL_TASKS_INVOKER: the service account Cloud Tasks acts as")
     home = Path(os.path.normpath(value("NOETL_HOME") or "."))

@@ -24,7 +24,7 @@ from ..engine import versions
 from ..engine.entries import Command, Entry
 from ..engine.scope import merge
 from ..errors import ClaimConflict, ExecutionNotFound, NoetlError, WorkloadError
-from ..keychain import Credentials, CredentialStore, SecretCache
+from ..keychain import Credentials, CredentialStore, SecretCache, sealing
 from ..playbook.loader import LoadedPlaybook
 from ..settings import Settings
 from ..templating import ResultView
@@ -78,6 +78,7 @@ class Runtime(ExecutionCache):
         )
         super().__init__(log=log, payloads=payloads, clock=clock, settings=settings)
         self.secret_cache = SecretCache()
+        self.sealer = sealing.for_settings(settings)
         self.callback_key = callbacks.load_key(settings.callback_key, settings.home)
         self.bus = bus
         self.timer = timer
@@ -112,11 +113,13 @@ class Runtime(ExecutionCache):
         parent: dict[str, Any] | None = None,
     ) -> tuple[str, bool]:
         """`start`, also saying whether this call started it: a start with an id already
-        taken (a duplicate trigger, a redelivered child start) publishes again, no more."""
+        taken (a duplicate trigger, a redelivered child start) publishes again, no more.
+        The stored text has its static keychain values sealed."""
         if workload is not None and not isinstance(workload, Mapping):
             raise WorkloadError(
                 f"the workload must be a JSON object, got {type(workload).__name__}"
             )
+        loaded = self.sealer.seal(loaded)
         merged = merge(loaded.playbook.workload, dict(workload or {}))
         try:
             merged = json.loads(payloads.to_json(merged))

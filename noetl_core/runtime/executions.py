@@ -17,7 +17,7 @@ from ..engine import entries as E
 from ..engine import versions
 from ..engine.entries import Command
 from ..errors import ExecutionNotFound
-from ..keychain import Credentials, SecretCache, Secrets
+from ..keychain import Credentials, Sealer, SecretCache, Secrets
 from ..playbook.loader import LoadedPlaybook, load_text
 from ..settings import Settings
 from ..templating import ResultView
@@ -45,6 +45,7 @@ class Execution:
 class ExecutionCache:
     credentials: Credentials
     secret_cache: SecretCache
+    sealer: Sealer
 
     def __init__(
         self, *, log: EventLog, payloads: PayloadStore, clock: Clock, settings: Settings
@@ -126,6 +127,7 @@ class ExecutionCache:
             entries=ex.blueprint.playbook.keychain,
             store=self.credentials,
             cache=self.secret_cache,
+            sealer=self.sealer,
         )
 
     def names(

@@ -16,6 +16,7 @@ PRODUCTION = {
     "NOETL_WORKER_URL": "https://worker-abc-uc.a.run.app",
     "NOETL_CALLBACK_URL": "https://callback-abc-uc.a.run.app",
     "NOETL_CALLBACK_KEY": "a-secret-from-secret-manager",
+    "NOETL_CREDENTIAL_KEY": "a-fernet-key-from-secret-manager",
     "NOETL_TASKS_INVOKER": "noetl-invoker@acme-prod.iam.gserviceaccount.com",
     "NOETL_HOME": "/tmp/noetl",
 }
@@ -25,6 +26,7 @@ NAMES = [
     "NOETL_WORKER_URL",
     "NOETL_CALLBACK_URL",
     "NOETL_CALLBACK_KEY",
+    "NOETL_CREDENTIAL_KEY",
     "NOETL_TASKS_INVOKER",
     "NOETL_HOME",
 ]
