@@ -14,6 +14,9 @@
 | `NOETL_COMMAND_TOPIC` | `noetl-commands` | Pub/Sub topic of command notes |
 | `NOETL_DEAD_LETTER_TOPIC` | `noetl-dead-letter` | where commands that keep crashing go |
 | `NOETL_MAX_DELIVERIES` | `5` | crashed attempts of one command before it is dead-lettered |
+| `NOETL_MAX_PATH_BLOCKS` | `100000` | blocks one path may run (an endless cycle stops there) |
+| `NOETL_MAX_PLAYBOOK_DEPTH` | `64` | how deep sub-playbooks may nest (top-level: depth 0) |
+| `NOETL_MAX_CHILDREN` | `10000` | sub-playbooks one execution may start |
 | `NOETL_FAULT_FILE` | unset | fault injection for the fault tests (`runtime/faults.py`) |
 | `NOETL_QUERY_SHAPE_FILE` | unset | Firestore queries append their shape here (the index test) |
 | `NOETL_CALLBACK_KEY` | generated | HMAC key of callback tokens (else `NOETL_HOME/callback.key`) |
@@ -68,6 +71,9 @@ class Settings:
     command_topic: str = "noetl-commands"
     dead_letter_topic: str = "noetl-dead-letter"
     max_deliveries: int = 5
+    max_path_blocks: int = 100_000
+    max_playbook_depth: int = 64
+    max_children: int = 10_000
     secret_manager_host: str | None = None
     storage_emulator_host: str | None = None
     fault_file: str | None = None
@@ -140,6 +146,9 @@ def load(env: dict[str, str] | None = None) -> Settings:
         command_topic=source.get("NOETL_COMMAND_TOPIC") or "noetl-commands",
         dead_letter_topic=source.get("NOETL_DEAD_LETTER_TOPIC") or "noetl-dead-letter",
         max_deliveries=_int(source, "NOETL_MAX_DELIVERIES", 5),
+        max_path_blocks=_int(source, "NOETL_MAX_PATH_BLOCKS", 100_000),
+        max_playbook_depth=_int(source, "NOETL_MAX_PLAYBOOK_DEPTH", 64),
+        max_children=_int(source, "NOETL_MAX_CHILDREN", 10_000),
         secret_manager_host=source.get("SECRET_MANAGER_EMULATOR_HOST") or None,
         storage_emulator_host=source.get("STORAGE_EMULATOR_HOST") or None,
         fault_file=source.get("NOETL_FAULT_FILE") or None,

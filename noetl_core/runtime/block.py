@@ -29,7 +29,7 @@ from ..playbook.loader import LoadedPlaybook
 from ..settings import Settings
 from ..templating import ResultView
 from ..tools.base import ToolCall
-from . import children, claims, execute, faults, payloads, settle, waits
+from . import children, claims, execute, faults, limits, payloads, settle, waits
 from .executions import Execution, ExecutionCache
 from .hydrate import PathContext
 from .ports import Clock, CommandBus, EventLog, Note, PayloadStore, Snapshot, Timer
@@ -342,6 +342,10 @@ class Runtime(ExecutionCache):
             self.commit(
                 ex, [*claim, engine.close(command, attempt, "skipped", error, self.clock.now())]
             )
+            return
+        refused = limits.on_path(self.settings, command)
+        if refused is not None:
+            limits.refuse(self, ex, command, attempt, refused, claim)
             return
         if command.kind == "loop":
             self._activate(ex, command, attempt, claim)

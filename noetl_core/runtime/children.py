@@ -14,7 +14,7 @@ from ..engine.entries import Command, Entry
 from ..errors import NoetlError, TemplateError
 from ..playbook.model import Step
 from ..tools.base import StartChild
-from . import execute, payloads, settle, waits
+from . import execute, limits, payloads, settle, waits
 from .ports import Note
 
 if TYPE_CHECKING:
@@ -116,6 +116,10 @@ def start_child(
 ) -> None:
     from .block import child_execution_id
 
+    refused = limits.for_child(rt, ex, command)
+    if refused is not None:
+        limits.refuse(rt, ex, command, attempt, refused, claim)
+        return
     try:
         loaded = rt.catalog.resolve(child.path, child.version, near=ex.blueprint.loaded.file)
     except NoetlError as exc:
@@ -135,7 +139,7 @@ def start_child(
         step=command.step,
         command_id=command.id,
         attempt=attempt,
-        group=command.activation,
+        group=E.CHILDREN,
         body={"child_execution_id": child_id, "path": child.path},
     )
     parent = {
@@ -144,6 +148,7 @@ def start_child(
         "attempt": attempt,
         "step": command.step,
         "return_step": child.return_step,
+        "depth": ex.depth + 1,
     }
     if not rt.append([*claim, pending]):
         return
@@ -176,13 +181,14 @@ def _child_output(
     meta = {"attempt": attempt, "child_execution_id": child.id}
     if status != "completed":
         inner = terminal.body.get("error") or {}
+        cause = inner.get("cause") or inner  # the failure down the tree: one, not a chain
         error = {
             "kind": "playbook",
             "code": f"child_{status}",
             "retryable": False,
-            "message": f"child execution {child.id} {status}: {inner.get('message', '')}",
+            "message": f"child execution {child.id} {status}: {cause.get('message', '')}",
             "child_execution_id": child.id,
-            "cause": inner,
+            "cause": cause,
         }
         return {"status": "error", "data": None, "error": error, "meta": meta}
     ref = terminal.body.get("result")

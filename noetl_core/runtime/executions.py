@@ -41,6 +41,11 @@ class Execution:
     def parent_execution_id(self) -> str | None:
         return self.parent["execution_id"] if self.parent else None
 
+    @property
+    def depth(self) -> int:
+        """0 for an execution started by itself; a child's is its parent's + 1."""
+        return int(self.parent.get("depth", 1)) if self.parent else 0
+
 
 class ExecutionCache:
     credentials: Credentials

@@ -378,6 +378,7 @@ def test_successor_frame_carries_results_and_ctx_of_the_path():
     assert cmd.frame == {
         "ctx": {"kept": 1},
         "results": {"earlier": "do-earlier", "start": E.done_id(EID, "c-start")},
+        "depth": 1,
     }
     assert cmd.parent == "c-start"
     assert cmd.kind == "step"
@@ -570,12 +571,13 @@ def test_arc_to_a_join_is_an_arrival_not_a_command():
     assert thawed(arrive.body["frame"]) == {
         "ctx": {"k": 1},
         "results": {"start": "do-start", "a": E.done_id(EID, "c-a")},
+        "depth": 1,
     }
     assert head.body["issued"] == []
     assert head.body["arrived"] == [arrive.id]
 
 
-def arrival(cid: str, ctx: dict[str, Any], results: dict[str, str]) -> Entry:
+def arrival(cid: str, ctx: dict[str, Any], results: dict[str, str], depth: int = 1) -> Entry:
     return Entry(
         id=E.arrive_id(EID, "join", cid, 0),
         execution_id=EID,
@@ -585,13 +587,13 @@ def arrival(cid: str, ctx: dict[str, Any], results: dict[str, str]) -> Entry:
         step="join",
         command_id=cid,
         dj=1,
-        body={"frame": frozen({"ctx": ctx, "results": results}), "from": cid},
+        body={"frame": {**frozen({"ctx": ctx, "results": results}), "depth": depth}, "from": cid},
     )
 
 
 def test_join_merges_arrival_ctx_in_order_and_consumes_them():
-    first = arrival("c-a", {"x": 1, "a": 1, "m": {"p": 1}}, {"start": "d0", "a": "da"})
-    second = arrival("c-b", {"x": 2, "b": 2, "m": {"q": 2}}, {"start": "d0", "b": "db"})
+    first = arrival("c-a", {"x": 1, "a": 1, "m": {"p": 1}}, {"start": "d0", "a": "da"}, 5)
+    second = arrival("c-b", {"x": 2, "b": 2, "m": {"q": 2}}, {"start": "d0", "b": "db"}, 3)
     entry = engine.join(scene(load(FAN)), "join", [first, second])
     keep_nodes([entry])
     assert entry.kind == "issue"
@@ -604,6 +606,7 @@ def test_join_merges_arrival_ctx_in_order_and_consumes_them():
     assert thawed(cmd.frame) == {
         "ctx": {"x": 2, "a": 1, "b": 2, "m": {"p": 1, "q": 2}},
         "results": {"start": "d0", "a": "da", "b": "db"},
+        "depth": 5,  # the deepest arrival's
     }
     reverse = engine.join(scene(load(FAN)), "join", [second, first])
     keep_nodes([reverse])
@@ -793,6 +796,7 @@ def test_loop_done_merges_ctx_in_index_order_and_evaluates_arcs_once():
     assert cmd.frame == {
         "ctx": {"base": 1, "last": 2, "two": True, "zero": True},
         "results": {"start": "d0", "L": E.loopdone_id(EID, "c-act")},
+        "depth": 1,
     }
     assert cmd.parent == "c-act"
 
@@ -1048,7 +1052,7 @@ def test_start_issues_the_entry_step_with_an_empty_frame():
     assert issue.kind == "issue" and issue.step == "start"
     assert issue.dc == 1 and issue.ts == 0.5
     cmd = Command.from_dict(issue.body["command"])
-    assert cmd.frame == {"ctx": None, "results": None}
+    assert cmd.frame == {"ctx": None, "results": None, "depth": 0}
     assert cmd.parent is None
     assert head.body["entry_command"] == cmd.id == issue.command_id
 
