@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import threading
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -190,8 +191,21 @@ class Runtime(ExecutionCache):
         return entry.evolve(body=redactor.scrub(entry.body)) if redactor else entry
 
     def on_terminal(self, ex: Execution, terminal: Entry) -> None:
+        """An execution ended: its parent's step completes, which may end the parent and
+        complete the grandparent's step, and so on. On one thread these run one after
+        another from a queue, not nested, so a tree of any depth unwinds in constant
+        stack."""
         self.secret_cache.drop(ex.id)
-        children.resume_parent(self, ex, terminal)
+        queue = self._local.__dict__.get("resuming")
+        if queue is not None:
+            queue.append((ex, terminal))
+            return
+        queue = self._local.resuming = deque([(ex, terminal)])
+        try:
+            while queue:
+                children.resume_parent(self, *queue.popleft())
+        finally:
+            self._local.resuming = None
 
     def wait(self, execution_id: str, timeout: float | None = None) -> Entry | None:
         """Block the caller (never a worker) until the execution's terminal entry exists."""

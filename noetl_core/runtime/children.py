@@ -5,13 +5,14 @@ cancellation, which reaches children too.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .. import templating
 from ..engine import entries as E
 from ..engine.entries import Command, Entry
-from ..errors import NoetlError, TemplateError
+from ..errors import ExecutionNotFound, NoetlError, TemplateError
 from ..playbook.model import Step
 from ..tools.base import StartChild
 from . import execute, limits, payloads, settle, waits
@@ -153,6 +154,8 @@ def start_child(
     if not rt.append([*claim, pending]):
         return
     rt.start(loaded, child.workload, parent=parent, execution_id=child_id)
+    if rt.log.get(E.cancel_id(ex.id)) is not None:  # a cancel that came before the start
+        cancel(rt, rt.execution(child_id), f"parent {ex.id} cancelled")  # did not see it
 
 
 def resume_parent(rt: Runtime, child: Execution, terminal: Entry) -> None:
@@ -209,6 +212,25 @@ def _child_output(
 
 
 def cancel(rt: Runtime, ex: Execution, reason: str) -> None:
+    """Cancel an execution and every execution below it, whatever the tree's depth and
+    width: a walk with a work list, not recursion, records each one's cancel (and closes
+    its waits) before it looks at that one's children; then each is ended, children
+    before parents, once nothing of it is running (a block still running ends it when it
+    finishes)."""
+    reached: list[Execution] = []
+    todo = [(ex, reason)]
+    while todo:
+        current, why = todo.pop()
+        reached.append(current)
+        below = f"parent {current.id} cancelled"
+        todo.extend((child, below) for child in _cancel_one(rt, current, why))
+    for current in reversed(reached):
+        settle.maybe_terminal(rt, current, halted=True)
+
+
+def _cancel_one(rt: Runtime, ex: Execution, reason: str) -> list[Execution]:
+    """Record one execution's cancel and close its steps waiting for a callback or a
+    timer; return its children still running."""
     if rt.log.get(E.terminal_id(ex.id)) is None:
         entry = Entry(
             id=E.cancel_id(ex.id),
@@ -220,12 +242,14 @@ def cancel(rt: Runtime, ex: Execution, reason: str) -> None:
             body={"reason": reason},
         )
         rt.append([entry])
+    running = []
     for pending in rt.log.find(ex.id, "pending"):
         child_id = pending.body.get("child_execution_id")
         if child_id and rt.log.get(E.terminal_id(child_id)) is None:
-            cancel(rt, rt.execution(child_id), f"parent {ex.id} cancelled")
+            with contextlib.suppress(ExecutionNotFound):  # not started: its start sees this
+                running.append(rt.execution(child_id))
         waiting = "wait" in pending.body and pending.command_id
         if waiting and rt.log.get(E.done_id(ex.id, pending.command_id or "")) is None:
             command = rt.command(ex, pending.command_id or "")
             waits.close_cancelled(rt, ex, command, pending.attempt)  # its callback: 410
-    settle.maybe_terminal(rt, ex, halted=True)
+    return running

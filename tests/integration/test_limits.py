@@ -5,16 +5,20 @@ descendant of a tree of any depth."""
 from __future__ import annotations
 
 import contextlib
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
 from noetl_core import embedded, settings
+from noetl_core.engine import entries as E
 from noetl_core.engine.entries import Entry
 from noetl_core.playbook import load_file, load_text
 from noetl_core.runtime import replay
 from noetl_core.runtime.block import Runtime
+from noetl_core.view import print_status
 
 pytestmark = pytest.mark.integration
 
@@ -156,3 +160,85 @@ def test_a_wide_parent_stops_at_the_children_limit(
         "the limit NOETL_MAX_CHILDREN=4"
     )
     assert terminal_statuses(rt, started) == {"failed": 1, "completed": 4}
+
+
+DEEP = """
+apiVersion: noetl.io/v2
+kind: Playbook
+metadata: {name: deep, path: tests/deep}
+workload: {n: 0, leaf: 1}
+workflow:
+  - step: start
+    tool: {kind: noop}
+    next:
+      arcs:
+        - {step: down, when: "{{ workload.n < workload.leaf }}"}
+        - {step: rest}
+  - step: down
+    tool:
+      kind: playbook
+      path: tests/deep
+      input: {n: "{{ workload.n + 1 }}", leaf: "{{ workload.leaf }}"}
+  - step: rest
+    tool: {kind: wait, seconds: 600}
+"""
+
+
+def test_cancel_reaches_every_descendant_of_a_tree_deeper_than_the_stack(
+    limited: Callable[..., Runtime], tmp_path: Path
+) -> None:
+    """1,500 generations, past Python's recursion limit: the cancel walks the tree with a
+    work list, and each child's end completes its parent's step from a queue."""
+    rt = limited(NOETL_MAX_PLAYBOOK_DEPTH="2000")
+    depth = 1500
+    (tmp_path / "deep.yaml").write_text(DEEP)
+    started = starts(rt)
+    waiting = threading.Event()
+    rt.subscribe(
+        lambda batch: any(e.kind == "pending" and "wait" in e.body for e in batch) and waiting.set()
+    )
+    root = rt.start(load_file(tmp_path / "deep.yaml"), {"leaf": depth})
+    assert waiting.wait(240), f"the tree grew to {len(started)} executions only"
+    assert len(started) == depth + 1
+
+    rt.cancel(root)
+    assert terminal_statuses(rt, started) == {"cancelled": depth + 1}
+    leaf = next(s for s in started if s.body["workload"]["n"] == depth)
+    assert rt.log.get(E.cancel_id(leaf.execution_id)) is not None
+
+
+SLOW = """
+apiVersion: noetl.io/v2
+kind: Playbook
+metadata: {name: slow}
+workflow:
+  - step: start
+    tool:
+      kind: python
+      input: {flag: "{{ workload.flag }}"}
+      code: |
+        import pathlib, time
+        pathlib.Path(flag).touch()
+        time.sleep(2)
+"""
+
+
+def test_status_says_cancelling_until_what_runs_has_ended(
+    rt: Runtime, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flag = tmp_path / "running"
+    execution_id = rt.start(load_text(SLOW), {"flag": str(flag)})
+    deadline = time.monotonic() + 10
+    while not flag.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    rt.cancel(execution_id)
+    capsys.readouterr()
+    print_status(rt, execution_id)
+    print_status(rt, None)
+    shown = capsys.readouterr().out.splitlines()
+    assert shown[0] == f"execution {execution_id}: cancelling"
+    assert shown[-1].split()[0] == execution_id and shown[-1].split()[3] == "cancelling"
+    terminal = rt.wait(execution_id, 10)
+    assert terminal is not None and terminal.body["status"] == "cancelled"
+    print_status(rt, execution_id)
+    assert capsys.readouterr().out.splitlines()[0] == f"execution {execution_id}: cancelled"
