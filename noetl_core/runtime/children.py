@@ -154,8 +154,9 @@ def start_child(
     if not rt.append([*claim, pending]):
         return
     rt.start(loaded, child.workload, parent=parent, execution_id=child_id)
-    if rt.log.get(E.cancel_id(ex.id)) is not None:  # a cancel that came before the start
-        cancel(rt, rt.execution(child_id), f"parent {ex.id} cancelled")  # did not see it
+    # a cancel recorded while the child was starting found no child to cancel: do it here
+    if rt.log.get(E.cancel_id(ex.id)) is not None:
+        cancel(rt, rt.execution(child_id), f"parent {ex.id} cancelled")
 
 
 def resume_parent(rt: Runtime, child: Execution, terminal: Entry) -> None:

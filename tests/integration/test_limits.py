@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -242,3 +243,24 @@ def test_status_says_cancelling_until_what_runs_has_ended(
     assert terminal is not None and terminal.body["status"] == "cancelled"
     print_status(rt, execution_id)
     assert capsys.readouterr().out.splitlines()[0] == f"execution {execution_id}: cancelled"
+
+
+def test_a_child_starting_while_its_parent_is_cancelled_is_cancelled_too(
+    rt: Runtime, tmp_path: Path
+) -> None:
+    """The cancel comes between the parent's pending entry and the child's start: it
+    finds no child to cancel, so the step that starts the child cancels it."""
+    (tmp_path / "deep.yaml").write_text(DEEP)
+    started = starts(rt)
+    real_start = rt.start
+
+    def cancel_first(loaded: Any, workload: Any = None, **kw: Any) -> str:
+        if kw.get("parent"):
+            rt.cancel(kw["parent"]["execution_id"])
+        return real_start(loaded, workload, **kw)
+
+    rt.start = cancel_first  # type: ignore[method-assign]
+    root = rt.start(load_file(tmp_path / "deep.yaml"), {"leaf": 1})
+    assert rt.wait(root, 30) is not None
+    assert len(started) == 2
+    assert terminal_statuses(rt, started) == {"cancelled": 2}
