@@ -64,7 +64,7 @@ def lease_seconds(declaration: Mapping[str, Any] = DECLARATION) -> int:
 
 def _store_secrets(stack: EmulatorStack) -> dict[str, str]:
     """Each declared secret, created with a fresh random value (32 random bytes in url-safe
-    base64: a Fernet key, as `noetl-credential-key` must be); name -> value."""
+    base64: a Fernet key, as `noetl-sealing-key` must be); name -> value."""
     from google.cloud import secretmanager
 
     from .secretmanager import client as secret_manager_client

@@ -140,7 +140,7 @@ def print_status(rt: Runtime, execution_id: str | None) -> int:
         for start in rt.log.executions():
             status = _status_of(rt, start.execution_id)
             path = start.body["playbook"]["path"]
-            print(f"{start.execution_id}  {_when(start.ts)}  {status:<9}  {path}")
+            print(f"{start.execution_id}  {_when(start.ts)}  {status:<10}  {path}")
         return 0
     state = fold(rt.log.entries(execution_id), execution_id)
     playbook = state.header.get("playbook", {})

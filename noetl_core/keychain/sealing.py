@@ -77,6 +77,10 @@ class Sealer:
         return dataclasses.replace(loaded, source=self.seal_text(loaded.source, loaded.file))
 
     def seal_text(self, text: str, file: str) -> str:
+        """The text with each static value still in the clear replaced by its token, at
+        its place: every later line stays where it was. Both texts are parsed again and
+        must say the same once opened, so a value that cannot be replaced in place (an
+        anchor shared with another part of the playbook) is refused, never stored."""
         pieces: list[str] = []
         last = 0
         for start, end, value in _static_values(text):

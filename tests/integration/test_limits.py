@@ -170,19 +170,26 @@ metadata: {name: deep, path: tests/deep}
 workload: {n: 0, leaf: 1}
 workflow:
   - step: start
-    tool: {kind: noop}
-    next:
-      arcs:
-        - {step: down, when: "{{ workload.n < workload.leaf }}"}
-        - {step: rest}
-  - step: down
     tool:
       kind: playbook
-      path: tests/deep
+      path: "{{ 'tests/deep' if workload.n < workload.leaf else 'tests/rest' }}"
       input: {n: "{{ workload.n + 1 }}", leaf: "{{ workload.leaf }}"}
-  - step: rest
+"""
+REST = """
+apiVersion: noetl.io/v2
+kind: Playbook
+metadata: {name: rest, path: tests/rest}
+workflow:
+  - step: start
     tool: {kind: wait, seconds: 600}
 """
+
+
+def deep_tree(folder: Path) -> Path:
+    """`deep.yaml`: each generation starts the next, the last one a child that waits."""
+    (folder / "rest.yaml").write_text(REST)
+    (folder / "deep.yaml").write_text(DEEP)
+    return folder / "deep.yaml"
 
 
 def test_cancel_reaches_every_descendant_of_a_tree_deeper_than_the_stack(
@@ -192,19 +199,19 @@ def test_cancel_reaches_every_descendant_of_a_tree_deeper_than_the_stack(
     work list, and each child's end completes its parent's step from a queue."""
     rt = limited(NOETL_MAX_PLAYBOOK_DEPTH="2000")
     depth = 1500
-    (tmp_path / "deep.yaml").write_text(DEEP)
+    top = deep_tree(tmp_path)
     started = starts(rt)
     waiting = threading.Event()
     rt.subscribe(
         lambda batch: any(e.kind == "pending" and "wait" in e.body for e in batch) and waiting.set()
     )
-    root = rt.start(load_file(tmp_path / "deep.yaml"), {"leaf": depth})
+    root = rt.start(load_file(top), {"leaf": depth})
     assert waiting.wait(240), f"the tree grew to {len(started)} executions only"
-    assert len(started) == depth + 1
+    assert len(started) == depth + 2  # generations 0..depth, and the waiting one
 
     rt.cancel(root)
-    assert terminal_statuses(rt, started) == {"cancelled": depth + 1}
-    leaf = next(s for s in started if s.body["workload"]["n"] == depth)
+    assert terminal_statuses(rt, started) == {"cancelled": depth + 2}
+    leaf = next(s for s in started if s.body["playbook"]["path"] == "tests/rest")
     assert rt.log.get(E.cancel_id(leaf.execution_id)) is not None
 
 
@@ -250,7 +257,7 @@ def test_a_child_starting_while_its_parent_is_cancelled_is_cancelled_too(
 ) -> None:
     """The cancel comes between the parent's pending entry and the child's start: it
     finds no child to cancel, so the step that starts the child cancels it."""
-    (tmp_path / "deep.yaml").write_text(DEEP)
+    top = deep_tree(tmp_path)
     started = starts(rt)
     real_start = rt.start
 
@@ -260,7 +267,7 @@ def test_a_child_starting_while_its_parent_is_cancelled_is_cancelled_too(
         return real_start(loaded, workload, **kw)
 
     rt.start = cancel_first  # type: ignore[method-assign]
-    root = rt.start(load_file(tmp_path / "deep.yaml"), {"leaf": 1})
+    root = rt.start(load_file(top), {"leaf": 0})
     assert rt.wait(root, 30) is not None
     assert len(started) == 2
     assert terminal_statuses(rt, started) == {"cancelled": 2}
