@@ -14,6 +14,7 @@ fault file) it passes as overrides, named in the call.
 
 from __future__ import annotations
 
+import base64
 import secrets
 import shutil
 from collections.abc import Mapping
@@ -62,7 +63,8 @@ def lease_seconds(declaration: Mapping[str, Any] = DECLARATION) -> int:
 
 
 def _store_secrets(stack: EmulatorStack) -> dict[str, str]:
-    """Each declared secret, created with a fresh random value; name -> value."""
+    """Each declared secret, created with a fresh random value (32 random bytes in url-safe
+    base64: a Fernet key, as `noetl-sealing-key` must be); name -> value."""
     from google.cloud import secretmanager
 
     from .secretmanager import client as secret_manager_client
@@ -76,7 +78,7 @@ def _store_secrets(stack: EmulatorStack) -> dict[str, str]:
             secret_id=name,
             secret=secretmanager.Secret(replication={"automatic": {}}),
         )
-        value = secrets.token_urlsafe(32)
+        value = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
         client.add_secret_version(
             parent=f"{parent}/secrets/{name}",
             payload=secretmanager.SecretPayload(data=value.encode()),

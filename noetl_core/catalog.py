@@ -1,6 +1,7 @@
 """The embedded catalog: playbooks by path, each registration an immutable version.
 
-Files live under `NOETL_HOME/catalog/<path>/v<N>.yaml`. Registering the same text again
+Files live under `NOETL_HOME/catalog/<path>/v<N>.yaml`, static keychain values sealed
+(keychain/sealing.py). Registering the same text again
 adds no version. A sub-playbook path not in the catalog is looked for beside the parent
 playbook's file (its directory tree), and registered when found, so examples run as
 they are.
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from .engine.entries import MAX_ENTRY_BYTES
 from .errors import CatalogError, PlaybookError
+from .keychain.sealing import Sealer
 from .playbook.loader import LoadedPlaybook, load_file, load_text
 
 _SEGMENT = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -30,7 +32,11 @@ class Registered:
 
 
 class CatalogBase:
-    """Registration and lookup; a backend stores `(path, version) -> source`."""
+    """Registration and lookup; a backend stores `(path, version) -> source`, the
+    source's static keychain values sealed by `sealer`."""
+
+    def __init__(self, sealer: Sealer):
+        self.sealer = sealer
 
     def versions(self, path: str) -> list[int]:
         raise NotImplementedError
@@ -53,6 +59,7 @@ class CatalogBase:
 
     def register_loaded(self, loaded: LoadedPlaybook) -> Registered:
         check_path(loaded.path)
+        loaded = self.sealer.seal(loaded)
         size = len(loaded.source.encode())
         if size > MAX_SOURCE_BYTES:  # one Firestore document per version: held everywhere
             raise CatalogError(
@@ -106,7 +113,8 @@ def check_path(path: str) -> str:
 class Catalog(CatalogBase):
     """The embedded catalog: `NOETL_HOME/catalog/<path>/v<N>.yaml`."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, sealer: Sealer):
+        super().__init__(sealer)
         self.root = Path(root)
 
     def _dir(self, path: str) -> Path:

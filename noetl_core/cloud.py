@@ -38,7 +38,7 @@ def build(conf: Settings) -> Runtime:
     from .adapters.gcp.firestore_catalog import FirestoreCatalog
     from .adapters.gcp.firestore_log import FirestoreEventLog
     from .adapters.gcp.pubsub_bus import PubSubBus
-    from .keychain import SecretManagerCredentials, providers
+    from .keychain import SecretManagerCredentials, providers, sealing
     from .runtime.block import Runtime
     from .runtime.ports import SystemClock
 
@@ -54,7 +54,10 @@ def build(conf: Settings) -> Runtime:
         clock=clock,
         settings=conf,
         catalog=FirestoreCatalog(
-            conf.project, conf.firestore_prefix, shape_file=conf.query_shape_file
+            conf.project,
+            conf.firestore_prefix,
+            sealer=sealing.for_settings(conf),
+            shape_file=conf.query_shape_file,
         ),
         credentials=SecretManagerCredentials(conf.project, providers.secret_manager),
     )

@@ -10,6 +10,7 @@ from .adapters.inprocess import InProcessBus, InProcessTimer
 from .adapters.locks import ExecutionLocks
 from .adapters.sqlite_log import SqliteEventLog
 from .catalog import Catalog
+from .keychain import sealing
 from .runtime.block import Runtime
 from .runtime.ports import SystemClock
 from .settings import Settings
@@ -32,7 +33,7 @@ def runtime(settings: Settings) -> Iterator[Runtime]:
         timer=timer,
         clock=clock,
         settings=settings,
-        catalog=Catalog(settings.catalog_path),
+        catalog=Catalog(settings.catalog_path, sealing.for_settings(settings)),
         owners=owners,
     )
     bus.bind(rt.handle)

@@ -7,13 +7,16 @@
 | `NOETL_WORKERS` | `64` | most threads of the in-process bus (two per core, more under I/O) |
 | `NOETL_LEASE_SECONDS` | `300` | how long a claim on a command stays alive |
 | `NOETL_SQLITE_SYNC` | `FULL` | SQLite `synchronous` pragma for the event log (FULL or NORMAL) |
-| `NOETL_CREDENTIAL_KEY` | generated | Fernet key of stored credentials (else `credential.key`) |
+| `NOETL_CREDENTIAL_KEY` | generated | key of credentials, static values (else `credential.key`) |
 | `GOOGLE_CLOUD_PROJECT` | `noetl-local` | the Google Cloud project of the cloud runtime |
 | `NOETL_PAYLOAD_URL` | local dir | payload store: `gs://bucket/prefix`, or any fsspec URL |
 | `NOETL_FIRESTORE_PREFIX` | `noetl` | prefix of the Firestore collections (entries, catalog) |
 | `NOETL_COMMAND_TOPIC` | `noetl-commands` | Pub/Sub topic of command notes |
 | `NOETL_DEAD_LETTER_TOPIC` | `noetl-dead-letter` | where commands that keep crashing go |
 | `NOETL_MAX_DELIVERIES` | `5` | crashed attempts of one command before it is dead-lettered |
+| `NOETL_MAX_PATH_BLOCKS` | `100000` | blocks one path may run (an endless cycle stops there) |
+| `NOETL_MAX_PLAYBOOK_DEPTH` | `64` | how deep sub-playbooks may nest (top-level: depth 0) |
+| `NOETL_MAX_CHILDREN` | `10000` | sub-playbooks one execution may start |
 | `NOETL_FAULT_FILE` | unset | fault injection for the fault tests (`runtime/faults.py`) |
 | `NOETL_QUERY_SHAPE_FILE` | unset | Firestore queries append their shape here (the index test) |
 | `NOETL_CALLBACK_KEY` | generated | HMAC key of callback tokens (else `NOETL_HOME/callback.key`) |
@@ -34,7 +37,8 @@ line when the stack is not there.
 
 On Cloud Run (`K_SERVICE` set) nothing may fall back to a local value: `production_problems`
 lists every variable that is missing or still local (the project `noetl-local`, payloads
-not on `gs://`, no worker URL, callback key, callback URL or Cloud Tasks invoker, a
+not on `gs://`, no worker URL, callback key, credential key, callback URL or Cloud Tasks
+invoker, a
 `NOETL_HOME` outside `/tmp`, the only writable place of an instance), and the function
 refuses to start with one message naming them all (`require_production`).
 
@@ -69,6 +73,9 @@ class Settings:
     command_topic: str = "noetl-commands"
     dead_letter_topic: str = "noetl-dead-letter"
     max_deliveries: int = 5
+    max_path_blocks: int = 100_000
+    max_playbook_depth: int = 64
+    max_children: int = 10_000
     secret_manager_host: str | None = None
     storage_emulator_host: str | None = None
     pubsub_emulator_host: str | None = None
@@ -143,6 +150,9 @@ def load(env: dict[str, str] | None = None) -> Settings:
         command_topic=source.get("NOETL_COMMAND_TOPIC") or "noetl-commands",
         dead_letter_topic=source.get("NOETL_DEAD_LETTER_TOPIC") or "noetl-dead-letter",
         max_deliveries=_int(source, "NOETL_MAX_DELIVERIES", 5),
+        max_path_blocks=_int(source, "NOETL_MAX_PATH_BLOCKS", 100_000),
+        max_playbook_depth=_int(source, "NOETL_MAX_PLAYBOOK_DEPTH", 64),
+        max_children=_int(source, "NOETL_MAX_CHILDREN", 10_000),
         secret_manager_host=source.get("SECRET_MANAGER_EMULATOR_HOST") or None,
         storage_emulator_host=source.get("STORAGE_EMULATOR_HOST") or None,
         pubsub_emulator_host=source.get("PUBSUB_EMULATOR_HOST") or None,
@@ -183,8 +193,12 @@ def production_problems(env: Mapping[str, str]) -> list[str]:
     ):
         if not _URL.match(value(name)):
             problems.append(f"{name}: {what} (an http(s) URL with a real port)")
-    if not value("NOETL_CALLBACK_KEY"):
-        problems.append("NOETL_CALLBACK_KEY: the platform key, from Secret Manager")
+    for name, what in (
+        ("NOETL_CALLBACK_KEY", "the platform key"),
+        ("NOETL_CREDENTIAL_KEY", "the key static keychain values are sealed with"),
+    ):
+        if not value(name):
+            problems.append(f"{name}: {what}, from Secret Manager")
     if not _ACCOUNT.match(value("NOETL_TASKS_INVOKER")):
         problems.append("NOETL_TASKS_INVOKER: the service account Cloud Tasks acts as")
     home = Path(os.path.normpath(value("NOETL_HOME") or "."))

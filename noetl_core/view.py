@@ -124,15 +124,23 @@ def _when(ts: float | None) -> str:
     return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _status_of(rt: Runtime, execution_id: str) -> str:
+    """The terminal entry's status; before it, `cancelling` once a cancel is recorded
+    (what is still running ends first), else `running`."""
+    terminal = rt.log.get(E.terminal_id(execution_id))
+    if terminal is not None:
+        return str(terminal.body.get("status"))
+    return "cancelling" if rt.log.get(E.cancel_id(execution_id)) is not None else "running"
+
+
 def print_status(rt: Runtime, execution_id: str | None) -> int:
     from .engine.fold import fold
 
     if execution_id is None:
         for start in rt.log.executions():
-            terminal = rt.log.get(E.terminal_id(start.execution_id))
-            status = terminal.body.get("status") if terminal else "running"
+            status = _status_of(rt, start.execution_id)
             path = start.body["playbook"]["path"]
-            print(f"{start.execution_id}  {_when(start.ts)}  {status:<9}  {path}")
+            print(f"{start.execution_id}  {_when(start.ts)}  {status:<10}  {path}")
         return 0
     state = fold(rt.log.entries(execution_id), execution_id)
     playbook = state.header.get("playbook", {})

@@ -3,7 +3,9 @@
 Tables are Arrow IPC files, everything else JSON. A reference carries uri, format,
 shape, sha256, size, rows and schema; reads verify the hash, and errors name the key.
 Local writes go to a temporary name first, then rename, so a reader never sees half a
-payload.
+payload. The store stays inside its URL: a key that would leave it is refused, and so is
+a reference to anything else (`file:///etc/passwd`, another bucket), since references
+also reach the store from templates (the `artifact` tool).
 """
 
 from __future__ import annotations
@@ -23,6 +25,11 @@ def _arrow() -> Any:
     import pyarrow.ipc
 
     return pa
+
+
+def _escapes(key: str) -> bool:
+    """Whether a key relative to the store's root could resolve outside it."""
+    return any(part in ("", ".", "..") for part in key.split("/"))
 
 
 def _local_root(url: str, options: dict[str, Any]) -> str | None:
@@ -60,7 +67,19 @@ class FsspecPayloadStore:
         return local if local is not None else self._connection[1]
 
     def _path(self, key: str) -> str:
+        if _escapes(key):
+            raise PayloadError(f"payload key {key!r} would leave the payload store {self.url}")
         return f"{self.root.rstrip('/')}/{key}"
+
+    def _confined(self, uri: str) -> str:
+        """The path of a reference's `uri`, which must name an object of this store."""
+        prefix = f"{self.protocol}://{self.root.rstrip('/')}/"
+        if not uri.startswith(prefix) or _escapes(uri.removeprefix(prefix)):
+            raise PayloadError(
+                f"payload reference {uri!r} is outside the payload store {self.url}",
+                code="outside_store",
+            )
+        return uri.split("://", 1)[1]
 
     def put(self, key: str, value: Any, *, tabular: bool) -> dict[str, Any]:
         if tabular:
@@ -129,9 +148,8 @@ class FsspecPayloadStore:
             raise PayloadError(f"cannot write payload {path}: {exc}", retryable=True) from None
 
     def get(self, ref: dict[str, Any]) -> Any:
-        uri = ref.get("uri", "")
-        path = uri.split("://", 1)[1] if "://" in uri else uri
-        data = self._read(uri, path)
+        uri = str(ref.get("uri", ""))
+        data = self._read(uri, self._confined(uri))
         digest = hashlib.sha256(memoryview(data)).hexdigest()
         if digest != ref.get("sha256"):
             raise PayloadError(

@@ -23,7 +23,6 @@ import re
 import threading
 from pathlib import Path
 
-
 _SAFE = re.compile(r"^[A-Za-z0-9_-]{1,200}$")  # a file name, never a path
 
 

@@ -86,6 +86,14 @@ def _no_node(ref: str) -> dict[str, Any]:
     raise LookupError(f"no node reader for scope node {ref}")
 
 
+def depth(frame: Mapping[str, Any]) -> int:
+    """How many blocks ran before a command on its path: the entry step's is 0, a
+    successor's one more than the step it follows, a join's that of its deepest arrival;
+    a loop's iterations share their loop step's. Carried in the frame, so a limit on it
+    (NOETL_MAX_PATH_BLOCKS) reads nothing."""
+    return int(frame.get("depth", 0))
+
+
 def add_ctx(tries: Tries, root: Ref, patch: dict[str, Any]) -> Ref:
     """The ctx version after a `set`: each top-level key merged deeply over its value."""
     if not patch:
@@ -116,7 +124,7 @@ def start(
         playbook,
         entry_step,
         ids.command(execution_id, "entry"),
-        {"ctx": None, "results": None},
+        {"ctx": None, "results": None, "depth": 0},
         None,
         links=[[start_id, 0]],
     )
@@ -186,7 +194,7 @@ def record(
     if patches.ctx:
         done = done.evolve(body=_set_by_reference(done.body, tries, ctx))
     results = tries.put(command.frame.get("results"), step.step, done_id)
-    frame = {"ctx": ctx, "results": results}
+    frame = {"ctx": ctx, "results": results, "depth": depth(command.frame) + 1}
     arc_sets: dict[str, Any] = {}
     made = successors(scene, step, command.id, chosen, frame, scope, tries, arc_sets)
     return with_issued(done, made, tries, arc_sets, command.links)
@@ -385,6 +393,7 @@ def join(scene: Scene, target: str, arrivals: Sequence[Entry]) -> Entry:
     ctx: Ref = None
     results: Ref = None
     args: dict[str, Any] = {}
+    deepest = max(depth(arrival.body["frame"]) for arrival in arrivals)
     for arrival in arrivals:
         frame = arrival.body["frame"]
         ctx = merge_ctx(tries, ctx, frame.get("ctx"))
@@ -397,7 +406,7 @@ def join(scene: Scene, target: str, arrivals: Sequence[Entry]) -> Entry:
         scene.playbook,
         target,
         command_id,
-        {"ctx": ctx, "results": results, **({"args": args} if args else {})},
+        {"ctx": ctx, "results": results, "depth": deepest, **({"args": args} if args else {})},
         None,
         links=links,
     )

@@ -22,7 +22,9 @@ and counts them in its own `dc`. An iteration's command is derived from its id
 entry however many iterations it starts.
 
 Entry kinds: start, issue, claim, done, attempt, pending, arrive, loopdone, terminal,
-cancel, signal (a thread of work ended: see `links`).
+cancel, signal (a thread of work ended: see `links`). A step waiting for a child
+execution has a `pending` entry in the group `CHILDREN`, so the children an execution
+started are one count.
 """
 
 from __future__ import annotations
@@ -86,8 +88,9 @@ class Command:
 
     `kind` is `step`, `loop` (evaluate `loop.in` and issue iterations), `iteration` or
     `join`. `frame` is what the block reads: `ctx` (the set mutations on this path),
-    `results` (step name -> id of the entry holding its latest result) and, in a loop,
-    `iter`.
+    `results` (step name -> id of the entry holding its latest result), `depth` (blocks
+    before it on its path: `decide.depth`) and, in a loop, `iter`; `args` when an arc
+    passed some.
     """
 
     id: str
@@ -267,6 +270,7 @@ def arrive_id(execution_id: str, join: str, command_id: str, arc: int) -> str:
 
 
 CLAIM_EVENTS = ("command.claimed", "command.started", "step.enter")
+CHILDREN = "children"  # the group of `pending` entries that started a child execution
 
 
 def signal_id(execution_id: str, node: str, slot: int) -> str:

@@ -39,7 +39,7 @@ class StepState:
 @dataclass
 class State:
     execution_id: str
-    status: str = "running"
+    status: str = "running"  # running, cancelling, then the terminal's status
     header: dict[str, Any] = field(default_factory=dict)
     commands: dict[str, CommandState] = field(default_factory=dict)
     steps: dict[str, StepState] = field(default_factory=dict)
@@ -173,7 +173,10 @@ def _loopdone(state: State, entry: Entry) -> None:
 
 
 def _cancel(state: State, entry: Entry) -> None:
+    """A recorded cancel: the execution is `cancelling` until its terminal entry."""
     state.cancelled = True
+    if state.status == "running":
+        state.status = "cancelling"
 
 
 def _terminal(state: State, entry: Entry) -> None:

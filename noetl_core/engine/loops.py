@@ -32,6 +32,7 @@ from .decide import (
     _step_patches,
     add_ctx,
     choose_arcs,
+    depth,
     has_recovery,
     successors,
     with_issued,
@@ -182,7 +183,7 @@ def loop_done(
         ),
     )
     results = tries.put(activation.frame.get("results"), step.step, entry_id)
-    frame = {"ctx": ctx, "results": results}
+    frame = {"ctx": ctx, "results": results, "depth": depth(activation.frame) + 1}
     arc_sets: dict[str, Any] = {}
     made = successors(scene, step, activation.id, chosen, frame, scope, tries, arc_sets)
     return with_issued(entry, made, tries, arc_sets, activation.links)

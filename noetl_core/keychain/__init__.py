@@ -18,6 +18,7 @@ from ..errors import KeychainError
 from ..redact import Redactor
 from . import providers
 from .credentials import Credentials, CredentialStore, SecretManagerCredentials
+from .sealing import Sealer
 
 # Fields of a credential that locate or name things rather than prove identity; every
 # other field (password, token, key, dsn, ...) is masked. Masking a host or a user name
@@ -95,8 +96,10 @@ class Secrets:
         entries: list[dict[str, Any]],
         store: Credentials,
         cache: SecretCache,
+        sealer: Sealer,
     ):
         self.execution_id = execution_id
+        self.sealer = sealer
         self.entries = {e["name"]: e for e in entries if isinstance(e, dict) and "name" in e}
         self.store = store
         self.cache = cache
@@ -126,7 +129,7 @@ class Secrets:
         key = f"entry:{name}"
         values = self.cache.get(self.execution_id, key)
         if values is None:
-            values = providers.resolve(self.entries[name], self.credential)
+            values = providers.resolve(self.entries[name], self.credential, self.sealer.open)
             self.cache.put(self.execution_id, key, values)
         self.redactor.add(values)
         return dict(values)
@@ -178,6 +181,7 @@ __all__ = [
     "CredentialStore",
     "Credentials",
     "KeychainView",
+    "Sealer",
     "SecretCache",
     "SecretManagerCredentials",
     "Secrets",

@@ -71,6 +71,24 @@ class Credentials:
         )
 
 
+def credential_key(given: str | None, home: Path) -> bytes:
+    """The credential key, a Fernet key (32 url-safe base64 bytes): `given`
+    (`NOETL_CREDENTIAL_KEY`), else `home/credential.key`, made on first use (mode 0600).
+    Stored credentials are encrypted with it, and static keychain values sealed with a
+    key derived from it (keychain/sealing.py)."""
+    from cryptography.fernet import Fernet
+
+    key = given or keyfile.ensure(home / "credential.key", lambda: Fernet.generate_key().decode())
+    try:
+        Fernet(key.encode())
+    except ValueError:
+        raise KeychainError(
+            "NOETL_CREDENTIAL_KEY is not a valid Fernet key (32 url-safe base64 bytes)",
+            code="bad_key",
+        ) from None
+    return key.encode()
+
+
 class CredentialStore(Credentials):
     def __init__(self, root: Path, key: str | None = None):
         self.root = Path(root)
@@ -79,21 +97,7 @@ class CredentialStore(Credentials):
     def _fernet(self) -> Any:
         from cryptography.fernet import Fernet
 
-        key = self._key or self._local_key()
-        try:
-            return Fernet(key.encode() if isinstance(key, str) else key)
-        except ValueError:
-            raise KeychainError(
-                "NOETL_CREDENTIAL_KEY is not a valid Fernet key (32 url-safe base64 bytes)",
-                code="bad_key",
-            ) from None
-
-    def _local_key(self) -> str:
-        from cryptography.fernet import Fernet
-
-        return keyfile.ensure(
-            self.root.parent / "credential.key", lambda: Fernet.generate_key().decode()
-        )
+        return Fernet(credential_key(self._key, self.root.parent))
 
     def _file(self, name: str) -> Path:
         if not _NAME.match(name):

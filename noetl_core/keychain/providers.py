@@ -6,7 +6,7 @@ Entry forms (a playbook's `keychain:` list):
     {name, kind: secrets, provider: file, map: {field: /path/to/file[#json.key]}}
     {name, kind: secrets, provider: aws,  map: {field: secret-id[#json.key]}, region, endpoint_url}
     {name, kind: secrets, provider: gcp,  map: {field: projects/p/secrets/s/versions/v}}
-    {name, kind: static,  map: {field: value}}
+    {name, kind: static,  map: {field: value}}   (values sealed in stored texts: sealing.py)
     {name, kind: bearer,  token: value}
     {name, kind: credential, alias: registered-credential-name}
 
@@ -52,11 +52,17 @@ def problems(entry: Any) -> list[tuple[str, str]]:
     return out
 
 
-def resolve(entry: dict[str, Any], credential: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
-    """Every field of one entry, read now."""
+def resolve(
+    entry: dict[str, Any],
+    credential: Callable[[str], dict[str, Any]],
+    open_static: Callable[[Any, str], Any],
+) -> dict[str, Any]:
+    """Every field of one entry, read now (`open_static`: a static value as written,
+    opened when it was sealed)."""
     kind = entry["kind"]
     if kind == "static":
-        return dict(entry["map"])
+        where = f"keychain {entry['name']}"
+        return {f: open_static(v, f"{where}.{f}") for f, v in entry["map"].items()}
     if kind == "bearer":
         return {"token": entry["token"]}
     if kind == "credential":

@@ -8,6 +8,7 @@ from .. import templating
 from ..errors import SourceLocation
 from ..keychain import providers as keychain_providers
 from ..tools import registry
+from . import names as step_names
 from .model import Playbook, Policy, Step, Tool
 from .yamlsrc import Path, SourceMap
 
@@ -23,6 +24,9 @@ def semantic_problems(playbook: Playbook, data: dict[str, Any], smap: SourceMap)
     names = [s.step for s in playbook.workflow]
     seen: set[str] = set()
     for i, name in enumerate(names):
+        why = step_names.problem("step", name)
+        if why is not None:
+            add(("workflow", i, "step"), why)
         if name in seen:
             add(("workflow", i, "step"), f"step name {name!r} is used twice; names are unique")
         seen.add(name)
@@ -96,6 +100,9 @@ def _check_step(step: Step, path: Path, steps: set[str], workbook: list[str], ad
         if not task_names:
             add((*path, "tool"), "a pipeline needs at least one task")
         for k, task in enumerate(step.tool):
+            why = step_names.problem("task", task.name)
+            if why is not None:
+                add((*path, "tool", k, "name"), why)
             if task_names.count(task.name) > 1:
                 add((*path, "tool", k, "name"), f"task name {task.name!r} is used twice")
             _check_tool(task, (*path, "tool", k), workbook, add, task_names)

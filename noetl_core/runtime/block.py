@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import threading
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -24,12 +25,12 @@ from ..engine import versions
 from ..engine.entries import Command, Entry
 from ..engine.scope import merge
 from ..errors import ClaimConflict, ExecutionNotFound, LimitError, NoetlError, WorkloadError
-from ..keychain import Credentials, CredentialStore, SecretCache
+from ..keychain import Credentials, CredentialStore, SecretCache, sealing
 from ..playbook.loader import LoadedPlaybook
 from ..settings import Settings
 from ..templating import ResultView
 from ..tools.base import ToolCall
-from . import children, claims, execute, faults, payloads, settle, waits
+from . import children, claims, execute, faults, limits, payloads, settle, waits
 from .executions import Execution, ExecutionCache
 from .hydrate import PathContext
 from .ports import Clock, CommandBus, EventLog, Note, PayloadStore, Snapshot, Timer
@@ -81,6 +82,7 @@ class Runtime(ExecutionCache):
         )
         super().__init__(log=log, payloads=payloads, clock=clock, settings=settings)
         self.secret_cache = SecretCache()
+        self.sealer = sealing.for_settings(settings)
         self.callback_key = callbacks.load_key(settings.callback_key, settings.home)
         self.bus = bus
         self.timer = timer
@@ -118,11 +120,13 @@ class Runtime(ExecutionCache):
         parent: dict[str, Any] | None = None,
     ) -> tuple[str, bool]:
         """`start`, also saying whether this call started it: a start with an id already
-        taken (a duplicate trigger, a redelivered child start) publishes again, no more."""
+        taken (a duplicate trigger, a redelivered child start) publishes again, no more.
+        The stored text has its static keychain values sealed."""
         if workload is not None and not isinstance(workload, Mapping):
             raise WorkloadError(
                 f"the workload must be a JSON object, got {type(workload).__name__}"
             )
+        loaded = self.sealer.seal(loaded)
         merged = merge(loaded.playbook.workload, dict(workload or {}))
         try:
             merged = json.loads(payloads.to_json(merged))
@@ -196,10 +200,23 @@ class Runtime(ExecutionCache):
         return entry.evolve(body=redactor.scrub(entry.body)) if redactor else entry
 
     def on_terminal(self, ex: Execution, terminal: Entry) -> None:
+        """An execution ended: its parent's step completes, which may end the parent and
+        complete the grandparent's step, and so on. On one thread these run one after
+        another from a queue, not nested, so a tree of any depth unwinds in constant
+        stack."""
         self.secret_cache.drop(ex.id)
-        children.resume_parent(self, ex, terminal)
         if self.owners is not None:
             self.owners.release(ex.id)
+        queue = self._local.__dict__.get("resuming")
+        if queue is not None:
+            queue.append((ex, terminal))
+            return
+        queue = self._local.resuming = deque([(ex, terminal)])
+        try:
+            while queue:
+                children.resume_parent(self, *queue.popleft())
+        finally:
+            self._local.resuming = None
 
     def wait(self, execution_id: str, timeout: float | None = None) -> Entry | None:
         """Block the caller (never a worker) until the execution's terminal entry exists."""
@@ -353,6 +370,10 @@ class Runtime(ExecutionCache):
                 ex, [*claim, engine.close(command, attempt, "skipped", error, self.clock.now())]
             )
             return
+        refused = limits.on_path(self.settings, command)
+        if refused is not None:
+            limits.refuse(self, ex, command, attempt, refused, claim)
+            return
         if command.kind == "loop":
             self._activate(ex, command, attempt, claim)
         else:
@@ -369,7 +390,7 @@ class Runtime(ExecutionCache):
                 ex, command, attempt, execute.StepRun("error", error=exc.to_dict()), names, claim
             )
             return
-        key = f"executions/{ex.id}/{step.step}/{command.id}/items"
+        key = payloads.key(ex.id, step.step, command.id, "items")
         items_ref, _ = payloads.persist(self.payloads, items, key, self.settings.inline_limit)
         batch = engine.activate(
             self.scene(ex), command, attempt, len(items), items_ref, names, ResultView([])
@@ -454,7 +475,7 @@ class Runtime(ExecutionCache):
                 "error", error=run.error, view=ResultView(None), meta=meta, patches=run.patches
             )
         step = ex.blueprint.step(command.step)
-        key = f"executions/{ex.id}/{step.step}/{command.id}/{attempt}/result"
+        key = payloads.key(ex.id, step.step, command.id, attempt, "result")
         select = step.output.select if step.output else ()
         redactor = self.secret_cache.redactor(ex.id)
         ref, view = payloads.persist(

@@ -5,16 +5,17 @@ cancellation, which reaches children too.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .. import templating
 from ..engine import entries as E
 from ..engine.entries import Command, Entry
-from ..errors import NoetlError, TemplateError
+from ..errors import ExecutionNotFound, NoetlError, TemplateError
 from ..playbook.model import Step
 from ..tools.base import StartChild
-from . import execute, payloads, settle, waits
+from . import execute, limits, payloads, settle, waits
 from .ports import Note
 
 if TYPE_CHECKING:
@@ -77,7 +78,7 @@ def _persist_resume(
 ) -> dict[str, Any]:
     refs = {}
     for name, value in resume.get("tasks", {}).items():
-        key = f"executions/{ex.id}/{command.step}/{command.id}/{attempt}/task-{name}"
+        key = payloads.key(ex.id, command.step, command.id, attempt, f"task-{name}")
         refs[name], _ = payloads.persist(rt.payloads, value, key, rt.settings.inline_limit)
     return {**resume, "tasks": refs}
 
@@ -103,6 +104,10 @@ def start_child(
 ) -> None:
     from .block import child_execution_id
 
+    refused = limits.for_child(rt, ex, command)
+    if refused is not None:
+        limits.refuse(rt, ex, command, attempt, refused, claim)
+        return
     try:
         loaded = rt.catalog.resolve(child.path, child.version, near=ex.blueprint.loaded.file)
     except NoetlError as exc:
@@ -122,7 +127,7 @@ def start_child(
         step=command.step,
         command_id=command.id,
         attempt=attempt,
-        group=command.activation,
+        group=E.CHILDREN,
         body={"child_execution_id": child_id, "path": child.path},
     )
     parent = {
@@ -131,10 +136,14 @@ def start_child(
         "attempt": attempt,
         "step": command.step,
         "return_step": child.return_step,
+        "depth": ex.depth + 1,
     }
     if not rt.append([*claim, pending]):
         return
     rt.start(loaded, child.workload, parent=parent, execution_id=child_id)
+    # a cancel recorded while the child was starting found no child to cancel: do it here
+    if rt.log.get(E.cancel_id(ex.id)) is not None:
+        cancel(rt, rt.execution(child_id), f"parent {ex.id} cancelled")
 
 
 def resume_parent(rt: Runtime, child: Execution, terminal: Entry) -> None:
@@ -163,13 +172,14 @@ def _child_output(
     meta = {"attempt": attempt, "child_execution_id": child.id}
     if status != "completed":
         inner = terminal.body.get("error") or {}
+        cause = inner.get("cause") or inner  # the failure down the tree: one, not a chain
         error = {
             "kind": "playbook",
             "code": f"child_{status}",
             "retryable": False,
-            "message": f"child execution {child.id} {status}: {inner.get('message', '')}",
+            "message": f"child execution {child.id} {status}: {cause.get('message', '')}",
             "child_execution_id": child.id,
-            "cause": inner,
+            "cause": cause,
         }
         return {"status": "error", "data": None, "error": error, "meta": meta}
     ref = terminal.body.get("result")
@@ -190,6 +200,25 @@ def _child_output(
 
 
 def cancel(rt: Runtime, ex: Execution, reason: str) -> None:
+    """Cancel an execution and every execution below it, whatever the tree's depth and
+    width: a walk with a work list, not recursion, records each one's cancel (and closes
+    its waits) before it looks at that one's children; then each is ended, children
+    before parents, once nothing of it is running (a block still running ends it when it
+    finishes)."""
+    reached: list[Execution] = []
+    todo = [(ex, reason)]
+    while todo:
+        current, why = todo.pop()
+        reached.append(current)
+        below = f"parent {current.id} cancelled"
+        todo.extend((child, below) for child in _cancel_one(rt, current, why))
+    for current in reversed(reached):
+        settle.maybe_terminal(rt, current, halted=True)
+
+
+def _cancel_one(rt: Runtime, ex: Execution, reason: str) -> list[Execution]:
+    """Record one execution's cancel and close its steps waiting for a callback or a
+    timer; return its children still running."""
     if rt.log.get(E.terminal_id(ex.id)) is None:
         entry = Entry(
             id=E.cancel_id(ex.id),
@@ -201,12 +230,14 @@ def cancel(rt: Runtime, ex: Execution, reason: str) -> None:
             body={"reason": reason},
         )
         rt.append([entry])
+    running = []
     for pending in rt.log.find(ex.id, "pending"):
         child_id = pending.body.get("child_execution_id")
         if child_id and rt.log.get(E.terminal_id(child_id)) is None:
-            cancel(rt, rt.execution(child_id), f"parent {ex.id} cancelled")
+            with contextlib.suppress(ExecutionNotFound):  # not started: its start sees this
+                running.append(rt.execution(child_id))
         waiting = "wait" in pending.body and pending.command_id
         if waiting and rt.log.get(E.done_id(ex.id, pending.command_id or "")) is None:
             command = rt.command(ex, pending.command_id or "")
             waits.close_cancelled(rt, ex, command, pending.attempt)  # its callback: 410
-    settle.maybe_terminal(rt, ex, halted=True)
+    return running

@@ -17,7 +17,7 @@ from ..engine import entries as E
 from ..engine import versions
 from ..engine.entries import Command, Entry
 from ..errors import ExecutionNotFound
-from ..keychain import Credentials, SecretCache, Secrets
+from ..keychain import Credentials, Sealer, SecretCache, Secrets
 from ..playbook.loader import LoadedPlaybook, load_text
 from ..settings import Settings
 from ..templating import ResultView
@@ -44,10 +44,16 @@ class Execution:
     def parent_execution_id(self) -> str | None:
         return self.parent["execution_id"] if self.parent else None
 
+    @property
+    def depth(self) -> int:
+        """0 for an execution started by itself; a child's is its parent's + 1."""
+        return int(self.parent.get("depth", 1)) if self.parent else 0
+
 
 class ExecutionCache:
     credentials: Credentials
     secret_cache: SecretCache
+    sealer: Sealer
 
     def __init__(
         self, *, log: EventLog, payloads: PayloadStore, clock: Clock, settings: Settings
@@ -193,6 +199,7 @@ class ExecutionCache:
             entries=ex.blueprint.playbook.keychain,
             store=self.credentials,
             cache=self.secret_cache,
+            sealer=self.sealer,
         )
 
     def names(

@@ -9,6 +9,7 @@ Every other value an entry may hold at any size (the workload, the playbook's so
 ctx values and `set` patches: `entries.LARGE_FIELDS` and scope-version value nodes) goes
 the same way above the same limit (`spill`), on every backend: entries stay small, so
 none nears Firestore's 1 MiB per document, and both backends take the same inputs.
+Every payload key is made by `key`, under its execution's prefix.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import quote
 
 from ..engine.entries import LARGE_FIELDS, MAX_ENTRY_BYTES, SPILLED, Entry, is_spilled
 from ..redact import Redactor
@@ -48,6 +50,22 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"), default=_default)  # built on
 
 def to_json(value: Any) -> str:
     return _ENCODER.encode(value)
+
+
+def key(execution_id: str, *parts: str | int) -> str:
+    """`executions/<execution id>/<part>/...`: where an execution stores a payload. Parts
+    come from the playbook (step and task names), so each is made one segment whatever
+    it holds: percent-encoded outside letters, digits and `_ . - ~`, and a part of dots
+    only (`..`) encoded whole. A key can then never leave its execution's prefix, even for
+    a name that validation did not see."""
+    return "/".join(["executions", *(_segment(str(part)) for part in (execution_id, *parts))])
+
+
+def _segment(part: str) -> str:
+    if not part:
+        raise ValueError("a payload key segment cannot be empty")
+    quoted = quote(part, safe="")
+    return quoted if quoted.strip(".") else quoted.replace(".", "%2E")
 
 
 def _is_table(value: Any) -> bool:

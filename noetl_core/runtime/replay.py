@@ -26,6 +26,10 @@ if TYPE_CHECKING:
     from .executions import Execution
 
 
+# Commands the runtime closed itself (a block that failed, a limit), not the engine.
+RUNTIME_CLOSED = ("internal", "limit")
+
+
 @dataclass(frozen=True)
 class Check:
     seq: int
@@ -71,7 +75,7 @@ def _check(
     if (
         entry.kind == "done"
         and entry.body.get("status") in ("ok", "error")
-        and entry.body.get("error", {}).get("kind") != "internal"
+        and entry.body.get("error", {}).get("kind") not in RUNTIME_CLOSED
     ):
         return _compare(entry, _redo_done(rt, ex, entry), by_id)
     if entry.kind == "loopdone":

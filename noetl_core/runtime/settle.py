@@ -177,7 +177,7 @@ def _loop_outcome(
         ref = {"inline": [r["inline"] for r in refs if r is not None]}
     if len(payloads.to_json(ref)) > rt.settings.inline_limit:
         values = [payloads.load(rt.payloads, r) for r in refs]
-        key = f"executions/{ex.id}/{command.step}/{command.id}/loop/result"
+        key = payloads.key(ex.id, command.step, command.id, "loop", "result")
         ref, _ = payloads.persist(rt.payloads, values, key, rt.settings.inline_limit)
     view = payloads.view(rt.payloads, ref)
     if failed:

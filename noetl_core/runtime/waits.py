@@ -61,7 +61,7 @@ def start(
     claim: list[Entry],
 ) -> None:
     """Record `call.pending` and arm the timer at `due`; the worker is free."""
-    key = f"executions/{ex.id}/{command.step}/{command.id}/{attempt}/before-wait"
+    key = payloads.key(ex.id, command.step, command.id, attempt, "before-wait")
     ref, _ = payloads.persist(rt.payloads, output, key, rt.settings.inline_limit)
     entry = Entry(
         id=E.pending_id(ex.id, command.id, attempt),

@@ -144,3 +144,27 @@ def test_rowsets_come_back_as_tables_with_their_types(store: PayloadStore) -> No
     assert ref["format"] == "arrow" and ref["select"] == {"columns": ["id"], "row_count": 20_000}
     assert view["row_count"] == 20_000  # from the inline selection
     assert payloads.table(store, ref).equals(big)
+
+
+@pytest.mark.parametrize("key", ["../outside", "a/../../outside", "/abs", "a//b", "./a"])
+def test_a_key_that_would_leave_the_store_is_refused(store: PayloadStore, key: str) -> None:
+    with pytest.raises(PayloadError, match="would leave the payload store"):
+        store.put(key, {"x": 1}, tabular=False)
+
+
+def test_a_reference_outside_the_store_is_refused(store: PayloadStore) -> None:
+    ref = store.put("executions/E/s/c/1/result", {"x": 1}, tabular=False)
+    uri = str(ref["uri"])
+    root = uri.removesuffix("executions/E/s/c/1/result.json")
+    elsewhere = [
+        "file:///etc/passwd",
+        "gs://another-bucket/payloads/executions/E/s/c/1/result.json",
+        root.rstrip("/") + "-sibling/executions/E/s/c/1/result.json",
+        root + "executions/E/../../../outside.json",
+        "executions/E/s/c/1/result.json",
+    ]
+    for uri in elsewhere:
+        with pytest.raises(PayloadError, match="is outside the payload store") as info:
+            store.get({**ref, "uri": uri})
+        assert info.value.code == "outside_store"
+    assert store.get(ref) == {"x": 1}

@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 
 from noetl_core import settings
 from noetl_core.catalog import Catalog, CatalogBase
 from noetl_core.errors import CatalogError, KeychainError
-from noetl_core.keychain import CredentialStore, SecretCache, Secrets
+from noetl_core.keychain import CredentialStore, Sealer, SecretCache, Secrets
 from noetl_core.runtime.ports import Note
 
 from ..conftest import EXAMPLES
@@ -114,8 +115,11 @@ def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> CatalogBase:
 
         conf = settings.load(request.getfixturevalue("gcp_env"))
         prefix = f"c{uuid.uuid4().hex[:8]}"
-        return FirestoreCatalog(conf.project, prefix, shape_file=conf.query_shape_file)
-    return Catalog(tmp_path / "catalog")
+        sealer = Sealer(Fernet.generate_key)
+        return FirestoreCatalog(
+            conf.project, prefix, sealer=sealer, shape_file=conf.query_shape_file
+        )
+    return Catalog(tmp_path / "catalog", Sealer(Fernet.generate_key))
 
 
 def test_a_playbook_over_a_catalog_document_is_refused_naming_the_limit(
@@ -212,6 +216,7 @@ def test_a_secrets_entry_resolves_and_is_masked(
         entries=entries,
         store=CredentialStore(tmp_path / "c"),
         cache=SecretCache(),
+        sealer=Sealer(Fernet.generate_key),
     )
     assert secrets.entry("api") == {"key": value}
     assert secrets.redactor.text(f"token={value}") == "token=***"

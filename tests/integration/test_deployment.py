@@ -79,6 +79,7 @@ def test_a_function_with_local_settings_refuses_to_start_naming_them_all(
         "NOETL_WORKER_URL",
         "NOETL_CALLBACK_URL",
         "NOETL_CALLBACK_KEY",
+        "NOETL_CREDENTIAL_KEY",
         "NOETL_TASKS_INVOKER",
         "NOETL_HOME",
     ):

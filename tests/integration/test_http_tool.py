@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 
 from noetl_core.devtools.http_api import DemoApi
 from noetl_core.errors import KeychainError, PlaybookError, ToolError
-from noetl_core.keychain import CredentialStore, SecretCache, Secrets
+from noetl_core.keychain import CredentialStore, Sealer, SecretCache, Secrets
 from noetl_core.playbook import load_text
 from noetl_core.runtime import payloads
 from noetl_core.runtime.block import Runtime
@@ -42,7 +43,13 @@ def secrets(tmp_path: Path) -> Secrets:
     store = CredentialStore(tmp_path / "credentials")
     for credential in CREDENTIALS:
         store.put(credential)
-    return Secrets(execution_id="E", entries=[], store=store, cache=SecretCache())
+    return Secrets(
+        execution_id="E",
+        entries=[],
+        store=store,
+        cache=SecretCache(),
+        sealer=Sealer(Fernet.generate_key),
+    )
 
 
 CREDENTIALS: list[dict[str, Any]] = [

@@ -78,3 +78,25 @@ def test_stored_payloads_are_under_execution_scoped_keys(rt: Runtime) -> None:
     ref = start.body["result"]
     assert ref["key"].startswith(f"executions/{execution_id}/start/{start.command_id}/1/")
     assert ref["size"] > 64 * 1024 and len(ref["sha256"]) == 64
+
+
+def test_an_artifact_reference_outside_the_payload_store_is_refused(rt: Runtime) -> None:
+    text = """
+apiVersion: noetl.io/v2
+kind: Playbook
+metadata: {name: peek_outside}
+workflow:
+  - step: start
+    tool:
+      kind: artifact
+      action: get
+      input:
+        result_ref: {uri: "file:///etc/passwd", format: json, sha256: x}
+"""
+    terminal = rt.wait(rt.start(load_text(text), {}), 30)
+    assert terminal is not None and terminal.body["status"] == "failed"
+    error = terminal.body["error"]
+    assert (error["kind"], error["code"], error["step"]) == ("payload", "outside_store", "start")
+    assert error["message"] == (
+        f"payload reference 'file:///etc/passwd' is outside the payload store {rt.payloads.url}"
+    )

@@ -14,11 +14,12 @@ from typing import Any
 
 import psycopg
 import pytest
+from cryptography.fernet import Fernet
 
 from noetl_core.devtools.postgres import PostgresServer, free_port
 from noetl_core.engine.entries import Entry
 from noetl_core.errors import KeychainError, ToolError
-from noetl_core.keychain import CredentialStore, SecretCache, Secrets
+from noetl_core.keychain import CredentialStore, Sealer, SecretCache, Secrets
 from noetl_core.playbook import load_text
 from noetl_core.runtime import payloads
 from noetl_core.runtime.block import Runtime
@@ -65,7 +66,13 @@ def call(fields: dict[str, Any], store: CredentialStore) -> ToolCall:
         attempt=1,
         names={},
         services=Services(),
-        secrets=Secrets(execution_id="E", entries=[], store=store, cache=SecretCache()),
+        secrets=Secrets(
+            execution_id="E",
+            entries=[],
+            store=store,
+            cache=SecretCache(),
+            sealer=Sealer(Fernet.generate_key),
+        ),
     )
 
 

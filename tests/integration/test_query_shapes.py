@@ -86,7 +86,6 @@ def test_every_adapter_query_is_noted_in_the_worker_and_here_and_served(
     log.find_execution(execution_id[:8])
     log.find(execution_id, "done", step="join")
     log.count(execution_id, "signal", group="g")
-    log.snapshot(execution_id, [], group="g", from_index=1)
     log.open_work(execution_id)
     log.open_work(execution_id, ["join"])
     log.open_work(execution_id, ["c0"], join="no-such-join")  # a key only this process sums

@@ -148,3 +148,82 @@ def test_no_secret_appears_in_the_log_payloads_or_output(
             for secret in secrets:
                 assert secret.encode() not in data, f"{file} leaks {secret!r}"
     assert scanned >= 3 and (home / "events.sqlite").exists()
+
+
+STATIC = "static-LEAK-4e2b19"
+STATIC_CHILD = """
+apiVersion: noetl.io/v2
+kind: Playbook
+metadata: {name: static_child, path: tests/static_child}
+keychain:
+  - name: vault
+    kind: static
+    map:
+      pw: SECRET   # a comment that stays
+      port: 5432
+workflow:
+  - step: start
+    tool:
+      kind: python
+      input: {pw: "{{ keychain.vault.pw }}", port: "{{ keychain.vault.port }}"}
+      code: |
+        import hashlib
+        result = {"sha": hashlib.sha256(pw.encode()).hexdigest(), "port": port}
+"""
+STATIC_PARENT = """
+apiVersion: noetl.io/v2
+kind: Playbook
+metadata: {name: static_parent}
+keychain:
+  - {name: vault, kind: static, map: {pw: "SECRET"}}
+workflow:
+  - step: start
+    tool:
+      kind: python
+      input: {pw: "{{ keychain.vault.pw }}"}
+      code: |
+        import hashlib
+        result = hashlib.sha256(pw.encode()).hexdigest()
+    next: child
+  - step: child
+    tool: {kind: playbook, path: tests/static_child}
+"""
+
+
+def test_static_keychain_values_are_stored_sealed_and_open_when_read(
+    rt: Any, home: Path, tmp_path: Path
+) -> None:
+    """A `static` value is a secret written into the playbook: the texts the start entry
+    and the catalog keep carry it sealed; blocks (here also a child's, run from the
+    catalog's text) still read the value."""
+    import hashlib
+
+    from noetl_core.engine import entries as E
+    from noetl_core.playbook import load_file
+    from noetl_core.runtime import payloads
+
+    folder = tmp_path / "playbooks"
+    folder.mkdir()
+    (folder / "child.yaml").write_text(STATIC_CHILD.replace("SECRET", STATIC))
+    parent = folder / "parent.yaml"
+    parent.write_text(STATIC_PARENT.replace("SECRET", STATIC))
+    execution_id = rt.start(load_file(parent), {})
+    terminal = rt.wait(execution_id, 30)
+    assert terminal is not None and terminal.body["status"] == "completed", terminal.body
+    digest = hashlib.sha256(STATIC.encode()).hexdigest()
+    first = next(e for e in rt.log.find(execution_id, "done") if e.step == "start")
+    assert payloads.load(rt.payloads, first.body["result"]) == digest
+    assert payloads.load(rt.payloads, terminal.body["result"]) == {"sha": digest, "port": 5432}
+
+    stored = rt.log.get(E.start_id(execution_id))
+    assert "noetl-sealed:" in stored.body["source"]
+    assert stored.body["source"].count("\n") == STATIC_PARENT.count("\n")
+    registered = rt.catalog.register(folder / "child.yaml")
+    assert not registered.new  # sealing is deterministic: the same text, no new version
+    assert "# a comment that stays" in rt.catalog.read("tests/static_child", 1)
+    scanned = 0
+    for file in home.rglob("*"):
+        if file.is_file():
+            scanned += 1
+            assert STATIC.encode() not in file.read_bytes(), f"{file} holds the static value"
+    assert scanned >= 3 and (home / "events.sqlite").exists()

@@ -379,6 +379,7 @@ def test_successor_frame_carries_results_and_ctx_of_the_path():
     assert cmd.frame == {
         "ctx": {"kept": 1},
         "results": {"earlier": "do-earlier", "start": E.done_id(EID, "c-start")},
+        "depth": 1,
     }
     assert cmd.parent == "c-start"
     assert cmd.kind == "step"
@@ -571,12 +572,13 @@ def test_arc_to_a_join_is_an_arrival_not_a_command():
     assert thawed(arrive.body["frame"]) == {
         "ctx": {"k": 1},
         "results": {"start": "do-start", "a": E.done_id(EID, "c-a")},
+        "depth": 1,
     }
     assert head.body["issued"] == []
     assert head.body["arrived"] == [arrive.id]
 
 
-def arrival(cid: str, ctx: dict[str, Any], results: dict[str, str]) -> Entry:
+def arrival(cid: str, ctx: dict[str, Any], results: dict[str, str], depth: int = 1) -> Entry:
     return Entry(
         id=E.arrive_id(EID, "join", cid, 0),
         execution_id=EID,
@@ -586,13 +588,13 @@ def arrival(cid: str, ctx: dict[str, Any], results: dict[str, str]) -> Entry:
         step="join",
         command_id=cid,
         dj=1,
-        body={"frame": frozen({"ctx": ctx, "results": results}), "from": cid},
+        body={"frame": {**frozen({"ctx": ctx, "results": results}), "depth": depth}, "from": cid},
     )
 
 
 def test_join_merges_arrival_ctx_in_order_and_consumes_them():
-    first = arrival("c-a", {"x": 1, "a": 1, "m": {"p": 1}}, {"start": "d0", "a": "da"})
-    second = arrival("c-b", {"x": 2, "b": 2, "m": {"q": 2}}, {"start": "d0", "b": "db"})
+    first = arrival("c-a", {"x": 1, "a": 1, "m": {"p": 1}}, {"start": "d0", "a": "da"}, 5)
+    second = arrival("c-b", {"x": 2, "b": 2, "m": {"q": 2}}, {"start": "d0", "b": "db"}, 3)
     entry = engine.join(scene(load(FAN)), "join", [first, second])
     keep_nodes([entry])
     assert entry.kind == "issue"
@@ -605,6 +607,7 @@ def test_join_merges_arrival_ctx_in_order_and_consumes_them():
     assert thawed(cmd.frame) == {
         "ctx": {"x": 2, "a": 1, "b": 2, "m": {"p": 1, "q": 2}},
         "results": {"start": "d0", "a": "da", "b": "db"},
+        "depth": 5,  # the deepest arrival's
     }
     reverse = engine.join(scene(load(FAN)), "join", [second, first])
     keep_nodes([reverse])
@@ -788,6 +791,7 @@ def test_loop_done_merges_ctx_in_index_order_and_evaluates_arcs_once():
     assert cmd.frame == {
         "ctx": {"base": 1, "last": 2, "two": True, "zero": True},
         "results": {"start": "d0", "L": E.loopdone_id(EID, "c-act")},
+        "depth": 1,
     }
     assert cmd.parent == "c-act"
 
@@ -1042,7 +1046,7 @@ def test_start_issues_the_entry_step_with_an_empty_frame():
     assert issue.kind == "issue" and issue.step == "start"
     assert issue.dc == 1 and issue.ts == 0.5
     cmd = Command.from_dict(issue.body["command"])
-    assert cmd.frame == {"ctx": None, "results": None}
+    assert cmd.frame == {"ctx": None, "results": None, "depth": 0}
     assert cmd.parent is None
     assert head.body["entry_command"] == cmd.id == issue.command_id
 
@@ -1314,3 +1318,27 @@ def test_a_thread_of_work_is_handed_on_forked_joined_and_signalled() -> None:
 
     unlinked = engine.record(sc, command("join", cid="c-k"), 1, ok(), names(pb))
     assert not any(e.kind == "signal" for e in unlinked)  # a loop iteration's way
+
+
+# -- names templates see ---------------------------------------------------------------
+
+
+def test_every_name_a_block_defines_is_reserved_for_steps() -> None:
+    """A step may not take a name the block's own names would shadow (playbook/names.py):
+    every name the engine puts in a template's scope, besides step results, workload and
+    ctx keys and the loop's iterator, is in that list."""
+    from noetl_core.engine.decide import _local
+    from noetl_core.playbook.names import RESERVED
+    from noetl_core.runtime.execute import PipelineState
+
+    names = scope.context(
+        workload={},
+        ctx={},
+        results={},
+        execution_id=EID,
+        parent_execution_id=None,
+        loop=scope.loop_names("item", 1, 0, 2, {}),
+        local=_local("s", Outcome("ok", view=ResultView(1))),
+    )
+    names = PipelineState(1).scope({**names, "step": {}})
+    assert set(names) - {"item", "s"} <= set(RESERVED)

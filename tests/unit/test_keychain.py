@@ -8,14 +8,16 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from cryptography.fernet import Fernet
 
 from noetl_core import templating
 from noetl_core.errors import KeychainError, PlaybookError
-from noetl_core.keychain import CredentialStore, SecretCache, Secrets
+from noetl_core.keychain import CredentialStore, Sealer, SecretCache, Secrets
 from noetl_core.playbook import load_text
 from noetl_core.redact import MASK, Redactor
 
 pytestmark = pytest.mark.unit
+SEALER = Sealer(Fernet.generate_key)
 
 PG = {
     "name": "pg_local",
@@ -80,7 +82,9 @@ def test_register_a_file_and_a_directory(tmp_path: Path) -> None:
 def secrets_for(tmp_path: Path, entries: list[dict[str, object]]) -> Secrets:
     store = CredentialStore(tmp_path / "credentials")
     store.put(PG)
-    return Secrets(execution_id="E", entries=entries, store=store, cache=SecretCache())
+    return Secrets(
+        execution_id="E", entries=entries, store=store, cache=SecretCache(), sealer=SEALER
+    )
 
 
 def test_keychain_entries_resolve_lazily_and_are_masked(
@@ -169,17 +173,17 @@ def test_values_are_cached_per_execution(tmp_path: Path) -> None:
     cache = SecretCache()
     store = CredentialStore(tmp_path / "credentials")
     entry = {"name": "f", "kind": "secrets", "provider": "file", "map": {"v": str(path)}}
-    one = Secrets(execution_id="E1", entries=[entry], store=store, cache=cache)
+    one = Secrets(execution_id="E1", entries=[entry], store=store, cache=cache, sealer=SEALER)
     assert one.entry("f") == {"v": "first-value"}
     path.write_text("second-value")
-    again = Secrets(execution_id="E1", entries=[entry], store=store, cache=cache)
+    again = Secrets(execution_id="E1", entries=[entry], store=store, cache=cache, sealer=SEALER)
     assert again.entry("f") == {"v": "first-value"}  # same execution: cached
-    other = Secrets(execution_id="E2", entries=[entry], store=store, cache=cache)
+    other = Secrets(execution_id="E2", entries=[entry], store=store, cache=cache, sealer=SEALER)
     assert other.entry("f") == {"v": "second-value"}
     cache.drop("E1")
-    assert Secrets(execution_id="E1", entries=[entry], store=store, cache=cache).entry("f") == {
-        "v": "second-value"
-    }
+    assert Secrets(
+        execution_id="E1", entries=[entry], store=store, cache=cache, sealer=SEALER
+    ).entry("f") == {"v": "second-value"}
 
 
 def test_playbook_keychain_entries_are_validated() -> None:
@@ -228,3 +232,73 @@ def test_no_secret_in_the_process_environment_after_resolution(tmp_path: Path) -
     secrets = secrets_for(tmp_path, [{"name": "db", "kind": "credential", "alias": "pg_local"}])
     secrets.entry("db")
     assert all("s3cret-pw" not in value for value in os.environ.values())
+
+
+STATIC_TEXT = """\
+apiVersion: noetl.io/v2
+kind: Playbook
+metadata: {name: s}
+keychain:
+  - {name: api, kind: static, map: {token: "tok-1", retries: 3}}   # stays
+  - name: db
+    kind: static
+    map:
+      password: |
+        two
+        lines
+      options:
+        sslmode: require
+  - {name: other, kind: bearer, token: not-static}
+workflow:
+  - step: start
+    tool: {kind: noop}
+"""
+
+
+def test_sealing_replaces_static_values_in_place_and_opens_them_again() -> None:
+    loaded = load_text(STATIC_TEXT, "pb.yaml")
+    sealed = SEALER.seal(loaded)
+    text = sealed.source
+    for plain in ("tok-1", "two", "require"):
+        assert plain not in text
+    assert "not-static" in text and "# stays" in text
+    assert text.count("\n") == STATIC_TEXT.count("\n")  # every later line where it was
+    assert SEALER.seal(sealed) == sealed and SEALER.seal(loaded) == sealed  # deterministic
+    again = load_text(text, "pb.yaml")
+    secrets = Secrets(
+        execution_id="E",
+        entries=again.playbook.keychain,
+        store=CredentialStore(Path("/nonexistent")),
+        cache=SecretCache(),
+        sealer=SEALER,
+    )
+    assert secrets.entry("api") == {"token": "tok-1", "retries": 3}
+    assert secrets.entry("db") == {"password": "two\nlines\n", "options": {"sslmode": "require"}}
+
+
+def test_a_playbook_without_static_values_needs_no_key() -> None:
+    def no_key() -> bytes:
+        raise AssertionError("the key was asked for")
+
+    sealed = load_text(SEALER.seal(load_text(STATIC_TEXT, "pb.yaml")).source, "pb.yaml")
+    assert Sealer(no_key).seal(sealed) is sealed  # its values are sealed already
+    without_keychain = (
+        STATIC_TEXT.split("keychain:")[0] + "workflow:" + STATIC_TEXT.split("workflow:")[1]
+    )
+    loaded = load_text(without_keychain, "pb.yaml")
+    assert Sealer(no_key).seal(loaded) is loaded
+
+
+def test_a_sealed_value_does_not_open_with_another_key() -> None:
+    sealed = load_text(SEALER.seal(load_text(STATIC_TEXT, "pb.yaml")).source, "pb.yaml")
+    token = sealed.playbook.keychain[0]["map"]["token"]
+    with pytest.raises(KeychainError, match=r"keychain api.token: the sealed value does not open"):
+        Sealer(Fernet.generate_key).open(token, "keychain api.token")
+
+
+def test_a_static_value_behind_an_anchor_is_refused_rather_than_stored_plain() -> None:
+    text = STATIC_TEXT.replace(
+        "metadata: {name: s}", 'metadata: {name: s}\nworkload: {tok: &tok "tok-1"}'
+    ).replace('token: "tok-1"', "token: *tok")
+    with pytest.raises(KeychainError, match="cannot seal its static keychain values in place"):
+        SEALER.seal(load_text(text, "pb.yaml"))

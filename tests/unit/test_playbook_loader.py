@@ -384,6 +384,67 @@ def test_step_without_name_is_rejected() -> None:
     assert msg == "required field is missing"
 
 
+@pytest.mark.parametrize("name", ["../../../../x", "a/b", "two words", ".hidden", "-x", "x" * 129])
+def test_a_step_name_outside_the_character_set_is_refused_with_its_line(name: str) -> None:
+    text = pb(f"""\
+        workflow:
+          - step: start
+            tool: {{kind: noop}}
+            next: ['{name}']
+          - step: '{name}'
+            tool: {{kind: noop}}
+        """)
+    loc, msg = one_problem(text)
+    assert loc == SourceLocation("pb.yaml", 8, "workflow[1].step")
+    assert msg == (
+        f"step name {name!r} is not allowed: use letters, digits, _ - . (not first: - .), "
+        "at most 128 characters"
+    )
+
+
+@pytest.mark.parametrize("name", ["workload", "ctx", "keychain", "args", "error", "range"])
+def test_a_step_named_like_a_template_name_is_refused(name: str) -> None:
+    text = pb(f"""\
+        workflow:
+          - step: {name}
+            tool: {{kind: noop}}
+        """)
+    loc, msg = one_problem(text)
+    assert loc == SourceLocation("pb.yaml", 5, "workflow[0].step")
+    assert msg.startswith(f"step name {name!r} is reserved: templates read it as ")
+    assert msg.endswith("; rename the step")
+
+
+def test_step_names_with_dashes_dots_and_digits_are_accepted() -> None:
+    text = pb("""\
+        workflow:
+          - step: fetch-page.v2
+            tool: {kind: noop}
+            next: [2nd_step]
+          - step: 2nd_step
+            tool: {kind: noop}
+        """)
+    assert [s.step for s in load(text).playbook.workflow] == ["fetch-page.v2", "2nd_step"]
+
+
+def test_a_pipeline_task_name_is_checked_like_a_step_name() -> None:
+    text = pb("""\
+        workflow:
+          - step: start
+            tool:
+              - ctx: {kind: noop}
+              - name: ../up
+                kind: noop
+        """)
+    err = fail(text)
+    assert [(loc.line, loc.path) for loc, _ in err.problems] == [
+        (7, "workflow[0].tool[0].name"),
+        (8, "workflow[0].tool[1].name"),
+    ]
+    assert "task name 'ctx' is reserved" in err.problems[0][1]
+    assert "task name '../up' is not allowed" in err.problems[1][1]
+
+
 def test_unknown_next_mode_is_rejected() -> None:
     text = pb("""\
         workflow:

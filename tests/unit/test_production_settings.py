@@ -16,6 +16,7 @@ PRODUCTION = {
     "NOETL_WORKER_URL": "https://worker-abc-uc.a.run.app",
     "NOETL_CALLBACK_URL": "https://callback-abc-uc.a.run.app",
     "NOETL_CALLBACK_KEY": "a-secret-from-secret-manager",
+    "NOETL_CREDENTIAL_KEY": "a-fernet-key-from-secret-manager",
     "NOETL_TASKS_INVOKER": "noetl-invoker@acme-prod.iam.gserviceaccount.com",
     "NOETL_HOME": "/tmp/noetl",
 }
@@ -25,6 +26,7 @@ NAMES = [
     "NOETL_WORKER_URL",
     "NOETL_CALLBACK_URL",
     "NOETL_CALLBACK_KEY",
+    "NOETL_CREDENTIAL_KEY",
     "NOETL_TASKS_INVOKER",
     "NOETL_HOME",
 ]
@@ -68,3 +70,16 @@ def test_a_local_value_is_refused_and_named(name: str, local: str) -> None:
 def test_outside_cloud_run_the_local_defaults_stay() -> None:
     settings.require_production({})  # no K_SERVICE: the embedded default, a CLI, a test
     assert settings.load({}).project == settings.LOCAL_PROJECT
+
+
+def test_no_platform_secret_is_listed_as_a_credential() -> None:
+    """Credentials live in Secret Manager as `noetl-credential-<name>`: a platform secret
+    under that prefix would be listed, and read, as one."""
+    import json
+    from pathlib import Path
+
+    from noetl_core.keychain.credentials import SECRET_PREFIX
+
+    infra = Path(__file__).resolve().parents[2] / "infra" / "deployment.json"
+    declared = json.loads(infra.read_text())["secrets"]
+    assert [name for name in declared if name.startswith(SECRET_PREFIX)] == []

@@ -6,6 +6,7 @@ from typing import Any
 
 from ... import ids
 from ...catalog import CatalogBase
+from ...keychain.sealing import Sealer
 from .firestore_queries import QueryRunner
 
 
@@ -16,10 +17,12 @@ class FirestoreCatalog(CatalogBase):
         prefix: str = "noetl",
         client: Any = None,
         *,
+        sealer: Sealer,
         shape_file: str | None = None,
     ):
         from google.cloud import firestore
 
+        super().__init__(sealer)
         self._client = client or firestore.Client(project=project)
         self._docs = self._client.collection(f"{prefix}_catalog")
         self._queries = QueryRunner(prefix, shape_file)
