@@ -1,5 +1,10 @@
-"""Jinja2 templating for playbooks: sandboxed, type-preserving, lazily hydrated.
+"""Jinja2 templating for playbooks: sandboxed, read-only, type-preserving, lazily hydrated.
 
+- Templates read values and never change them: Jinja's immutable sandbox refuses the
+  methods that modify a list, dict or set (`append`, `update`, `pop`, ...), so what a
+  template reads (workload, ctx, cached step results, shared by every block of the
+  process) is the same for the next block and for `noetl replay`. A refused call is a
+  `TemplateError` naming the template.
 - A string that is exactly one `{{ expr }}` renders to the expression's value with its
   type (list, dict, number, bool); any other string renders to a string.
 - A mapping's keys win over its methods (`{{ page.items }}` reads the key `items`).
@@ -29,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import TemplateError
 
 if TYPE_CHECKING:
-    from jinja2.sandbox import SandboxedEnvironment
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 _SINGLE = re.compile(r"^\s*\{\{(?P<expr>.*)\}\}\s*$", re.DOTALL)
 _FALSY_STRINGS = {"", "false", "0", "none", "null", "no", "off"}
@@ -111,11 +116,12 @@ class ResultView:
 
 
 def child(value: Any, key: Any) -> Any:
+    """A key or index of a result's value. Its attributes and methods are not reached
+    here but through the sandbox (`Environment.getattr`), which refuses the ones that
+    would modify the value."""
     if isinstance(value, Mapping) or (isinstance(value, list | tuple) and isinstance(key, int)):
         return value[key]
-    if isinstance(key, str) and not key.startswith("_"):
-        return getattr(value, key)
-    return value[key]
+    raise KeyError(key)
 
 
 def unwrap(value: Any) -> Any:
@@ -173,13 +179,14 @@ _MISSING: Any = type("Missing", (), {"__repr__": lambda self: "<undefined>"})()
 
 
 @lru_cache(maxsize=1)
-def environment() -> SandboxedEnvironment:
-    """The sandboxed Jinja environment, built (and Jinja imported) on first use."""
+def environment() -> ImmutableSandboxedEnvironment:
+    """The immutable sandbox, built (and Jinja imported) on first use."""
     import jinja2
-    from jinja2.sandbox import SandboxedEnvironment
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    class Environment(SandboxedEnvironment):
-        """Keys of a mapping win over its methods: `{{ page.items }}` is the `items` key."""
+    class Environment(ImmutableSandboxedEnvironment):
+        """Keys of a mapping win over its methods: `{{ page.items }}` is the `items` key.
+        A result's other attributes are its value's, under the sandbox's rules."""
 
         def getattr(self, obj: Any, attribute: str) -> Any:
             if isinstance(obj, Mapping | ResultView):
@@ -187,6 +194,8 @@ def environment() -> SandboxedEnvironment:
                     return obj[attribute]
                 except (KeyError, IndexError, TypeError, AttributeError):
                     pass
+            if isinstance(obj, ResultView):
+                return super().getattr(obj.value, attribute)
             return super().getattr(obj, attribute)
 
     env = Environment(
@@ -330,10 +339,7 @@ def render(value: Any, context: Mapping[str, Any], where: str = "") -> Any:
         except TemplateError as exc:
             raise TemplateError(f"{where}: {exc.message}" if where else exc.message) from None
         except Exception as exc:
-            raise TemplateError(
-                f"{where + ': ' if where else ''}template {value!r} failed: "
-                f"{type(exc).__name__}: {exc}"
-            ) from None
+            raise TemplateError(f"{where + ': ' if where else ''}{_failure(value, exc)}") from None
         if _undefined(result):
             return None
         return unwrap(result)
@@ -344,6 +350,18 @@ def render(value: Any, context: Mapping[str, Any], where: str = "") -> Any:
     if isinstance(value, list):
         return [render(v, context, f"{where}[{i}]") for i, v in enumerate(value)]
     return value
+
+
+def _failure(source: str, exc: Exception) -> str:
+    """Why a template failed; a refusal of the sandbox says what templates may do."""
+    from jinja2.exceptions import SecurityError
+
+    if isinstance(exc, SecurityError):
+        return (
+            f"template {source!r} was refused: {exc} (templates read values; they cannot "
+            "change them or reach Python internals)"
+        )
+    return f"template {source!r} failed: {type(exc).__name__}: {exc}"
 
 
 def truthy(value: Any) -> bool:
