@@ -12,7 +12,6 @@ Exit codes: 0 completed (or ok), 1 failed / cancelled / invalid, 2 usage.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import threading
@@ -22,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import settings
+from . import bounded, settings
 from .errors import CatalogError, NoetlError, WorkloadError
 
 if TYPE_CHECKING:
@@ -36,26 +35,27 @@ if TYPE_CHECKING:
 # imports the server unless a step waits for a callback.
 
 
-def _parse_value(raw: str) -> Any:
+def _parse_value(raw: str, what: str, limits: settings.Limits) -> Any:
+    """A `--set` value: JSON when it parses as JSON, else the text itself."""
     try:
-        return json.loads(raw)
+        return bounded.json_loads(raw, what, limits)
     except ValueError:
         return raw
 
 
-def workload_from(args: argparse.Namespace) -> dict[str, Any]:
+def workload_from(args: argparse.Namespace, limits: settings.Limits) -> dict[str, Any]:
     workload: dict[str, Any] = {}
     if args.workload:
         text = args.workload
         if text.startswith("@"):
             try:
                 text = Path(text[1:]).read_text(encoding="utf-8")
-            except OSError as exc:
-                raise WorkloadError(
-                    f"--workload {args.workload}: cannot read: {exc.strerror}"
-                ) from None
+            except (OSError, UnicodeDecodeError) as exc:
+                why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+                raise WorkloadError(f"--workload {args.workload}: cannot read: {why}") from None
         try:
-            workload = json.loads(text)
+            what = f"--workload {args.workload}" if args.workload.startswith("@") else "--workload"
+            workload = bounded.json_loads(text, what, limits)
         except ValueError as exc:
             raise WorkloadError(f"--workload is not JSON: {exc}") from None
         if not isinstance(workload, dict):
@@ -70,7 +70,7 @@ def workload_from(args: argparse.Namespace) -> dict[str, Any]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise WorkloadError(f"--set {item!r}: {part} is not a mapping")
-        node[parts[-1]] = _parse_value(value)
+        node[parts[-1]] = _parse_value(value, f"--set {key}", limits)
     return workload
 
 
@@ -108,7 +108,7 @@ def runtime_for(args: argparse.Namespace, conf: settings.Settings) -> Iterator[R
 def cmd_run(args: argparse.Namespace, conf: settings.Settings) -> int:
     from .view import Progress, print_result
 
-    workload = workload_from(args)
+    workload = workload_from(args, conf.limits)
     with runtime_for(args, conf) as rt:
         loaded = _target(rt, args.target)
         progress = Progress(sys.stderr, quiet=args.json)

@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator, Mapping
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from . import bounded
 from .errors import TemplateError
 
 if TYPE_CHECKING:
@@ -155,7 +156,7 @@ def _tojson(value: Any, indent: int | None = None) -> str:
 def _fromjson(value: Any) -> Any:
     if value is None or _undefined(value):
         return None
-    return json.loads(str(value))
+    return bounded.json_loads(str(value), "fromjson")
 
 
 def _b64encode(value: Any) -> str:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path as FsPath
 
 from ..errors import PlaybookError
+from ..settings import Limits
 from .model import Playbook
 from .normalize import Normalizer
 from .schema import Invalid
@@ -31,19 +32,22 @@ class LoadedPlaybook:
         return self.playbook.metadata.path or self.playbook.metadata.name
 
 
-def load_file(file: str | FsPath) -> LoadedPlaybook:
-    path = FsPath(file)
+def load_file(file: str | FsPath, limits: Limits | None = None) -> LoadedPlaybook:
+    return load_text(_read(file), str(file), limits)
+
+
+def _read(file: str | FsPath) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return FsPath(file).read_text(encoding="utf-8")
     except OSError as exc:
-        raise PlaybookError(
-            [(SourceMap(str(file)).at(()), f"cannot read: {exc.strerror}")]
-        ) from None
-    return load_text(text, str(file))
+        problem = f"cannot read: {exc.strerror}"
+    except UnicodeDecodeError as exc:
+        problem = f"not UTF-8 text (byte {exc.start})"
+    raise PlaybookError([(SourceMap(str(file)).at(()), problem)])
 
 
-def load_text(text: str, file: str = "<playbook>") -> LoadedPlaybook:
-    data, smap = parse_yaml(text, file)
+def load_text(text: str, file: str = "<playbook>", limits: Limits | None = None) -> LoadedPlaybook:
+    data, smap = parse_yaml(text, file, limits)
     normalizer = Normalizer(smap)
     canonical = normalizer.playbook(data)
     if normalizer.problems:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .. import callbacks, engine, ids
+from .. import bounded, callbacks, engine, ids
 from ..engine import entries as E
 from ..engine import versions
 from ..engine.entries import Command, Entry
@@ -117,6 +117,7 @@ class Runtime(ExecutionCache):
             raise WorkloadError(
                 f"the workload must be a JSON object, got {type(workload).__name__}"
             )
+        bounded.check_depth(workload, "the workload", self.settings.limits)
         merged = merge(loaded.playbook.workload, dict(workload or {}))
         try:
             merged = json.loads(payloads.to_json(merged))
