@@ -193,21 +193,25 @@ def cmd_schedules(args: argparse.Namespace, conf: settings.Settings) -> int:
     return 0
 
 
-def register_children(rt: Runtime, loaded: LoadedPlaybook) -> None:
-    """Sub-playbooks named by a literal path, found beside the file, go to the remote
-    catalog first: workers cannot read this machine's files."""
-    from .catalog import _find_beside
+def register_children(rt: Runtime, loaded: LoadedPlaybook, tree: str | None = None) -> None:
+    """Sub-playbooks named by a literal path, found in the playbook's tree (the first
+    playbook's folder, at every depth), go to the remote catalog first: workers cannot
+    read this machine's files."""
+    from .catalog import find_in_tree
     from .playbook.loader import load_file
 
+    tree = tree or loaded.tree
+    if tree is None:
+        return
     for step in loaded.playbook.workflow:
         tools = step.tool if isinstance(step.tool, list) else [step.tool]
         for tool in tools:
             path = tool.fields().get("path") if tool.kind == "playbook" else None
             if isinstance(path, str) and "{{" not in path and not rt.catalog.versions(path):
-                found = _find_beside(path, Path(loaded.file))
+                found = find_in_tree(path, Path(tree))
                 if found is not None:
                     rt.catalog.register(found)
-                    register_children(rt, load_file(found))
+                    register_children(rt, load_file(found), tree)
 
 
 def watch(rt: Runtime, execution_id: str, progress: Progress) -> threading.Thread:

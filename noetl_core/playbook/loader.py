@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path as FsPath
 
 from ..errors import PlaybookError
@@ -17,11 +17,15 @@ from .yamlsrc import SourceMap, parse_yaml
 
 @dataclass(frozen=True)
 class LoadedPlaybook:
-    """A validated playbook with the text it came from (stored with each execution)."""
+    """A validated playbook with the text it came from (stored with each execution), and
+    the folder its sub-playbooks are looked for in when the catalog lacks them: the one
+    it was read from, or, loaded for a parent from the catalog, the parent's, so that a
+    family of playbooks resolves from its original tree at every depth."""
 
     playbook: Playbook
     source: str
     file: str
+    tree: str | None = None
 
     @property
     def digest(self) -> str:
@@ -33,7 +37,20 @@ class LoadedPlaybook:
 
 
 def load_file(file: str | FsPath, limits: Limits | None = None) -> LoadedPlaybook:
-    return load_text(_read(file), str(file), limits)
+    loaded = load_text(_read(file), str(file), limits)
+    return replace(loaded, tree=str(FsPath(file).resolve().parent))
+
+
+def declared_path(file: str | FsPath, limits: Limits | None = None) -> str | None:
+    """The catalog path a playbook file declares (`metadata.path`, else `metadata.name`),
+    read without validating the rest: looking for one playbook among a folder's files
+    must neither load them all nor fail on another's mistakes."""
+    data, _ = parse_yaml(_read(file), str(file), limits)
+    meta = data.get("metadata") if isinstance(data, dict) else None
+    if not isinstance(meta, dict):
+        return None
+    found = meta.get("path") or meta.get("name")
+    return found if isinstance(found, str) else None
 
 
 def _read(file: str | FsPath) -> str:

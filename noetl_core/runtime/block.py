@@ -133,6 +133,7 @@ class Runtime(ExecutionCache):
                 "version": meta.version,
                 "digest": loaded.digest,
                 "file": loaded.file,
+                "tree": loaded.tree,
             },
             "source": loaded.source,
         }

@@ -117,7 +117,7 @@ def start_child(
     from .block import child_execution_id
 
     try:
-        loaded = rt.catalog.resolve(child.path, child.version, near=ex.blueprint.loaded.file)
+        loaded = rt.catalog.resolve(child.path, child.version, tree=ex.tree)
     except NoetlError as exc:
         names = rt.names(ex, command)
         rt.conclude(

@@ -36,6 +36,7 @@ class Execution:
     blueprint: Blueprint
     workload: dict[str, Any]
     parent: dict[str, Any] | None
+    tree: str | None = None  # where its sub-playbooks are looked for (LoadedPlaybook.tree)
 
     @property
     def parent_execution_id(self) -> str | None:
@@ -79,7 +80,13 @@ class ExecutionCache:
         if blueprint is None:
             loaded = load_text(header["source"], header["playbook"].get("file") or "<stored>")
             blueprint = self.blueprint(loaded)
-        found = Execution(execution_id, blueprint, header["workload"], header["parent"])
+        found = Execution(
+            execution_id,
+            blueprint,
+            header["workload"],
+            header["parent"],
+            header["playbook"].get("tree"),
+        )
         with self._lock:
             self._executions[execution_id] = found
             if len(self._executions) > EXECUTION_CACHE_ENTRIES:
