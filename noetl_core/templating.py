@@ -28,6 +28,7 @@ import re
 import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -179,6 +180,27 @@ def _undefined(value: Any) -> bool:
 _MISSING: Any = type("Missing", (), {"__repr__": lambda self: "<undefined>"})()
 
 
+MAX_REPEAT = 1 << 20  # items of a string or list that `*` may make
+MAX_POWER_BITS = 1 << 13  # bits of an integer `**` may make (str and JSON write it)
+
+
+def _bounded_product(operator: str, left: Any, right: Any) -> Any:
+    """`left * right` or `left ** right`, refused when the result would be huge: these are
+    the operators with which a short template (`'x' * 10**10`, `9 ** 9 ** 9`) would take
+    a worker's memory, or minutes of its time."""
+    if operator == "**":
+        if isinstance(left, int) and isinstance(right, int) and right > 0:
+            bits = abs(left).bit_length() * right
+            if bits > MAX_POWER_BITS:
+                raise OverflowError(f"** would make a {bits}-bit integer, over {MAX_POWER_BITS}")
+        return left**right
+    for items, times in ((left, right), (right, left)):
+        sized = isinstance(items, str | list | tuple) and isinstance(times, int)
+        if sized and len(items) * times > MAX_REPEAT:
+            raise OverflowError(f"* would make {len(items) * times} items, over {MAX_REPEAT}")
+    return left * right
+
+
 @lru_cache(maxsize=1)
 def environment() -> ImmutableSandboxedEnvironment:
     """The immutable sandbox, built (and Jinja imported) on first use."""
@@ -187,7 +209,13 @@ def environment() -> ImmutableSandboxedEnvironment:
 
     class Environment(ImmutableSandboxedEnvironment):
         """Keys of a mapping win over its methods: `{{ page.items }}` is the `items` key.
-        A result's other attributes are its value's, under the sandbox's rules."""
+        A result's other attributes are its value's, under the sandbox's rules. `*` and
+        `**` are bounded (`_bounded_product`)."""
+
+        intercepted_binops = frozenset({"*", "**"})
+
+        def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+            return _bounded_product(operator, left, right)
 
         def getattr(self, obj: Any, attribute: str) -> Any:
             if isinstance(obj, Mapping | ResultView):
@@ -268,18 +296,14 @@ def _compiled(source: str) -> Callable[[dict[str, Any]], Any]:
     parts = _plain_path(source)
     if parts is not None:
         return _lookup(parts)
-    import jinja2
-
     env = environment()
     expr = _single_expression(source)
-    try:
+    with _reading(source):
         if expr is not None:
             compiled = env.compile_expression(expr, undefined_to_none=False)
             return lambda ctx: compiled(**ctx)
         template = env.from_string(source)
         return lambda ctx: template.render(ctx)
-    except jinja2.TemplateSyntaxError as exc:
-        raise TemplateError(f"template syntax error: {exc.message} in {source!r}") from None
 
 
 @lru_cache(maxsize=4096)
@@ -287,13 +311,25 @@ def _names(source: str) -> frozenset[str]:
     parts = _plain_path(source)
     if parts is not None:
         return frozenset(parts[:1])
-    import jinja2
     import jinja2.meta
 
-    try:
+    with _reading(source):
         return frozenset(jinja2.meta.find_undeclared_variables(environment().parse(source)))
+
+
+@contextmanager
+def _reading(source: str) -> Iterator[None]:
+    """Jinja's parsing and compiling errors as TemplateErrors. Its parser and code
+    generator recurse once per nested bracket or chained operator: a template nested
+    thousands deep ends there in a RecursionError, which leaves nothing half-built."""
+    import jinja2
+
+    try:
+        yield
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateError(f"template syntax error: {exc.message} in {source!r}") from None
+    except RecursionError:
+        raise TemplateError(f"template nested too deeply to read: {source!r}") from None
 
 
 def check(value: Any) -> list[tuple[tuple[str | int, ...], str]]:
