@@ -2,7 +2,8 @@
 
 - `worker`: Pub/Sub `messagePublished` on the commands topic; one block per invocation.
   A raised error means "deliver again"; a return acknowledges.
-- `start`: HTTP POST `{path, version?, workload?}` -> 202 `{execution_id}`.
+- `start`: HTTP POST `{path, version?, workload?}` -> 202 `{execution_id}`. Bodies are
+  parsed by the core (`noetl_core.bounded`), which refuses JSON nested too deep.
 - `callback`: HTTP POST `.../callbacks/<token>` with a JSON body -> 202 / 400 / 401 / 410 / 413.
 - `cancel`: HTTP POST `{execution_id}` -> 202.
 - `trigger`: Pub/Sub message from Cloud Scheduler -> one execution per scheduled time.
@@ -43,7 +44,7 @@ def trigger(event: Any) -> None:
 @functions_framework.http
 def start(request: Request) -> tuple[dict[str, Any], int]:
     try:
-        return cloud.start(request.get_json(silent=True)), 202
+        return cloud.start(request.get_data(cache=False)), 202
     except NoetlError as error:
         return {"error": error.to_dict()}, cloud.http_status(error)
 
@@ -58,6 +59,6 @@ def callback(request: Request) -> tuple[dict[str, Any], int]:
 @functions_framework.http
 def cancel(request: Request) -> tuple[dict[str, Any], int]:
     try:
-        return cloud.cancel(request.get_json(silent=True)), 202
+        return cloud.cancel(request.get_data(cache=False)), 202
     except NoetlError as error:
         return {"error": error.to_dict()}, cloud.http_status(error)

@@ -1,10 +1,11 @@
 """The embedded catalog: playbooks by path, each registration an immutable version.
 
 Files live under `NOETL_HOME/catalog/<path>/v<N>.yaml`, static keychain values sealed
-(keychain/sealing.py). Registering the same text again
-adds no version. A sub-playbook path not in the catalog is looked for beside the parent
-playbook's file (its directory tree), and registered when found, so examples run as
-they are.
+(keychain/sealing.py). Registering the same text again adds no version. A sub-playbook
+path not in the catalog is looked for in the parent playbook's tree (the folder the
+family's first playbook was read from, at every depth), and registered when found, so
+examples run as they are. Files there are told apart by the path they declare; one that
+cannot be read fails only a lookup that asks for it.
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .engine.entries import MAX_ENTRY_BYTES
 from .errors import CatalogError, PlaybookError
 from .keychain.sealing import Sealer
-from .playbook.loader import LoadedPlaybook, load_file, load_text
+from .playbook.loader import LoadedPlaybook, declared_path, load_file, load_text
 
 _SEGMENT = re.compile(r"^[A-Za-z0-9_.-]+$")
 MAX_SOURCE_BYTES = MAX_ENTRY_BYTES
@@ -81,11 +82,13 @@ class CatalogBase:
         return [self.register(file) for file in sorted(_yaml_files(Path(directory)))]
 
     def resolve(
-        self, path: str, version: int | str | None = None, near: str | None = None
+        self, path: str, version: int | str | None = None, tree: str | None = None
     ) -> LoadedPlaybook:
+        """The playbook at `path` (a version, else the latest); one missing from the
+        catalog is looked for in `tree` and registered. The playbook keeps `tree`."""
         versions = self.versions(check_path(path))
-        if not versions and near:
-            found = _find_beside(path, Path(near))
+        if not versions and tree:
+            found = find_in_tree(path, Path(tree))
             if found is not None:
                 self.register(found)
                 versions = self.versions(path)
@@ -97,7 +100,7 @@ class CatalogBase:
         chosen = versions[-1] if version in (None, "", "latest") else int(version)
         if chosen not in versions:
             raise CatalogError(f"catalog path {path!r} has no version {version} (has {versions})")
-        return load_text(self.read(path, chosen), self.where(path, chosen))
+        return replace(load_text(self.read(path, chosen), self.where(path, chosen)), tree=tree)
 
     def entries(self) -> list[tuple[str, list[int]]]:
         return [(path, self.versions(path)) for path in sorted(self.paths())]
@@ -156,14 +159,24 @@ def _yaml_files(directory: Path) -> list[Path]:
     return [p for p in directory.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()]
 
 
-def _find_beside(path: str, near: Path) -> Path | None:
-    base = near.parent if near.suffix else near
-    if not base.is_dir():
+def find_in_tree(path: str, tree: Path) -> Path | None:
+    """The file under `tree` that declares catalog path `path`, or None. A file that
+    cannot be read (bad YAML, over a limit, not UTF-8) is passed over, unless nothing
+    declares the path and the file is named like it: then its problem is the answer."""
+    if not tree.is_dir():
         return None
-    for file in sorted(_yaml_files(base)):
+    unreadable: list[tuple[Path, PlaybookError]] = []
+    for file in sorted(_yaml_files(tree)):
         try:
-            if load_file(file).path == path:
+            if declared_path(file) == path:
                 return file
-        except PlaybookError:
-            continue
+        except PlaybookError as exc:
+            unreadable.append((file, exc))
+    name = path.rstrip("/").rsplit("/", 1)[-1]
+    for file, problem in unreadable:
+        if file.stem == name:
+            raise CatalogError(
+                f"no playbook at catalog path {path!r}, and {file}, which may be it, "
+                f"cannot be read: {problem.message}"
+            )
     return None

@@ -12,7 +12,6 @@ Exit codes: 0 completed (or ok), 1 failed / cancelled / invalid, 2 usage.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import threading
@@ -22,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import settings
+from . import bounded, settings
 from .errors import CatalogError, ConfigError, NoetlError, WorkloadError
 
 if TYPE_CHECKING:
@@ -37,26 +36,27 @@ if TYPE_CHECKING:
 # imports the server unless a step waits for a callback.
 
 
-def _parse_value(raw: str) -> Any:
+def _parse_value(raw: str, what: str, limits: settings.Limits) -> Any:
+    """A `--set` value: JSON when it parses as JSON, else the text itself."""
     try:
-        return json.loads(raw)
+        return bounded.json_loads(raw, what, limits)
     except ValueError:
         return raw
 
 
-def workload_from(args: argparse.Namespace) -> dict[str, Any]:
+def workload_from(args: argparse.Namespace, limits: settings.Limits) -> dict[str, Any]:
     workload: dict[str, Any] = {}
     if args.workload:
         text = args.workload
         if text.startswith("@"):
             try:
                 text = Path(text[1:]).read_text(encoding="utf-8")
-            except OSError as exc:
-                raise WorkloadError(
-                    f"--workload {args.workload}: cannot read: {exc.strerror}"
-                ) from None
+            except (OSError, UnicodeDecodeError) as exc:
+                why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+                raise WorkloadError(f"--workload {args.workload}: cannot read: {why}") from None
         try:
-            workload = json.loads(text)
+            what = f"--workload {args.workload}" if args.workload.startswith("@") else "--workload"
+            workload = bounded.json_loads(text, what, limits)
         except ValueError as exc:
             raise WorkloadError(f"--workload is not JSON: {exc}") from None
         if not isinstance(workload, dict):
@@ -71,7 +71,7 @@ def workload_from(args: argparse.Namespace) -> dict[str, Any]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise WorkloadError(f"--set {item!r}: {part} is not a mapping")
-        node[parts[-1]] = _parse_value(value)
+        node[parts[-1]] = _parse_value(value, f"--set {key}", limits)
     return workload
 
 
@@ -163,7 +163,7 @@ def build_remote(conf: settings.Settings, backend: str) -> Runtime:
 def cmd_run(args: argparse.Namespace, conf: settings.Settings) -> int:
     from .view import Progress, print_result
 
-    workload = workload_from(args)
+    workload = workload_from(args, conf.limits)
     with runtime_for(args, conf) as rt:
         loaded = _target(rt, args.target)
         progress = Progress(sys.stderr, quiet=args.json)
@@ -334,21 +334,25 @@ def cmd_schedules(args: argparse.Namespace, conf: settings.Settings) -> int:
     return 0
 
 
-def register_children(rt: Runtime, loaded: LoadedPlaybook) -> None:
-    """Sub-playbooks named by a literal path, found beside the file, go to the remote
-    catalog first: workers cannot read this machine's files."""
-    from .catalog import _find_beside
+def register_children(rt: Runtime, loaded: LoadedPlaybook, tree: str | None = None) -> None:
+    """Sub-playbooks named by a literal path, found in the playbook's tree (the first
+    playbook's folder, at every depth), go to the remote catalog first: workers cannot
+    read this machine's files."""
+    from .catalog import find_in_tree
     from .playbook.loader import load_file
 
+    tree = tree or loaded.tree
+    if tree is None:
+        return
     for step in loaded.playbook.workflow:
         tools = step.tool if isinstance(step.tool, list) else [step.tool]
         for tool in tools:
             path = tool.fields().get("path") if tool.kind == "playbook" else None
             if isinstance(path, str) and "{{" not in path and not rt.catalog.versions(path):
-                found = _find_beside(path, Path(loaded.file))
+                found = find_in_tree(path, Path(tree))
                 if found is not None:
                     rt.catalog.register(found)
-                    register_children(rt, load_file(found))
+                    register_children(rt, load_file(found), tree)
 
 
 def watch(rt: Runtime, execution_id: str, progress: Progress) -> threading.Thread:

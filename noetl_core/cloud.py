@@ -15,6 +15,7 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
+from . import bounded
 from . import settings as settings_module
 from .errors import CatalogError, NoetlError, WorkloadError
 from .settings import Settings
@@ -132,10 +133,21 @@ def on_message(event_data: dict[str, Any]) -> None:
     runtime().handle(note)
 
 
-def start(body: Any) -> dict[str, Any]:
-    """Start an execution by catalog path: `{path, version?, workload?}`."""
-    if not isinstance(body, dict) or not isinstance(body.get("path"), str):
-        raise WorkloadError("the request body must be JSON with `path` (a catalog path)")
+def _request(raw: bytes, key: str, needs: str) -> dict[str, Any]:
+    """A request's JSON body, which must hold the string `key`. It is parsed here, not by
+    Flask, so that nesting past NOETL_MAX_DEPTH is refused before parsing recurses."""
+    try:
+        body = bounded.json_loads(raw or b"{}", "the request body", settings_module.limits())
+    except ValueError:
+        body = None
+    if not isinstance(body, dict) or not isinstance(body.get(key), str):
+        raise WorkloadError(f"the request body must be JSON with {needs}")
+    return body
+
+
+def start(raw: bytes) -> dict[str, Any]:
+    """Start an execution by catalog path: a JSON body `{path, version?, workload?}`."""
+    body = _request(raw, "path", "`path` (a catalog path)")
     workload = body.get("workload") or {}
     rt = runtime()
     loaded = rt.catalog.resolve(body["path"], body.get("version"))
@@ -179,11 +191,10 @@ def on_trigger(event_data: dict[str, Any]) -> dict[str, Any] | None:
 
 def _trigger_of(event_data: Any) -> tuple[dict[str, Any], dt.datetime]:
     """A trigger message's JSON body and its time, or a WorkloadError saying what is wrong."""
-    import json
-
     message = _message(event_data)
     try:
-        body = json.loads(base64.b64decode(message.get("data", ""), validate=True) or b"{}")
+        data = base64.b64decode(message.get("data", ""), validate=True) or b"{}"
+        body = bounded.json_loads(data, "a trigger message", settings_module.limits())
     except ValueError as exc:
         raise WorkloadError(f"a trigger message is base64 JSON: {exc}") from None
     if not isinstance(body, dict) or not isinstance(body.get("path"), str):
@@ -206,9 +217,8 @@ def on_callback(token: str, body: bytes) -> tuple[int, dict[str, Any]]:
     return waits.receive(runtime(), token, body)
 
 
-def cancel(body: Any) -> dict[str, Any]:
-    if not isinstance(body, dict) or not isinstance(body.get("execution_id"), str):
-        raise WorkloadError("the request body must be JSON with `execution_id`")
+def cancel(raw: bytes) -> dict[str, Any]:
+    body = _request(raw, "execution_id", "`execution_id`")
     runtime().cancel(body["execution_id"], "cancelled over HTTP")
     return {"execution_id": body["execution_id"], "status": "cancelling"}
 

@@ -10,6 +10,8 @@
     ├── KeychainError               an unknown alias, an unreadable secret or credential
     ├── ExecutionNotFound           no execution with that id
     ├── WorkloadError               a workload that is not a JSON object
+    ├── InputLimitError             input past NOETL_MAX_DEPTH / NOETL_MAX_NODES, refused
+    │                               before it is built
     ├── ConfigError                 a missing or malformed setting
     ├── LimitError                  a record over the event log's size limits
     └── ClaimConflict (retryable)   another worker holds a live lease on the command
@@ -141,6 +143,14 @@ class ExecutionNotFound(NoetlError):
 
 class WorkloadError(NoetlError):
     code = "invalid_workload"
+
+
+class InputLimitError(NoetlError):
+    """JSON input (a workload, a callback or request body) nested past `NOETL_MAX_DEPTH`,
+    refused before it is parsed. A playbook's YAML past a limit is a `PlaybookError`,
+    which names file and line like every other problem of a playbook."""
+
+    code = "input_limit"
 
 
 class ConfigError(NoetlError):

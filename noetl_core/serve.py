@@ -17,6 +17,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from . import bounded
 from .engine import entries as E
 from .engine.fold import fold
 from .errors import CatalogError, ExecutionNotFound, NoetlError
@@ -67,7 +68,7 @@ class Server:
         return 404, {"error": f"no route {method} /{'/'.join(parts)}"}
 
     def _start(self, body: bytes) -> tuple[int, dict[str, Any]]:
-        request = json.loads(body or b"{}")
+        request = bounded.json_loads(body or b"{}", "the request body", self.rt.settings.limits)
         if not isinstance(request, dict) or not isinstance(request.get("path"), str):
             return 400, {"error": "the body must be JSON with `path` (a catalog path)"}
         loaded = self.rt.catalog.resolve(request["path"], request.get("version"))

@@ -22,6 +22,8 @@
 | `NOETL_CALLBACK_KEY` | generated | HMAC key of callback tokens (else `NOETL_HOME/callback.key`) |
 | `NOETL_CALLBACK_URL` | unset | base URL callbacks reach (`noetl run` serves one itself) |
 | `NOETL_CALLBACK_MAX_BYTES` | `1048576` | largest callback body accepted |
+| `NOETL_MAX_NODES` | `100000` | most YAML nodes in a playbook, each alias counted expanded |
+| `NOETL_MAX_DEPTH` | `100` | deepest YAML and JSON nesting read (at most 200) |
 | `NOETL_WORKER_URL` | unset | the worker function's URL; set, timers are Cloud Tasks |
 | `NOETL_TASKS_QUEUE`, `..._LOCATION` | `noetl-timers`, `us-central1` | the Cloud Tasks queue |
 | `NOETL_TASKS_INVOKER` | unset | service account whose OIDC token Cloud Tasks sends the worker |
@@ -53,10 +55,24 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .errors import ConfigError
+
+# Code that walks a parsed value recurses once or twice per level (the YAML composer,
+# merges, renders, the JSON encoder): past this, Python's recursion limit is near.
+DEPTH_CEILING = 200
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on input that may be hostile, checked before it is built: a YAML alias
+    bomb or a 10,000-deep document is refused in bounded time and memory, with one line
+    naming the limit, instead of growing to gigabytes or overflowing the stack."""
+
+    max_nodes: int = 100_000
+    max_depth: int = 100
 
 
 @dataclass(frozen=True)
@@ -90,6 +106,7 @@ class Settings:
     tasks_location: str = "us-central1"
     tasks_emulator_host: str | None = None
     tasks_invoker: str | None = None
+    limits: Limits = field(default_factory=Limits)
 
     @property
     def storage_options(self) -> dict[str, str]:
@@ -118,7 +135,7 @@ class Settings:
         return replace(self, home=home)
 
 
-def _int(env: dict[str, str], name: str, default: int) -> int:
+def _int(env: Mapping[str, str], name: str, default: int, most: int | None = None) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -128,7 +145,19 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
     if value <= 0:
         raise ConfigError(f"{name} must be positive, got {value}")
+    if most is not None and value > most:
+        raise ConfigError(f"{name} must be at most {most}, got {value}")
     return value
+
+
+def limits(env: Mapping[str, str] | None = None) -> Limits:
+    """The input limits alone (the YAML loader and JSON readers ask for nothing else)."""
+    source = os.environ if env is None else env
+    default = Limits()
+    return Limits(
+        max_nodes=_int(source, "NOETL_MAX_NODES", default.max_nodes),
+        max_depth=_int(source, "NOETL_MAX_DEPTH", default.max_depth, most=DEPTH_CEILING),
+    )
 
 
 def load(env: dict[str, str] | None = None) -> Settings:
@@ -167,6 +196,7 @@ def load(env: dict[str, str] | None = None) -> Settings:
         tasks_location=source.get("NOETL_TASKS_LOCATION") or "us-central1",
         tasks_emulator_host=source.get("CLOUD_TASKS_EMULATOR_HOST") or None,
         tasks_invoker=source.get("NOETL_TASKS_INVOKER") or None,
+        limits=limits(source),
     )
 
 

@@ -1,5 +1,10 @@
-"""Jinja2 templating for playbooks: sandboxed, type-preserving, lazily hydrated.
+"""Jinja2 templating for playbooks: sandboxed, read-only, type-preserving, lazily hydrated.
 
+- Templates read values and never change them: Jinja's immutable sandbox refuses the
+  methods that modify a list, dict or set (`append`, `update`, `pop`, ...), so what a
+  template reads (workload, ctx, cached step results, shared by every block of the
+  process) is the same for the next block and for `noetl replay`. A refused call is a
+  `TemplateError` naming the template.
 - A string that is exactly one `{{ expr }}` renders to the expression's value with its
   type (list, dict, number, bool); any other string renders to a string.
 - A mapping's keys win over its methods (`{{ page.items }}` reads the key `items`).
@@ -23,13 +28,15 @@ import re
 import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from . import bounded
 from .errors import TemplateError
 
 if TYPE_CHECKING:
-    from jinja2.sandbox import SandboxedEnvironment
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 _SINGLE = re.compile(r"^\s*\{\{(?P<expr>.*)\}\}\s*$", re.DOTALL)
 _FALSY_STRINGS = {"", "false", "0", "none", "null", "no", "off"}
@@ -111,11 +118,12 @@ class ResultView:
 
 
 def child(value: Any, key: Any) -> Any:
+    """A key or index of a result's value. Its attributes and methods are not reached
+    here but through the sandbox (`Environment.getattr`), which refuses the ones that
+    would modify the value."""
     if isinstance(value, Mapping) or (isinstance(value, list | tuple) and isinstance(key, int)):
         return value[key]
-    if isinstance(key, str) and not key.startswith("_"):
-        return getattr(value, key)
-    return value[key]
+    raise KeyError(key)
 
 
 def unwrap(value: Any) -> Any:
@@ -149,7 +157,7 @@ def _tojson(value: Any, indent: int | None = None) -> str:
 def _fromjson(value: Any) -> Any:
     if value is None or _undefined(value):
         return None
-    return json.loads(str(value))
+    return bounded.json_loads(str(value), "fromjson")
 
 
 def _b64encode(value: Any) -> str:
@@ -172,14 +180,42 @@ def _undefined(value: Any) -> bool:
 _MISSING: Any = type("Missing", (), {"__repr__": lambda self: "<undefined>"})()
 
 
-@lru_cache(maxsize=1)
-def environment() -> SandboxedEnvironment:
-    """The sandboxed Jinja environment, built (and Jinja imported) on first use."""
-    import jinja2
-    from jinja2.sandbox import SandboxedEnvironment
+MAX_REPEAT = 1 << 20  # items of a string or list that `*` may make
+MAX_POWER_BITS = 1 << 13  # bits of an integer `**` may make (str and JSON write it)
 
-    class Environment(SandboxedEnvironment):
-        """Keys of a mapping win over its methods: `{{ page.items }}` is the `items` key."""
+
+def _bounded_product(operator: str, left: Any, right: Any) -> Any:
+    """`left * right` or `left ** right`, refused when the result would be huge: these are
+    the operators with which a short template (`'x' * 10**10`, `9 ** 9 ** 9`) would take
+    a worker's memory, or minutes of its time."""
+    if operator == "**":
+        if isinstance(left, int) and isinstance(right, int) and right > 0:
+            bits = abs(left).bit_length() * right
+            if bits > MAX_POWER_BITS:
+                raise OverflowError(f"** would make a {bits}-bit integer, over {MAX_POWER_BITS}")
+        return left**right
+    for items, times in ((left, right), (right, left)):
+        sized = isinstance(items, str | list | tuple) and isinstance(times, int)
+        if sized and len(items) * times > MAX_REPEAT:
+            raise OverflowError(f"* would make {len(items) * times} items, over {MAX_REPEAT}")
+    return left * right
+
+
+@lru_cache(maxsize=1)
+def environment() -> ImmutableSandboxedEnvironment:
+    """The immutable sandbox, built (and Jinja imported) on first use."""
+    import jinja2
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    class Environment(ImmutableSandboxedEnvironment):
+        """Keys of a mapping win over its methods: `{{ page.items }}` is the `items` key.
+        A result's other attributes are its value's, under the sandbox's rules. `*` and
+        `**` are bounded (`_bounded_product`)."""
+
+        intercepted_binops = frozenset({"*", "**"})
+
+        def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+            return _bounded_product(operator, left, right)
 
         def getattr(self, obj: Any, attribute: str) -> Any:
             if isinstance(obj, Mapping | ResultView):
@@ -187,6 +223,8 @@ def environment() -> SandboxedEnvironment:
                     return obj[attribute]
                 except (KeyError, IndexError, TypeError, AttributeError):
                     pass
+            if isinstance(obj, ResultView):
+                return super().getattr(obj.value, attribute)
             return super().getattr(obj, attribute)
 
     env = Environment(
@@ -258,18 +296,14 @@ def _compiled(source: str) -> Callable[[dict[str, Any]], Any]:
     parts = _plain_path(source)
     if parts is not None:
         return _lookup(parts)
-    import jinja2
-
     env = environment()
     expr = _single_expression(source)
-    try:
+    with _reading(source):
         if expr is not None:
             compiled = env.compile_expression(expr, undefined_to_none=False)
             return lambda ctx: compiled(**ctx)
         template = env.from_string(source)
         return lambda ctx: template.render(ctx)
-    except jinja2.TemplateSyntaxError as exc:
-        raise TemplateError(f"template syntax error: {exc.message} in {source!r}") from None
 
 
 @lru_cache(maxsize=4096)
@@ -277,13 +311,25 @@ def _names(source: str) -> frozenset[str]:
     parts = _plain_path(source)
     if parts is not None:
         return frozenset(parts[:1])
-    import jinja2
     import jinja2.meta
 
-    try:
+    with _reading(source):
         return frozenset(jinja2.meta.find_undeclared_variables(environment().parse(source)))
+
+
+@contextmanager
+def _reading(source: str) -> Iterator[None]:
+    """Jinja's parsing and compiling errors as TemplateErrors. Its parser and code
+    generator recurse once per nested bracket or chained operator: a template nested
+    thousands deep ends there in a RecursionError, which leaves nothing half-built."""
+    import jinja2
+
+    try:
+        yield
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateError(f"template syntax error: {exc.message} in {source!r}") from None
+    except RecursionError:
+        raise TemplateError(f"template nested too deeply to read: {source!r}") from None
 
 
 def check(value: Any) -> list[tuple[tuple[str | int, ...], str]]:
@@ -330,10 +376,7 @@ def render(value: Any, context: Mapping[str, Any], where: str = "") -> Any:
         except TemplateError as exc:
             raise TemplateError(f"{where}: {exc.message}" if where else exc.message) from None
         except Exception as exc:
-            raise TemplateError(
-                f"{where + ': ' if where else ''}template {value!r} failed: "
-                f"{type(exc).__name__}: {exc}"
-            ) from None
+            raise TemplateError(f"{where + ': ' if where else ''}{_failure(value, exc)}") from None
         if _undefined(result):
             return None
         return unwrap(result)
@@ -344,6 +387,18 @@ def render(value: Any, context: Mapping[str, Any], where: str = "") -> Any:
     if isinstance(value, list):
         return [render(v, context, f"{where}[{i}]") for i, v in enumerate(value)]
     return value
+
+
+def _failure(source: str, exc: Exception) -> str:
+    """Why a template failed; a refusal of the sandbox says what templates may do."""
+    from jinja2.exceptions import SecurityError
+
+    if isinstance(exc, SecurityError):
+        return (
+            f"template {source!r} was refused: {exc} (templates read values; they cannot "
+            "change them or reach Python internals)"
+        )
+    return f"template {source!r} failed: {type(exc).__name__}: {exc}"
 
 
 def truthy(value: Any) -> bool:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path as FsPath
 
 from ..errors import PlaybookError
+from ..settings import Limits
 from .model import Playbook
 from .normalize import Normalizer
 from .schema import Invalid
@@ -16,11 +17,15 @@ from .yamlsrc import SourceMap, parse_yaml
 
 @dataclass(frozen=True)
 class LoadedPlaybook:
-    """A validated playbook with the text it came from (stored with each execution)."""
+    """A validated playbook with the text it came from (stored with each execution), and
+    the folder its sub-playbooks are looked for in when the catalog lacks them: the one
+    it was read from, or, loaded for a parent from the catalog, the parent's, so that a
+    family of playbooks resolves from its original tree at every depth."""
 
     playbook: Playbook
     source: str
     file: str
+    tree: str | None = None
 
     @property
     def digest(self) -> str:
@@ -31,19 +36,35 @@ class LoadedPlaybook:
         return self.playbook.metadata.path or self.playbook.metadata.name
 
 
-def load_file(file: str | FsPath) -> LoadedPlaybook:
-    path = FsPath(file)
+def load_file(file: str | FsPath, limits: Limits | None = None) -> LoadedPlaybook:
+    loaded = load_text(_read(file), str(file), limits)
+    return replace(loaded, tree=str(FsPath(file).resolve().parent))
+
+
+def declared_path(file: str | FsPath, limits: Limits | None = None) -> str | None:
+    """The catalog path a playbook file declares (`metadata.path`, else `metadata.name`),
+    read without validating the rest: looking for one playbook among a folder's files
+    must neither load them all nor fail on another's mistakes."""
+    data, _ = parse_yaml(_read(file), str(file), limits)
+    meta = data.get("metadata") if isinstance(data, dict) else None
+    if not isinstance(meta, dict):
+        return None
+    found = meta.get("path") or meta.get("name")
+    return found if isinstance(found, str) else None
+
+
+def _read(file: str | FsPath) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return FsPath(file).read_text(encoding="utf-8")
     except OSError as exc:
-        raise PlaybookError(
-            [(SourceMap(str(file)).at(()), f"cannot read: {exc.strerror}")]
-        ) from None
-    return load_text(text, str(file))
+        problem = f"cannot read: {exc.strerror}"
+    except UnicodeDecodeError as exc:
+        problem = f"not UTF-8 text (byte {exc.start})"
+    raise PlaybookError([(SourceMap(str(file)).at(()), problem)])
 
 
-def load_text(text: str, file: str = "<playbook>") -> LoadedPlaybook:
-    data, smap = parse_yaml(text, file)
+def load_text(text: str, file: str = "<playbook>", limits: Limits | None = None) -> LoadedPlaybook:
+    data, smap = parse_yaml(text, file, limits)
     normalizer = Normalizer(smap)
     canonical = normalizer.playbook(data)
     if normalizer.problems:

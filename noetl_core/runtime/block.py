@@ -19,12 +19,19 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .. import callbacks, engine, ids
+from .. import bounded, callbacks, engine, ids
 from ..engine import entries as E
 from ..engine import versions
 from ..engine.entries import Command, Entry
 from ..engine.scope import merge
-from ..errors import ClaimConflict, ExecutionNotFound, LimitError, NoetlError, WorkloadError
+from ..errors import (
+    ClaimConflict,
+    ExecutionNotFound,
+    LimitError,
+    NoetlError,
+    TemplateError,
+    WorkloadError,
+)
 from ..keychain import Credentials, CredentialStore, SecretCache, sealing
 from ..playbook.loader import LoadedPlaybook
 from ..settings import Settings
@@ -127,6 +134,7 @@ class Runtime(ExecutionCache):
                 f"the workload must be a JSON object, got {type(workload).__name__}"
             )
         loaded = self.sealer.seal(loaded)
+        bounded.check_depth(workload, "the workload", self.settings.limits)
         merged = merge(loaded.playbook.workload, dict(workload or {}))
         try:
             merged = json.loads(payloads.to_json(merged))
@@ -142,6 +150,7 @@ class Runtime(ExecutionCache):
                 "version": meta.version,
                 "digest": loaded.digest,
                 "file": loaded.file,
+                "tree": loaded.tree,
             },
             "source": loaded.source,
         }
@@ -444,9 +453,33 @@ class Runtime(ExecutionCache):
             waits.start(self, ex, command, attempt, "timer", due, None, claim)
             return
         outcome = self._outcome(ex, command, attempt, run)
+        try:
+            batch = self._record(ex, command, attempt, outcome, names)
+        except TemplateError as exc:
+            if not outcome.ok:
+                raise
+            # The step's `set` or an arc failed to render (a refused mutation, a division
+            # by zero): the step fails with that error, which recovery arcs may route,
+            # rather than the block failing (redelivered on a shared log).
+            failed = engine.Outcome("error", error=exc.to_dict(), view=ResultView(None))
+            batch = self._record(ex, command, attempt, failed, names)
+        if received:
+            head = batch[0]
+            body = {**head.body, "callback_received": True}
+            batch = [head.evolve(events=("callback.received", *head.events), body=body), *batch[1:]]
+        self.commit(ex, [*claim, *batch])
+
+    def _record(
+        self,
+        ex: Execution,
+        command: Command,
+        attempt: int,
+        outcome: engine.Outcome,
+        names: Mapping[str, Any],
+    ) -> list[Entry]:
         scene = self.scene(ex)
         if command.kind == "iteration":
-            batch = engine.record_iteration(
+            return engine.record_iteration(
                 scene,
                 ex.blueprint.step(command.step),
                 command,
@@ -454,13 +487,7 @@ class Runtime(ExecutionCache):
                 outcome,
                 names,
             )
-        else:
-            batch = engine.record(scene, command, attempt, outcome, names)
-        if received:
-            head = batch[0]
-            body = {**head.body, "callback_received": True}
-            batch = [head.evolve(events=("callback.received", *head.events), body=body), *batch[1:]]
-        self.commit(ex, [*claim, *batch])
+        return engine.record(scene, command, attempt, outcome, names)
 
     def _outcome(
         self, ex: Execution, command: Command, attempt: int, run: execute.StepRun

@@ -109,7 +109,7 @@ def start_child(
         limits.refuse(rt, ex, command, attempt, refused, claim)
         return
     try:
-        loaded = rt.catalog.resolve(child.path, child.version, near=ex.blueprint.loaded.file)
+        loaded = rt.catalog.resolve(child.path, child.version, tree=ex.tree)
     except NoetlError as exc:
         names = rt.names(ex, command)
         rt.conclude(

@@ -39,6 +39,7 @@ class Execution:
     blueprint: Blueprint
     workload: dict[str, Any]
     parent: dict[str, Any] | None
+    tree: str | None = None  # where its sub-playbooks are looked for (LoadedPlaybook.tree)
 
     @property
     def parent_execution_id(self) -> str | None:
@@ -92,7 +93,9 @@ class ExecutionCache:
             loaded = load_text(source, header["playbook"].get("file") or "<stored>")
             blueprint = self.blueprint(loaded)
         workload = payloads.unspill(self.payloads, header["workload"])
-        found = Execution(execution_id, blueprint, workload, header["parent"])
+        found = Execution(
+            execution_id, blueprint, workload, header["parent"], header["playbook"].get("tree")
+        )
         with self._lock:
             self._executions[execution_id] = found
             if len(self._executions) > EXECUTION_CACHE_ENTRIES:

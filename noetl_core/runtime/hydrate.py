@@ -55,7 +55,8 @@ def step_names(playbook: Playbook, step: Step) -> frozenset[str]:
 
 class PathContext(Mapping[str, Any]):
     """The python tool's `context`: the render names, then every step result and ctx
-    key on the path, each read from the scope versions on first access."""
+    key on the path, each read from the scope versions on first access. Values are
+    copies: the step's code may change them, never what the log and later blocks read."""
 
     def __init__(
         self, names: Mapping[str, Any], tries: Tries, frame: Mapping[str, Any], view_of: ViewOf
@@ -72,7 +73,7 @@ class PathContext(Mapping[str, Any]):
         if key not in self._loaded:
             entry_id = self._tries.get(self._results, key)
             if entry_id is not None:
-                self._loaded[key] = self._view_of(entry_id).value
+                self._loaded[key] = templating.unwrap(self._view_of(entry_id).value)
             else:
                 ctx = self._names.get("ctx")
                 if not isinstance(ctx, Mapping) or key not in ctx:

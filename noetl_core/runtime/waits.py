@@ -11,14 +11,15 @@ completes the step.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
-from .. import callbacks
+from .. import bounded, callbacks
 from ..callbacks import CallbackError, Grant
 from ..engine import entries as E
 from ..engine.entries import Command, Entry
+from ..errors import InputLimitError
 from ..playbook.model import Step
+from ..settings import Limits
 from . import execute, payloads
 from .ports import Note
 
@@ -126,15 +127,17 @@ def receive(rt: Runtime, token: str, body: bytes) -> tuple[int, dict[str, Any]]:
             raise CallbackError(
                 f"the callback body is larger than {rt.settings.callback_max_bytes} bytes", 413
             )
-        posted = _json(body)
+        posted = _json(body, rt.settings.limits)
         return 202, _record(rt, grant, posted)
     except CallbackError as exc:
         return exc.status, {"error": exc.message}
 
 
-def _json(body: bytes) -> Any:
+def _json(body: bytes, limits: Limits) -> Any:
     try:
-        return json.loads(body.decode("utf-8"))
+        return bounded.json_loads(body.decode("utf-8"), "the callback body", limits)
+    except InputLimitError as exc:
+        raise CallbackError(exc.message, 400) from None
     except (UnicodeDecodeError, ValueError):
         raise CallbackError("the callback body is not JSON", 400) from None
 

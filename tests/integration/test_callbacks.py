@@ -143,6 +143,19 @@ def test_forged_oversized_and_non_json_callbacks_record_nothing(
     rt.cancel(execution_id)
 
 
+def test_bodies_nested_too_deep_answer_400_and_record_nothing(rt: Runtime, server: Server) -> None:
+    execution_id = rt.start(load_text(WAITER.replace("TIMEOUT", "30")), {})
+    url = pending_url(rt, execution_id)
+    before = len(rt.log.entries(execution_id))
+    deep = b"[" * 10_000 + b"]" * 10_000
+    limit = "nested deeper than 100 levels at line 1 (NOETL_MAX_DEPTH)"
+    assert post(url, b'{"x": ' + deep + b"}") == (400, {"error": f"the callback body: {limit}"})
+    start = post(server.url + "/executions", b'{"path": "p", "workload": ' + deep + b"}")
+    assert start == (400, {"error": f"the request body: {limit}"})
+    assert len(rt.log.entries(execution_id)) == before
+    assert post(url, b'{"n": 1}')[0] == 202  # the step still waits, and takes a good body
+
+
 def test_an_expired_token_answers_410(rt: Runtime, server: Server) -> None:
     execution_id = rt.start(load_text(WAITER.replace("TIMEOUT", "30")), {})
     pending_url(rt, execution_id)

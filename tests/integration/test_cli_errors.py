@@ -287,6 +287,45 @@ def test_bad_set_is_refused_before_anything_starts(tmp_path: Path, setting: str,
     assert executions(tmp_path) == []
 
 
+# -- hostile input: one line, before anything is built -------------------------------------
+
+DEEP = "[" * 10_000 + "]" * 10_000
+
+
+def test_a_workload_nested_too_deep_is_refused_in_one_line(tmp_path: Path) -> None:
+    deep_file = tmp_path / "deep.json"
+    deep_file.write_text('{"a":\n' + DEEP + "}\n", encoding="utf-8")
+    limit = "nested deeper than 100 levels"
+    for args, says in [
+        (["--workload", '{"a": ' + DEEP + "}"], f"--workload: {limit} at line 1"),
+        (["--workload", f"@{deep_file}"], f"--workload @{deep_file}: {limit} at line 2"),
+        (["--set", "a=" + DEEP], f"--set a: {limit} at line 1"),
+        (["--set", ".".join(["k"] * 5000) + "=1"], f"the workload: {limit}"),
+    ]:
+        done = noetl(tmp_path, "run", HELLO, *args)
+        assert done.returncode == 1
+        assert done.stderr == f"noetl: {says} (NOETL_MAX_DEPTH)\n"
+    assert executions(tmp_path) == []
+
+
+def test_hostile_yaml_is_refused_in_one_line_naming_file_and_line(tmp_path: Path) -> None:
+    from ..unit.test_hostile_input import alias_bomb
+
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text(alias_bomb(), encoding="utf-8")
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("workload:\n  w: " + DEEP + "\n", encoding="utf-8")
+    done = noetl(tmp_path, "validate", str(bomb))
+    assert done.returncode == 1
+    assert done.stderr == (
+        f"{bomb}:6: YAML holds more than 100000 nodes, aliases expanded (NOETL_MAX_NODES)\n"
+    )
+    done = noetl(tmp_path, "run", str(deep))
+    assert done.returncode == 1
+    assert done.stderr == f"noetl: {deep}:2: YAML nested deeper than 100 levels (NOETL_MAX_DEPTH)\n"
+    assert executions(tmp_path) == []
+
+
 # -- validate ----------------------------------------------------------------------------
 
 

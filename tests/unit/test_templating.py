@@ -227,6 +227,55 @@ def test_sandbox_blocks_unsafe_function_attributes():
     assert render("{{ f() }}", f=f) == 1
 
 
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ cfg.update({'a': 2}) }}",
+        "{{ cfg.setdefault('b', 1) }}",
+        "{{ cfg.pop('a') }}",
+        "{{ cfg.clear() }}",
+        "{{ rows.append(1) }}",
+        "{{ rows.extend([1]) }}",
+        "{{ rows.sort() }}",
+        "{{ rows.pop() }}",
+        "{{ (rows | first).update({'x': 0}) }}",
+        "{{ nested.inner.rows.insert(0, 9) }}",
+        "{{ view.append(1) }}",
+        "{{ view.data.append(1) }}",
+        "{{ record.rows.append(1) }}",
+        "{{ cfg | attr('update') }}",
+        "{% set _ = rows.reverse() %}done",
+        "{% for r in rows %}{{ r.update({'x': 0}) }}{% endfor %}",
+    ],
+)
+def test_templates_cannot_change_what_they_read(source: str) -> None:
+    def names() -> dict[str, Any]:
+        return {
+            "cfg": {"a": 1},
+            "rows": [{"x": 1}, {"x": 2}],
+            "nested": {"inner": {"rows": [1]}},
+            "view": ResultView([1, 2]),
+            "record": ResultView({"rows": [1]}),
+        }
+
+    given = names()
+    try:
+        templating.render(source, given, "step s: set.ctx.x")
+    except TemplateError as exc:
+        assert exc.message.startswith("step s: set.ctx.x: template ")
+        assert "was refused" in exc.message and "unsafe" in exc.message
+    else:  # only `attr` answers (with nothing): the method is never handed out
+        assert "attr" in source
+    assert templating.unwrap(given) == templating.unwrap(names())
+
+
+def test_reading_methods_of_a_result_still_work() -> None:
+    assert render("{{ v.keys() | list }}", v=ResultView({"a": 1})) == ["a"]
+    assert render("{{ v.index(2) }}", v=ResultView([1, 2])) == 1
+    assert render("{{ v.upper() }}", v=ResultView("abc")) == "ABC"
+    assert render("{{ v.copy() + [3] }}", v=ResultView([1, 2])) == [1, 2, 3]
+
+
 # -- condition -------------------------------------------------------------------------
 
 
