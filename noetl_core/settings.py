@@ -205,6 +205,19 @@ _URL = re.compile(r"^https?://[^/:]+(:[1-9][0-9]*)?(/.*)?$")  # a host, and a re
 _ACCOUNT = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
+# what `production_problems` checks, in the order it names them
+PRODUCTION_VARIABLES = (
+    "GOOGLE_CLOUD_PROJECT",
+    "NOETL_PAYLOAD_URL",
+    "NOETL_WORKER_URL",
+    "NOETL_CALLBACK_URL",
+    "NOETL_CALLBACK_KEY",
+    "NOETL_CREDENTIAL_KEY",
+    "NOETL_TASKS_INVOKER",
+    "NOETL_HOME",
+)
+
+
 def production_problems(env: Mapping[str, str]) -> list[str]:
     """Every production variable that is missing or would fall back to a local value,
     each as `NAME: why`; empty when the instance may start."""

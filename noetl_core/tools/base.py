@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..errors import KeychainError
+from ..errors import KeychainError, ToolError
 
 if TYPE_CHECKING:
     from ..keychain import Secrets
@@ -98,6 +98,23 @@ class ToolCall:
     def table(self, step: str) -> Any:
         """An earlier step's result on this path as an Arrow table, or None."""
         return self.tables(step) if self.tables is not None else None
+
+    def timeout(self) -> float | None:
+        """The call's `timeout` (its own, or `spec.timeout`) in seconds, or None."""
+        raw = self.fields.get("timeout")
+        if raw is None:
+            return None
+        try:
+            seconds = float(raw)
+        except (TypeError, ValueError):
+            seconds = -1.0
+        if not seconds > 0:
+            raise ToolError(
+                f"step {self.step}: `timeout` must be a positive number of seconds, got {raw!r}",
+                tool_kind=self.kind,
+                code="bad_timeout",
+            )
+        return seconds
 
     @property
     def idempotency_key(self) -> str:

@@ -64,7 +64,7 @@ def run(call: ToolCall) -> Any:
     import duckdb
 
     texts, params = _texts(call.fields), call.fields.get("params")
-    seconds = _timeout(call)
+    seconds = call.timeout()
     con = _connect(duckdb, call.fields)
     alarm = threading.Timer(seconds, con.interrupt) if seconds else None
     try:
@@ -92,23 +92,6 @@ def run(call: ToolCall) -> Any:
         if alarm is not None:
             alarm.cancel()
         con.close()
-
-
-def _timeout(call: ToolCall) -> float | None:
-    raw = call.fields.get("timeout")
-    if raw is None:
-        return None
-    try:
-        seconds = float(raw)
-    except (TypeError, ValueError):
-        seconds = -1.0
-    if not seconds > 0:
-        raise ToolError(
-            f"step {call.step}: `timeout` must be a positive number of seconds, got {raw!r}",
-            tool_kind="duckdb",
-            code="bad_timeout",
-        )
-    return seconds
 
 
 def _texts(fields: dict[str, Any]) -> list[str]:

@@ -98,15 +98,13 @@ def run(call: ToolCall) -> Any:
     filename = FILENAME.format(step=call.step, digest=hashlib.sha256(code.encode()).hexdigest()[:8])
     libs = call.fields.get("libs") or {}
     context = call.context or call.names
-    timeout = call.fields.get("timeout")
+    timeout = call.timeout()
     if timeout is not None:
         from . import isolate
 
         # the child gets copies: `context` (every name in scope) only if the code uses it
         shared = dict(context) if "context" in code else {}
-        result = isolate.run(
-            call, _seconds(timeout, call.step), execute, code, filename, libs, shared
-        )
+        result = isolate.run(call, timeout, execute, code, filename, libs, shared)
     else:
         result = execute(code, filename, call.step, libs, call.input, context, call.log)
     if isinstance(result, dict) and result.get("status") in ("failed", "error"):
@@ -154,20 +152,6 @@ def execute(
         ) from None
     except BaseException as exc:
         raise _failure(step, exc, filename) from None
-
-
-def _seconds(value: Any, step: str) -> float:
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        seconds = -1.0
-    if not seconds > 0:
-        raise ToolError(
-            f"step {step}: `timeout` must be a positive number of seconds, got {value!r}",
-            tool_kind="python",
-            code="bad_timeout",
-        )
-    return seconds
 
 
 def _result(scope: dict[str, Any], before: Any, as_body: bool, inputs: dict[str, Any]) -> Any:

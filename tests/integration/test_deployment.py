@@ -18,6 +18,7 @@ from google.cloud import tasks_v2
 
 from emulators.deploy import lease_seconds
 from emulators.stack import DECLARATION, ROOT, TASKS_LOCATION, TASKS_QUEUE
+from noetl_core import settings
 
 pytestmark = pytest.mark.integration
 
@@ -73,16 +74,7 @@ def test_a_function_with_local_settings_refuses_to_start_naming_them_all(
     assert done.returncode == 1
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
-    for name in (
-        "GOOGLE_CLOUD_PROJECT",
-        "NOETL_PAYLOAD_URL",
-        "NOETL_WORKER_URL",
-        "NOETL_CALLBACK_URL",
-        "NOETL_CALLBACK_KEY",
-        "NOETL_CREDENTIAL_KEY",
-        "NOETL_TASKS_INVOKER",
-        "NOETL_HOME",
-    ):
+    for name in settings.PRODUCTION_VARIABLES:
         assert name in lines[0]
 
 

@@ -20,16 +20,6 @@ PRODUCTION = {
     "NOETL_TASKS_INVOKER": "noetl-invoker@acme-prod.iam.gserviceaccount.com",
     "NOETL_HOME": "/tmp/noetl",
 }
-NAMES = [
-    "GOOGLE_CLOUD_PROJECT",
-    "NOETL_PAYLOAD_URL",
-    "NOETL_WORKER_URL",
-    "NOETL_CALLBACK_URL",
-    "NOETL_CALLBACK_KEY",
-    "NOETL_CREDENTIAL_KEY",
-    "NOETL_TASKS_INVOKER",
-    "NOETL_HOME",
-]
 
 
 def test_a_complete_production_environment_starts() -> None:
@@ -42,7 +32,7 @@ def test_one_message_names_every_missing_variable() -> None:
         settings.require_production({"K_SERVICE": "worker"})
     message = str(refused.value)
     assert message.startswith("worker: refusing to start with local settings on Cloud Run")
-    for name in NAMES:
+    for name in settings.PRODUCTION_VARIABLES:
         assert name in message
     assert "\n" not in message
 
