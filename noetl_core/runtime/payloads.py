@@ -19,6 +19,7 @@ import decimal
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
@@ -58,9 +59,10 @@ def key(execution_id: str, *parts: str | int) -> str:
     it holds: percent-encoded outside letters, digits and `_ . - ~`, and a part of dots
     only (`..`) encoded whole. A key can then never leave its execution's prefix, even for
     a name that validation did not see."""
-    return "/".join(["executions", *(_segment(str(part)) for part in (execution_id, *parts))])
+    return "/".join(["executions", *map(_segment, map(str, (execution_id, *parts)))])
 
 
+@lru_cache(maxsize=4096)
 def _segment(part: str) -> str:
     if not part:
         raise ValueError("a payload key segment cannot be empty")
@@ -249,6 +251,8 @@ def spill_entry(store: PayloadStore, entry: Entry, limit: int) -> Entry:
     nodes = body.get("nodes") or ()
     held.update((i, node["v"]) for i, node in enumerate(nodes) if "v" in node)
     texts = {k: to_json(v) for k, v in held.items() if not _plain_scalar(v) and not is_spilled(v)}
+    if not texts:  # most entries: nothing but numbers and flags, or nothing at all
+        return entry
     inline = sum(len(t) for t in texts.values())
     prefix = f"executions/{entry.execution_id}/values"
     for where in sorted(texts, key=lambda k: len(texts[k]), reverse=True):
