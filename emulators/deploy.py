@@ -18,7 +18,7 @@ import base64
 import secrets
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,6 @@ class Deployed:
     client_env: dict[str, str]  # what a client (CLI, test) of this deployment sets
     source: Path  # the artifact's copy the functions run from
     python: Path  # the interpreter of the artifact's own virtualenv
-    function_env: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def account(name: str, project: str) -> str:
@@ -113,11 +112,9 @@ def deploy(
 
     invoker, pusher = account("invoker", stack.project), account("pusher", stack.project)
     made: dict[str, Function] = {}
-    given: dict[str, dict[str, str]] = {}
     for name, spec in declared.items():
         own = {**shared, "NOETL_HOME": str(stack.workdir / f"{name}-home")}
         own |= dict((function_env or {}).get(name, {}))
-        given[name] = own
         subscription = {**spec.get("push", {}), **(push or {}).get(name, {})}
         made[name] = stack.add_function(
             name,
@@ -141,4 +138,4 @@ def deploy(
         if not spec["public"]:
             stack.tasks.protect(urls[name], {invoker})
     client = {k: v for k, v in shared.items() if k != "NOETL_HOME"}
-    return Deployed(made, client, source, python, given)
+    return Deployed(made, client, source, python)

@@ -476,7 +476,7 @@ def cmd_cancel(args: argparse.Namespace, conf: settings.Settings) -> int:
             print(f"noetl: execution {execution_id} already ended: {ended.body.get('status')}")
             return 1
         rt.cancel(execution_id, args.reason)
-        if execution_id in recovery.interrupted(rt):  # nobody runs it: end it here
+        if recovery.nobody_runs(rt, execution_id):  # interrupted: end it here
             recovery.resume(rt, execution_id)
             terminal, _ = await_end(rt, execution_id, 10 * GRACE)
             state = terminal.body.get("status") if terminal else "cancelling"

@@ -42,14 +42,17 @@ def interrupted(rt: Runtime) -> list[str]:
     unfinished = getattr(rt.log, "unfinished", None)
     if unfinished is None or rt.owners is None:
         return []
-    found = []
-    for execution_id in unfinished():
-        if rt.owners.held(execution_id):
-            continue  # this process runs it
-        if rt.owners.take(execution_id):
-            rt.owners.release(execution_id)
-            found.append(execution_id)
-    return found
+    return [execution_id for execution_id in unfinished() if nobody_runs(rt, execution_id)]
+
+
+def nobody_runs(rt: Runtime, execution_id: str) -> bool:
+    """Whether no live process (this one included) holds the execution's lock."""
+    if rt.owners is None or rt.owners.held(execution_id):
+        return False
+    if not rt.owners.take(execution_id):
+        return False
+    rt.owners.release(execution_id)
+    return True
 
 
 def resume(rt: Runtime, execution_id: str) -> int:
