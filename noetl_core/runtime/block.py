@@ -125,10 +125,12 @@ class Runtime(ExecutionCache):
         execution_id: str | None,
         *,
         parent: dict[str, Any] | None = None,
+        subject: str | None = None,
     ) -> tuple[str, bool]:
         """`start`, also saying whether this call started it: a start with an id already
         taken (a duplicate trigger, a redelivered child start) publishes again, no more.
-        The stored text has its static keychain values sealed."""
+        The stored text has its static keychain values sealed; `subject` (who asked, e.g.
+        a gateway token's) is recorded in the start entry."""
         if workload is not None and not isinstance(workload, Mapping):
             raise WorkloadError(
                 f"the workload must be a JSON object, got {type(workload).__name__}"
@@ -154,6 +156,8 @@ class Runtime(ExecutionCache):
             },
             "source": loaded.source,
         }
+        if subject is not None:
+            header["subject"] = subject
         # its blocks here will not parse the stored source again
         reach = self.blueprint(loaded).graph.reach
         batch = engine.start(execution_id, loaded.playbook, header, merged, parent, now)
