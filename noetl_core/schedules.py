@@ -9,6 +9,10 @@ one execution whose id is derived from the playbook path, the cron line and that
 two deliveries of the same trigger (Cloud Scheduler retries, two `noetl serve`
 processes) start it once. The execution's workload gets `scheduled_time` (ISO 8601).
 Cron lines are parsed by croniter, not by hand.
+
+Who fires them: on the embedded default, `noetl serve`'s `Scheduler` below, from the
+catalog; on Google Cloud, Cloud Scheduler jobs that `publish` makes match the latest
+registered version of each path (`adapters/schedule_jobs.py`), and the trigger function.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from . import ids
+from .adapters.schedule_jobs import Synced
 from .catalog import CatalogBase
 from .errors import NoetlError
 from .playbook.loader import LoadedPlaybook
@@ -104,6 +109,13 @@ def fire(
     moment = scheduled.astimezone(dt.UTC).isoformat()
     merged = {**schedule.workload, **(workload or {}), "scheduled_time": moment}
     return rt.start_once(loaded, merged, execution_id(schedule, scheduled))
+
+
+def publish(rt: Runtime, loaded: LoadedPlaybook) -> Synced:
+    """After `loaded` was registered: make the runtime's schedule jobs of its path match
+    its schedules (none: its jobs are deleted). Embedded, nothing happens. Returns what
+    the sync did (`adapters.schedule_jobs.Synced`)."""
+    return rt.schedule_jobs.sync(loaded.path, schedules_of(loaded))
 
 
 def due(catalog: CatalogBase) -> list[tuple[LoadedPlaybook, Schedule]]:

@@ -25,17 +25,23 @@
 | `NOETL_MAX_NODES` | `100000` | most YAML nodes in a playbook, each alias counted expanded |
 | `NOETL_MAX_DEPTH` | `100` | deepest YAML and JSON nesting read (at most 200) |
 | `NOETL_WORKER_URL` | unset | the worker function's URL; set, timers are Cloud Tasks |
-| `NOETL_TASKS_QUEUE`, `..._LOCATION` | `noetl-timers`, `us-central1` | the Cloud Tasks queue |
+| `NOETL_TASKS_QUEUE`, `..._LOCATION` | `noetl-timers`, `us-central1` | Cloud Tasks queue, jobs |
+| `NOETL_TRIGGER_TOPIC` | `noetl-triggers` | topic Cloud Scheduler jobs (schedules) publish to |
 | `NOETL_TASKS_INVOKER` | unset | service account whose OIDC token Cloud Tasks sends the worker |
 | `K_SERVICE` | unset | set by Cloud Run: the production checks below apply |
 | `CLOUD_TASKS_EMULATOR_HOST` | unset | the local Cloud Tasks emulator (`emulators/cloudtasks.py`) |
+| `CLOUD_SCHEDULER_EMULATOR_HOST` | unset | the Cloud Scheduler emulator (`emulators/...`) |
 
 The Google client libraries read their emulator variables (`PUBSUB_EMULATOR_HOST`,
 `FIRESTORE_EMULATOR_HOST`, `STORAGE_EMULATOR_HOST`) themselves;
-`SECRET_MANAGER_EMULATOR_HOST` is read here for the Secret Manager provider, and
+`SECRET_MANAGER_EMULATOR_HOST` is read here for the Secret Manager provider,
+`CLOUD_TASKS_EMULATOR_HOST` and `CLOUD_SCHEDULER_EMULATOR_HOST` for their clients, and
 `STORAGE_EMULATOR_HOST` also here, to talk to the emulator without credentials.
 `noetl --target emulators` reads the Pub/Sub and Firestore ones here too, to say in one
 line when the stack is not there.
+
+The location of the Cloud Tasks queue also holds the Cloud Scheduler jobs that fire the
+catalog's schedules (`adapters/gcp/scheduler_jobs.py`).
 
 On Cloud Run (`K_SERVICE` set) nothing may fall back to a local value: `production_problems`
 lists every variable that is missing or still local (the project `noetl-local`, payloads
@@ -106,6 +112,8 @@ class Settings:
     tasks_location: str = "us-central1"
     tasks_emulator_host: str | None = None
     tasks_invoker: str | None = None
+    trigger_topic: str = "noetl-triggers"
+    scheduler_emulator_host: str | None = None
     limits: Limits = field(default_factory=Limits)
 
     @property
@@ -196,6 +204,8 @@ def load(env: dict[str, str] | None = None) -> Settings:
         tasks_location=source.get("NOETL_TASKS_LOCATION") or "us-central1",
         tasks_emulator_host=source.get("CLOUD_TASKS_EMULATOR_HOST") or None,
         tasks_invoker=source.get("NOETL_TASKS_INVOKER") or None,
+        trigger_topic=source.get("NOETL_TRIGGER_TOPIC") or "noetl-triggers",
+        scheduler_emulator_host=source.get("CLOUD_SCHEDULER_EMULATOR_HOST") or None,
         limits=limits(source),
     )
 

@@ -222,9 +222,12 @@ class Gateway:
                 raise HttpError(422, "`source` (the playbook's YAML) is required", "invalid")
 
             def register() -> Any:
+                from .. import schedules
                 from ..playbook.loader import load_text
 
-                return self.rt.catalog.register_loaded(load_text(source))
+                done = self.rt.catalog.register_loaded(loaded := load_text(source))
+                schedules.publish(self.rt, loaded)  # Cloud Scheduler jobs of its path
+                return done
 
             done = await run_in_threadpool(register)
             state = {"path": done.path, "version": done.version, "new": done.new}

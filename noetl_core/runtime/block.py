@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
 
     from ..adapters.locks import ExecutionLocks
+    from ..adapters.schedule_jobs import ScheduleJobs
 
 log = logging.getLogger(__name__)
 Listener = Callable[[Sequence[Entry]], None]
@@ -83,6 +84,7 @@ class Runtime(ExecutionCache):
         catalog: Any = None,
         credentials: Credentials | None = None,
         owners: ExecutionLocks | None = None,
+        schedule_jobs: ScheduleJobs | None = None,
     ):
         self.credentials = credentials or CredentialStore(
             settings.credentials_path, settings.credential_key
@@ -96,6 +98,12 @@ class Runtime(ExecutionCache):
         self.catalog = catalog
         # embedded: which executions this process runs (`recovery`); the cloud has leases
         self.owners = owners
+        # what fires the catalog's schedules (`schedules.publish`); embedded: `noetl serve`
+        if schedule_jobs is None:
+            from ..adapters.schedule_jobs import NoScheduleJobs
+
+            schedule_jobs = NoScheduleJobs()
+        self.schedule_jobs = schedule_jobs
         self.abandoned = 0  # blocks closed while their code still runs (`abandon`)
         host = os.uname().nodename if hasattr(os, "uname") else os.environ.get("COMPUTERNAME", "")
         self.worker_id = f"{host or 'host'}-{os.getpid()}"
