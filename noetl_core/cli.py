@@ -421,12 +421,12 @@ def cmd_register(args: argparse.Namespace, conf: settings.Settings) -> int:
             rt.catalog.register_tree(target) if target.is_dir() else [rt.catalog.register(target)]
         )
         for item in done:
+            state = "registered" if item.new else "unchanged"
+            print(f"{state}: {item.path} v{item.version}")
             if args.backend != "embedded":  # Cloud Scheduler jobs (`noetl serve` reads the catalog)
                 from . import schedules
 
                 schedules.publish(rt, rt.catalog.resolve(item.path))
-            state = "registered" if item.new else "unchanged"
-            print(f"{state}: {item.path} v{item.version}")
     return 0
 
 

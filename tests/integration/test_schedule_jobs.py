@@ -273,3 +273,24 @@ def test_a_registered_schedule_runs_through_cloud_scheduler_and_the_trigger_func
     finally:
         gcp_stack.scheduler.reset()
         jobs.transport.close()
+
+
+def test_register_on_emulators_without_the_scheduler_emulator_says_so(
+    gcp_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**os.environ, **gcp_env, "NOETL_HOME": str(tmp_path / "cli-home")}
+    env.pop("CLOUD_SCHEDULER_EMULATOR_HOST")
+    cli = subprocess.run(
+        [sys.executable, "-m", "noetl_core.cli", "register", str(REPORT), "--target", "emulators"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert cli.returncode == 1
+    assert cli.stdout == "registered: examples/scheduled_report v1\n"
+    assert cli.stderr.strip().splitlines() == [
+        "noetl: CLOUD_SCHEDULER_EMULATOR_HOST is not set while the other Google services are "
+        "emulators: schedule jobs would go to Google Cloud"
+    ]
