@@ -382,12 +382,14 @@ class CloudSchedulerEmulator:
             most = _seconds(config.max_backoff_duration)
         for attempt in range(retries + 1):
             if attempt:
-                with self._cond:
+                until = time.time() + min(backoff * 2 ** (attempt - 1), most)
+                with self._cond:  # woken by any change: wait out the backoff
+                    while not self._stopping and self._jobs.get(pb.name) is job:
+                        if (left := until - time.time()) <= 0:
+                            break
+                        self._cond.wait(left)
                     if self._stopping or self._jobs.get(pb.name) is not job:
-                        return
-                    self._cond.wait(min(backoff * 2 ** (attempt - 1), most))
-                    if self._stopping or self._jobs.get(pb.name) is not job:
-                        return
+                        return  # stopped, or the job deleted or replaced meanwhile
             if self._attempt(job, pb, scheduled, forced):
                 return
 
