@@ -152,7 +152,8 @@ class Function:
 
 
 class EmulatorStack:
-    """Emulators for Pub/Sub, Firestore, Cloud Storage and Secret Manager on free ports."""
+    """Emulators for Pub/Sub, Firestore, Cloud Storage, Secret Manager, Cloud Tasks and
+    Cloud Scheduler on free ports."""
 
     def __init__(
         self,

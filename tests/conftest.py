@@ -50,7 +50,8 @@ def postgres_server() -> Iterator[object]:
 @pytest.fixture(scope="session")
 def gcp_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """The local Google Cloud stack, once per session: Pub/Sub, Firestore and
-    fake-gcs-server emulators, the Secret Manager and Cloud Tasks emulators, and NoETL
+    fake-gcs-server emulators, the Secret Manager, Cloud Tasks and Cloud Scheduler
+    emulators (`stack.env()` names them all), and NoETL
     deployed on it from infra/deployment.json and the built artifact (`emulators.deploy`:
     every function in its own virtualenv, outside the repository, with the declared
     environment and push subscriptions). Its environment is this process's for the
