@@ -278,13 +278,19 @@ def serve_callbacks(rt: Runtime, loaded: LoadedPlaybook) -> Any:
 
 def cmd_serve(args: argparse.Namespace, conf: settings.Settings) -> int:
     from .schedules import Scheduler
-    from .serve import Server
+    from .serve import Server, warn_if_exposed
+
+    def log(line: str) -> None:
+        print(f"noetl serve: {line}", flush=True)
 
     with runtime_for(args, conf) as rt:
-        server = Server(rt, args.host, args.port).start()
+        server = Server(rt, args.host, args.port, log=log).start()
+        warn_if_exposed(server)
         scheduler = Scheduler(rt).start()
         print(
-            f"noetl serve: {server.url}  (schedules of the catalog fire; Ctrl-C stops)", flush=True
+            f"noetl serve: {server.url}  (gateway at /v1, callbacks at /callbacks/<token>; "
+            "schedules of the catalog fire; Ctrl-C stops)",
+            flush=True,
         )
         stop = threading.Event()
         repairs = threading.Thread(target=repair, args=(rt, stop), name="noetl-repair")
@@ -543,7 +549,9 @@ def parser() -> argparse.ArgumentParser:
     reg.add_argument("-f", "--file", help="credential JSON file ({name, type, data} or a list)")
     reg.add_argument("--directory", help="a directory of credential JSON files")
     reg.set_defaults(func=cmd_register)
-    srv = sub.add_parser("serve", help="callbacks, starts, status and cancel over HTTP")
+    srv = sub.add_parser(
+        "serve", help="the gateway (executions, events, catalog) and callbacks over HTTP"
+    )
     srv.add_argument("--host", default="127.0.0.1")
     srv.add_argument("--port", type=int, default=8080)
     srv.set_defaults(func=cmd_serve)

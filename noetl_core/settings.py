@@ -20,6 +20,8 @@
 | `NOETL_FAULT_FILE` | unset | fault injection for the fault tests (`runtime/faults.py`) |
 | `NOETL_QUERY_SHAPE_FILE` | unset | Firestore queries append their shape here (the index test) |
 | `NOETL_CALLBACK_KEY` | generated | HMAC key of callback tokens (else `NOETL_HOME/callback.key`) |
+| `NOETL_GATEWAY_KEY` | generated | HMAC key of gateway tokens (else `NOETL_HOME/gateway.key`) |
+| `NOETL_SERVE_HOSTS` | unset | comma-separated Host names `noetl serve` answers besides loopback |
 | `NOETL_CALLBACK_URL` | unset | base URL callbacks reach (`noetl run` serves one itself) |
 | `NOETL_CALLBACK_MAX_BYTES` | `1048576` | largest callback body accepted |
 | `NOETL_MAX_NODES` | `100000` | most YAML nodes in a playbook, each alias counted expanded |
@@ -99,6 +101,8 @@ class Settings:
     fault_file: str | None = None
     query_shape_file: str | None = None
     callback_key: str | None = None
+    gateway_key: str | None = None  # signs the gateway's bearer tokens; else NOETL_HOME/gateway.key
+    serve_hosts: tuple[str, ...] = ()  # Host names `noetl serve` answers besides loopback
     callback_url: str | None = None
     callback_max_bytes: int = 1 << 20
     worker_url: str | None = None
@@ -189,6 +193,10 @@ def load(env: dict[str, str] | None = None) -> Settings:
         fault_file=source.get("NOETL_FAULT_FILE") or None,
         query_shape_file=source.get("NOETL_QUERY_SHAPE_FILE") or None,
         callback_key=source.get("NOETL_CALLBACK_KEY") or None,
+        gateway_key=source.get("NOETL_GATEWAY_KEY") or None,
+        serve_hosts=tuple(
+            h.strip().lower() for h in source.get("NOETL_SERVE_HOSTS", "").split(",") if h.strip()
+        ),
         callback_url=source.get("NOETL_CALLBACK_URL") or None,
         callback_max_bytes=_int(source, "NOETL_CALLBACK_MAX_BYTES", 1 << 20),
         worker_url=source.get("NOETL_WORKER_URL") or None,

@@ -23,14 +23,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from .. import bounded, ids
 from ..engine import entries as E
@@ -139,7 +139,8 @@ class Gateway:
         start = self.rt.log.get(E.start_id(execution_id))
         if start is None:
             raise ExecutionNotFound(f"no execution {execution_id!r}")
-        return str(start.body["playbook"].get("path"))
+        playbook = start.body["playbook"]
+        return str(playbook.get("path") or playbook.get("name") or "")
 
     async def show(self, request: Request) -> Response:
         claims = self.claims(request)
@@ -173,7 +174,8 @@ class Gateway:
         def recent() -> list[dict[str, Any]]:
             out = []
             for start in self.rt.log.executions(limit):
-                path = str(start.body["playbook"].get("path"))
+                playbook = start.body["playbook"]
+                path = str(playbook.get("path") or playbook.get("name") or "")
                 if not claims.may(path) or (wanted_path and path != wanted_path):
                     continue
                 out.append({"execution_id": start.execution_id, "path": path, "at": start.ts})
@@ -185,7 +187,12 @@ class Gateway:
         claims = self.claims(request)
         execution_id = request.path_params["id"]
         claims.require("invoke", await run_in_threadpool(self._path_of, execution_id))
-        await run_in_threadpool(self.rt.cancel, execution_id, f"cancelled by {claims.subject}")
+        reason = f"cancelled by {claims.subject}"
+        if int(request.headers.get("content-length") or 0) > 0:
+            given = (await self.body(request)).get("reason")
+            if given is not None:
+                reason = f"{str(given)[:200]} (by {claims.subject})"
+        await run_in_threadpool(self.rt.cancel, execution_id, reason)
         return JSONResponse({"execution_id": execution_id, "status": "cancelling"}, 202)
 
     async def events(self, request: Request) -> Response:
@@ -257,9 +264,13 @@ class Gateway:
         return JSONResponse(OPENAPI)
 
 
-def create_app(rt: Runtime, key: bytes) -> Starlette:
+def create_app(
+    rt: Runtime, key: bytes, *, extra: Sequence[BaseRoute] = (), middleware: Sequence[Any] = ()
+) -> Starlette:
+    """The gateway's routes, then `extra` ones (`noetl serve` adds its callback route),
+    behind `middleware` (Starlette `Middleware` entries)."""
     gateway = Gateway(rt, key)
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/v1/executions", guarded(gateway.start), methods=["POST"]),
         Route("/v1/executions", guarded(gateway.listing), methods=["GET"]),
         Route("/v1/executions/{id}", guarded(gateway.show), methods=["GET"]),
@@ -268,8 +279,9 @@ def create_app(rt: Runtime, key: bytes) -> Starlette:
         Route("/v1/catalog", guarded(gateway.catalog), methods=["GET", "POST"]),
         Route("/v1/schedules", guarded(gateway.schedules), methods=["GET"]),
         Route("/v1/openapi.json", gateway.openapi, methods=["GET"]),
+        *extra,
     ]
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, middleware=list(middleware))
 
 
 def _op(summary: str, *codes: int) -> dict[str, Any]:
