@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +42,9 @@ if TYPE_CHECKING:
     from ..runtime.block import Runtime
 
 MAX_BODY = 1 << 20
-POLL = 0.2  # seconds between looks at the log while following an execution
+POLL = 0.2  # seconds between looks at the log while following an execution that moves
+MAX_POLL = 2.0  # ... growing to this while it waits
+KEEPALIVE = 15.0  # seconds of silence before a comment line keeps the stream open
 Handler = Callable[[Request], Awaitable[Response]]
 
 
@@ -205,18 +208,33 @@ class Gateway:
 
     async def _follow(self, execution_id: str, seen: int) -> AsyncIterator[str]:
         """Each entry once, in commit order, as an SSE event whose id is its position in
-        the execution's log; ends after the terminal entry."""
+        the execution's log; ends after the terminal entry. The log is read whole once,
+        then only from the last entry's seq on, less often while nothing happens."""
+        batch = await run_in_threadpool(self.rt.log.entries, execution_id)
+        position, last_seq, recent = 0, 0, set[str]()
+        wait, quiet_since = POLL, time.monotonic()
         while True:
-            entries = await run_in_threadpool(self.rt.log.entries, execution_id)
-            for position, entry in enumerate(entries, start=1):
-                if position <= seen:
+            for entry in batch:
+                if entry.id in recent:
                     continue
-                seen = position
-                data = {"kind": entry.kind, "step": entry.step, "events": list(entry.events)}
-                yield f"id: {position}\nevent: {entry.kind}\ndata: {json.dumps(data)}\n\n"
+                position += 1
+                if entry.seq is not None:
+                    if entry.seq // 1000 != last_seq // 1000:
+                        recent = set()
+                    last_seq = max(last_seq, entry.seq)
+                recent.add(entry.id)
+                if position > seen:
+                    data = {"kind": entry.kind, "step": entry.step, "events": list(entry.events)}
+                    yield f"id: {position}\nevent: {entry.kind}\ndata: {json.dumps(data)}\n\n"
+                    wait, quiet_since = POLL, time.monotonic()
                 if entry.kind == "terminal":
                     return
-            await asyncio.sleep(POLL)
+            if time.monotonic() - quiet_since > KEEPALIVE:
+                yield ": still running\n\n"  # a comment: keeps proxies from closing the stream
+                quiet_since = time.monotonic()
+            await asyncio.sleep(wait)
+            wait = min(wait * 1.5, MAX_POLL)
+            batch = await run_in_threadpool(self.rt.log.entries_since, execution_id, last_seq)
 
     # -- catalog and schedules -------------------------------------------------------
     async def catalog(self, request: Request) -> Response:
