@@ -250,12 +250,18 @@ def production_problems(env: Mapping[str, str]) -> list[str]:
     ):
         if not value(name):
             problems.append(f"{name}: {what}, from Secret Manager")
+    if value("FUNCTION_TARGET") == "gateway" and not value("NOETL_GATEWAY_KEY"):
+        problems.append("NOETL_GATEWAY_KEY: the gateway's token key, from Secret Manager")
     if not _ACCOUNT.match(value("NOETL_TASKS_INVOKER")):
         problems.append("NOETL_TASKS_INVOKER: the service account Cloud Tasks acts as")
     home = Path(os.path.normpath(value("NOETL_HOME") or "."))
     if not home.is_absolute() or not home.is_relative_to("/tmp"):
         problems.append("NOETL_HOME: must be a folder under /tmp (an instance's writable disk)")
     return problems
+
+
+def on_cloud_run(env: Mapping[str, str] | None = None) -> bool:
+    return bool((os.environ if env is None else env).get("K_SERVICE"))
 
 
 def require_production(env: Mapping[str, str] | None = None) -> None:
