@@ -22,6 +22,9 @@
 | `NOETL_CALLBACK_KEY` | generated | HMAC key of callback tokens (else `NOETL_HOME/callback.key`) |
 | `NOETL_CALLBACK_URL` | unset | base URL callbacks reach (`noetl run` serves one itself) |
 | `NOETL_CALLBACK_MAX_BYTES` | `1048576` | largest callback body accepted |
+| `NOETL_GATEWAY_KEY` | generated | HMAC key of gateway tokens (else `NOETL_HOME/gateway.key`) |
+| `NOETL_GATEWAY` | unset | the gateway URL the CLI talks to (as `--gateway URL`) |
+| `NOETL_TOKEN` | unset | the bearer token the CLI sends the gateway (as `--token`) |
 | `NOETL_MAX_NODES` | `100000` | most YAML nodes in a playbook, each alias counted expanded |
 | `NOETL_MAX_DEPTH` | `100` | deepest YAML and JSON nesting read (at most 200) |
 | `NOETL_WORKER_URL` | unset | the worker function's URL; set, timers are Cloud Tasks |
@@ -101,6 +104,9 @@ class Settings:
     callback_key: str | None = None
     callback_url: str | None = None
     callback_max_bytes: int = 1 << 20
+    gateway_key: str | None = None
+    gateway_url: str | None = None
+    gateway_token: str | None = None
     worker_url: str | None = None
     tasks_queue: str = "noetl-timers"
     tasks_location: str = "us-central1"
@@ -191,6 +197,9 @@ def load(env: dict[str, str] | None = None) -> Settings:
         callback_key=source.get("NOETL_CALLBACK_KEY") or None,
         callback_url=source.get("NOETL_CALLBACK_URL") or None,
         callback_max_bytes=_int(source, "NOETL_CALLBACK_MAX_BYTES", 1 << 20),
+        gateway_key=source.get("NOETL_GATEWAY_KEY") or None,
+        gateway_url=source.get("NOETL_GATEWAY") or None,
+        gateway_token=source.get("NOETL_TOKEN") or None,
         worker_url=source.get("NOETL_WORKER_URL") or None,
         tasks_queue=source.get("NOETL_TASKS_QUEUE") or "noetl-timers",
         tasks_location=source.get("NOETL_TASKS_LOCATION") or "us-central1",
