@@ -270,3 +270,35 @@ def test_no_token_for_another_machine_and_an_unreachable_gateway(home: Path) -> 
         done = noetl(home, *args, "--gateway", closed)
         line = one_clear_line(done)
         assert line.startswith(f"noetl: cannot reach the gateway at {closed}"), line
+
+
+def test_token_create_for_a_deployment_signs_with_its_secret_manager_key(home: Path) -> None:
+    """`--target emulators|gcp`: the key is the Secret Manager secret the deployed
+    functions get as NOETL_GATEWAY_KEY (infra/deployment.json)."""
+    from emulators.deploy import DECLARATION
+    from emulators.secretmanager import SecretManagerEmulator, client
+    from noetl_core import platform_secrets
+
+    assert DECLARATION["secret_env"]["NOETL_GATEWAY_KEY"] == platform_secrets.GATEWAY_KEY
+    assert platform_secrets.GATEWAY_KEY in DECLARATION["secrets"]
+    args = ["token", "create", "--subject", "ops", "--scope", "admin", "--paths", "*"]
+    unset = noetl(home, *args, "--target", "emulators")
+    assert "SECRET_MANAGER_EMULATOR_HOST not set" in one_clear_line(unset)
+    with SecretManagerEmulator() as emulator:
+        env = {"SECRET_MANAGER_EMULATOR_HOST": emulator.host, "GOOGLE_CLOUD_PROJECT": "p-gw"}
+        missing = noetl(home, *args, "--target", "emulators", env=env)
+        assert "no secret 'noetl-gateway-key' in project p-gw" in one_clear_line(missing)
+        secrets = client(emulator.host)
+        secrets.create_secret(
+            parent="projects/p-gw",
+            secret_id=platform_secrets.GATEWAY_KEY,
+            secret={"replication": {"automatic": {}}},
+        )
+        secrets.add_secret_version(
+            parent=f"projects/p-gw/secrets/{platform_secrets.GATEWAY_KEY}",
+            payload={"data": b"the-deployed-key"},
+        )
+        made = noetl(home, *args, "--target", "emulators", env=env)
+        assert made.returncode == 0, made.stderr
+    claims = tokens.verify(b"the-deployed-key", f"Bearer {made.stdout.strip()}", time.time())
+    assert (claims.subject, claims.scopes, claims.paths) == ("ops", {"admin"}, ("*",))
