@@ -174,6 +174,8 @@ def via_gateway(args: argparse.Namespace, conf: settings.Settings, verb: str) ->
     """The verb's exit code when it went to a gateway (`--gateway`, NOETL_GATEWAY);
     None when no gateway is named and it runs here."""
     if not (getattr(args, "gateway", None) or conf.gateway_url):
+        if getattr(args, "token", None):
+            raise WorkloadError("--token goes with --gateway URL (or NOETL_GATEWAY)")
         return None
     from .gateway import verbs
 

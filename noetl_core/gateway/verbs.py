@@ -33,7 +33,7 @@ from .client import Event, GatewayClient, GatewayError
 LOCAL_TTL = 300.0  # seconds a token minted for a gateway on this machine lasts
 CANCEL_WAIT = 10.0  # seconds `run` waits for the end of what its timeout cancelled
 CLAIM_EVENTS = ("command.claimed", "command.started", "step.enter")
-SNAPSHOT_IDLE = 1.0  # `events` of a running execution: stop after this long silent
+SNAPSHOT_IDLE = 2.0  # `events` of a running execution: stop after this long silent
 
 
 def gateway_url(args: argparse.Namespace, conf: settings.Settings) -> str | None:

@@ -185,6 +185,9 @@ def test_cancel_and_timeout_of_a_waiting_execution(url: str, home: Path, rt: Run
         while not any(e.kind == "pending" for e in rt.log.entries(execution_id)):
             assert time.monotonic() < deadline
             time.sleep(0.05)
+        so_far = noetl(home, "events", execution_id, "--gateway", url)  # returns: a snapshot
+        assert so_far.returncode == 0, so_far.stderr
+        assert "command.issued" in so_far.stdout and "playbook.cancelled" not in so_far.stdout
         done = noetl(home, "cancel", execution_id, "--gateway", url)
         assert done.returncode == 0, done.stderr
         assert done.stdout == f"cancel recorded for {execution_id}\n"
@@ -260,6 +263,8 @@ def test_token_create_and_its_scopes(url: str, home: Path, rt: Runtime) -> None:
 
 
 def test_no_token_for_another_machine_and_an_unreachable_gateway(home: Path) -> None:
+    stray = noetl(home, "catalog", "list", "--token", "abc")
+    assert one_clear_line(stray) == "noetl: --token goes with --gateway URL (or NOETL_GATEWAY)"
     remote = noetl(home, "catalog", "list", "--gateway", "http://192.0.2.10:8080")
     line = one_clear_line(remote)
     assert "a token is needed" in line and "noetl token create" in line
