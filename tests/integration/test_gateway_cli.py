@@ -307,3 +307,28 @@ def test_token_create_for_a_deployment_signs_with_its_secret_manager_key(home: P
         assert made.returncode == 0, made.stderr
     claims = tokens.verify(b"the-deployed-key", f"Bearer {made.stdout.strip()}", time.time())
     assert (claims.subject, claims.scopes, claims.paths) == ("ops", {"admin"}, ("*",))
+
+
+def test_ctrl_c_cancels_the_run_and_exits_130(url: str, home: Path, rt: Runtime) -> None:
+    import signal
+
+    rt.catalog.register_loaded(load_text(WAITS))
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("NOETL_")}
+    environ.update(NOETL_HOME=str(home), PYTHONUTF8="1", NOETL_GATEWAY=url)
+    with subprocess.Popen(
+        [sys.executable, "-m", "noetl_core.cli", "run", "tests/waits"],
+        cwd=ROOT,
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+    ) as process:
+        assert process.stderr is not None
+        lines = [process.stderr.readline(), process.stderr.readline()]
+        assert "waiting" in lines[1], lines
+        process.send_signal(signal.SIGINT)
+        _, rest = process.communicate(timeout=30)
+    assert process.returncode == 130, rest
+    assert rest.splitlines()[-1].endswith("interrupted; it is cancelled"), rest
+    assert "Traceback" not in rest

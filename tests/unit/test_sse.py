@@ -9,6 +9,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 
+import httpx
 import pytest
 
 from noetl_core.gateway.client import Event, GatewayClient, GatewayError, SSEParser
@@ -148,3 +149,26 @@ def test_an_unreachable_gateway_is_one_error_at_once() -> None:
     ):
         list(client.events("e1"))
     assert caught.value.status == 0
+
+
+def test_error_answers_become_one_line_with_the_status() -> None:
+    answers = {
+        "/v1/catalog": httpx.Response(
+            403, json={"error": {"code": "forbidden", "message": "no 'admin' scope"}}
+        ),
+        "/v1/schedules": httpx.Response(502, text="<html><body>Bad   gateway</body></html>"),
+        "/v1/executions/x": httpx.Response(401, json={"error": {"message": "not valid"}}),
+    }
+    client = GatewayClient("http://gw.test", "t", hint="minted here")
+    client.http = httpx.Client(
+        base_url=client.url, transport=httpx.MockTransport(lambda r: answers[r.url.path])
+    )
+    with client:
+        with pytest.raises(GatewayError) as refused:
+            client.register("kind: Playbook")
+        assert (refused.value.status, refused.value.code) == (403, "forbidden")
+        assert refused.value.message == "the gateway answered 403: no 'admin' scope"
+        with pytest.raises(GatewayError, match=r"answered 502: <html><body>Bad gateway"):
+            client.schedules()
+        with pytest.raises(GatewayError, match=r"answered 401: not valid \(minted here\)$"):
+            client.execution("x")
