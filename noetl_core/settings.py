@@ -20,11 +20,10 @@
 | `NOETL_FAULT_FILE` | unset | fault injection for the fault tests (`runtime/faults.py`) |
 | `NOETL_QUERY_SHAPE_FILE` | unset | Firestore queries append their shape here (the index test) |
 | `NOETL_CALLBACK_KEY` | generated | HMAC key of callback tokens (else `NOETL_HOME/callback.key`) |
+| `NOETL_GATEWAY_KEY` | generated | HMAC key of gateway tokens (else `NOETL_HOME/gateway.key`) |
+| `NOETL_SERVE_HOSTS` | unset | comma-separated Host names `noetl serve` answers besides loopback |
 | `NOETL_CALLBACK_URL` | unset | base URL callbacks reach (`noetl run` serves one itself) |
 | `NOETL_CALLBACK_MAX_BYTES` | `1048576` | largest callback body accepted |
-| `NOETL_GATEWAY_KEY` | generated | HMAC key of gateway tokens (else `NOETL_HOME/gateway.key`) |
-| `NOETL_GATEWAY` | unset | the gateway URL the CLI talks to (as `--gateway URL`) |
-| `NOETL_TOKEN` | unset | the bearer token the CLI sends the gateway (as `--token`) |
 | `NOETL_MAX_NODES` | `100000` | most YAML nodes in a playbook, each alias counted expanded |
 | `NOETL_MAX_DEPTH` | `100` | deepest YAML and JSON nesting read (at most 200) |
 | `NOETL_WORKER_URL` | unset | the worker function's URL; set, timers are Cloud Tasks |
@@ -32,6 +31,8 @@
 | `NOETL_TASKS_INVOKER` | unset | service account whose OIDC token Cloud Tasks sends the worker |
 | `K_SERVICE` | unset | set by Cloud Run: the production checks below apply |
 | `CLOUD_TASKS_EMULATOR_HOST` | unset | the local Cloud Tasks emulator (`emulators/cloudtasks.py`) |
+| `NOETL_GATEWAY` | unset | the gateway URL the CLI sends its verbs to (as `--gateway URL`) |
+| `NOETL_TOKEN` | unset | the bearer token the CLI sends the gateway (as `--token`) |
 
 The Google client libraries read their emulator variables (`PUBSUB_EMULATOR_HOST`,
 `FIRESTORE_EMULATOR_HOST`, `STORAGE_EMULATOR_HOST`) themselves;
@@ -102,16 +103,17 @@ class Settings:
     fault_file: str | None = None
     query_shape_file: str | None = None
     callback_key: str | None = None
+    gateway_key: str | None = None  # signs the gateway's bearer tokens; else NOETL_HOME/gateway.key
+    serve_hosts: tuple[str, ...] = ()  # Host names `noetl serve` answers besides loopback
     callback_url: str | None = None
     callback_max_bytes: int = 1 << 20
-    gateway_key: str | None = None
-    gateway_url: str | None = None
-    gateway_token: str | None = None
     worker_url: str | None = None
     tasks_queue: str = "noetl-timers"
     tasks_location: str = "us-central1"
     tasks_emulator_host: str | None = None
     tasks_invoker: str | None = None
+    gateway_url: str | None = None  # the CLI's gateway (NOETL_GATEWAY)
+    gateway_token: str | None = None  # and its bearer token (NOETL_TOKEN)
     limits: Limits = field(default_factory=Limits)
 
     @property
@@ -195,16 +197,19 @@ def load(env: dict[str, str] | None = None) -> Settings:
         fault_file=source.get("NOETL_FAULT_FILE") or None,
         query_shape_file=source.get("NOETL_QUERY_SHAPE_FILE") or None,
         callback_key=source.get("NOETL_CALLBACK_KEY") or None,
+        gateway_key=source.get("NOETL_GATEWAY_KEY") or None,
+        serve_hosts=tuple(
+            h.strip().lower() for h in source.get("NOETL_SERVE_HOSTS", "").split(",") if h.strip()
+        ),
         callback_url=source.get("NOETL_CALLBACK_URL") or None,
         callback_max_bytes=_int(source, "NOETL_CALLBACK_MAX_BYTES", 1 << 20),
-        gateway_key=source.get("NOETL_GATEWAY_KEY") or None,
-        gateway_url=source.get("NOETL_GATEWAY") or None,
-        gateway_token=source.get("NOETL_TOKEN") or None,
         worker_url=source.get("NOETL_WORKER_URL") or None,
         tasks_queue=source.get("NOETL_TASKS_QUEUE") or "noetl-timers",
         tasks_location=source.get("NOETL_TASKS_LOCATION") or "us-central1",
         tasks_emulator_host=source.get("CLOUD_TASKS_EMULATOR_HOST") or None,
         tasks_invoker=source.get("NOETL_TASKS_INVOKER") or None,
+        gateway_url=source.get("NOETL_GATEWAY") or None,
+        gateway_token=source.get("NOETL_TOKEN") or None,
         limits=limits(source),
     )
 
