@@ -31,6 +31,8 @@
 | `NOETL_TASKS_INVOKER` | unset | service account whose OIDC token Cloud Tasks sends the worker |
 | `K_SERVICE` | unset | set by Cloud Run: the production checks below apply |
 | `CLOUD_TASKS_EMULATOR_HOST` | unset | the local Cloud Tasks emulator (`emulators/cloudtasks.py`) |
+| `NOETL_GATEWAY` | unset | the gateway URL the CLI sends its verbs to (as `--gateway URL`) |
+| `NOETL_TOKEN` | unset | the bearer token the CLI sends the gateway (as `--token`) |
 
 The Google client libraries read their emulator variables (`PUBSUB_EMULATOR_HOST`,
 `FIRESTORE_EMULATOR_HOST`, `STORAGE_EMULATOR_HOST`) themselves;
@@ -110,6 +112,8 @@ class Settings:
     tasks_location: str = "us-central1"
     tasks_emulator_host: str | None = None
     tasks_invoker: str | None = None
+    gateway_url: str | None = None  # the CLI's gateway (NOETL_GATEWAY)
+    gateway_token: str | None = None  # and its bearer token (NOETL_TOKEN)
     limits: Limits = field(default_factory=Limits)
 
     @property
@@ -204,6 +208,8 @@ def load(env: dict[str, str] | None = None) -> Settings:
         tasks_location=source.get("NOETL_TASKS_LOCATION") or "us-central1",
         tasks_emulator_host=source.get("CLOUD_TASKS_EMULATOR_HOST") or None,
         tasks_invoker=source.get("NOETL_TASKS_INVOKER") or None,
+        gateway_url=source.get("NOETL_GATEWAY") or None,
+        gateway_token=source.get("NOETL_TOKEN") or None,
         limits=limits(source),
     )
 
