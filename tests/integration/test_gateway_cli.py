@@ -284,7 +284,8 @@ def test_token_create_for_a_deployment_signs_with_its_secret_manager_key(home: P
     from emulators.secretmanager import SecretManagerEmulator, client
     from noetl_core import platform_secrets
 
-    assert DECLARATION["secret_env"]["NOETL_GATEWAY_KEY"] == platform_secrets.GATEWAY_KEY
+    gateway_env = DECLARATION["functions"]["gateway"]["secret_env"]
+    assert gateway_env["NOETL_GATEWAY_KEY"] == platform_secrets.GATEWAY_KEY
     assert platform_secrets.GATEWAY_KEY in DECLARATION["secrets"]
     args = ["token", "create", "--subject", "ops", "--scope", "admin", "--paths", "*"]
     unset = noetl(home, *args, "--target", "emulators")
