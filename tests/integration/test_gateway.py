@@ -6,6 +6,7 @@ by a real HTTP client."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 import sys
@@ -281,3 +282,37 @@ def test_a_stream_dropped_mid_execution_resumes_losing_and_repeating_nothing(
     ]
     # resuming after the last event ends at once, with nothing
     assert events(client, execution_id, {**headers, "Last-Event-ID": str(len(logged))}) == []
+
+
+def test_listing_filters_by_path_status_and_since(client: httpx.Client, rt: Runtime) -> None:
+    headers = auth(token("invoke", "read"))
+    done = start(client, "examples/hello_world", headers).json()["execution_id"]
+    finished(client, done, headers)
+    between = time.time()
+    time.sleep(0.05)
+    other = start(client, "examples/loops", headers).json()["execution_id"]
+    finished(client, other, headers)
+
+    def listed(**params: str) -> list[str]:
+        answer = client.get("/v1/executions", params=params, headers=headers)
+        assert answer.status_code == 200, answer.text
+        return [e["execution_id"] for e in answer.json()["executions"]]
+
+    assert listed() == [other, done]
+    assert listed(path="examples/hello_world") == [done]
+    assert listed(status="completed") == [other, done]
+    assert listed(status="failed") == []
+    since = dt.datetime.fromtimestamp(between, dt.UTC).isoformat()
+    assert listed(since=since) == [other]
+    assert listed(limit="1") == [other]
+    first = client.get("/v1/executions", headers=headers).json()["executions"][0]
+    assert first["status"] == "completed" and first["subject"] == "ada"
+    assert first["started_at"].endswith("Z") and first["path"] == "examples/loops"
+    for bad in ({"status": "done"}, {"since": "yesterday"}, {"limit": "0"}, {"limit": "x"}):
+        refused = client.get("/v1/executions", params=bad, headers=headers)
+        assert refused.status_code == 422, bad
+        assert refused.json()["error"]["message"]
+    # a token limited to some paths lists only those
+    narrow = auth(token("read", paths=("examples/hello*",)))
+    answer = client.get("/v1/executions", headers=narrow).json()["executions"]
+    assert [e["execution_id"] for e in answer] == [done]
