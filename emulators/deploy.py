@@ -114,6 +114,10 @@ def deploy(
     made: dict[str, Function] = {}
     for name, spec in declared.items():
         own = {**shared, "NOETL_HOME": str(stack.workdir / f"{name}-home")}
+        own |= {
+            k: fill(v, stack.project, stack.bucket, urls) for k, v in spec.get("env", {}).items()
+        }
+        own |= {k: stored[secret] for k, secret in spec.get("secret_env", {}).items()}
         own |= dict((function_env or {}).get(name, {}))
         subscription = {**spec.get("push", {}), **(push or {}).get(name, {})}
         made[name] = stack.add_function(

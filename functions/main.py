@@ -2,10 +2,10 @@
 
 - `worker`: Pub/Sub `messagePublished` on the commands topic; one block per invocation.
   A raised error means "deliver again"; a return acknowledges.
-- `start`: HTTP POST `{path, version?, workload?}` -> 202 `{execution_id}`. Bodies are
-  parsed by the core (`noetl_core.bounded`), which refuses JSON nested too deep.
+- `gateway`: HTTP, served as ASGI (`FUNCTION_USE_ASGI=true`): the gateway application
+  of `noetl_core/gateway/app.py` (executions by catalog path, their state and event
+  streams, cancel, the catalog and schedules), every route behind a bearer token.
 - `callback`: HTTP POST `.../callbacks/<token>` with a JSON body -> 202 / 400 / 401 / 410 / 413.
-- `cancel`: HTTP POST `{execution_id}` -> 202.
 - `trigger`: Pub/Sub message from Cloud Scheduler -> one execution per scheduled time.
 
 On Cloud Run an instance whose settings are missing or local stops here, at import, with
@@ -19,10 +19,15 @@ import sys
 from typing import Any
 
 import functions_framework
+import functions_framework.aio
 from flask import Request
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request as StarletteRequest
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from noetl_core import cloud, settings
-from noetl_core.errors import ConfigError, NoetlError
+from noetl_core.errors import ConfigError
 
 try:
     settings.require_production()
@@ -41,12 +46,21 @@ def trigger(event: Any) -> None:
     cloud.on_trigger(event.data)
 
 
-@functions_framework.http
-def start(request: Request) -> tuple[dict[str, Any], int]:
-    try:
-        return cloud.start(request.get_data(cache=False)), 202
-    except NoetlError as error:
-        return {"error": error.to_dict()}, cloud.http_status(error)
+class _Forward(Response):
+    """A response that hands the request to another ASGI application: the gateway routes
+    the path itself, and streams its answers (Server-Sent Events)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        inner = {k: v for k, v in scope.items() if k not in ("path_params", "endpoint", "route")}
+        await self.app(inner, receive, send)
+
+
+@functions_framework.aio.http
+async def gateway(request: StarletteRequest) -> Response:
+    return _Forward(await run_in_threadpool(cloud.gateway))  # built once per instance
 
 
 @functions_framework.http
@@ -54,11 +68,3 @@ def callback(request: Request) -> tuple[dict[str, Any], int]:
     token = request.path.rstrip("/").rsplit("/", 1)[-1] or request.args.get("token", "")
     status, body = cloud.on_callback(token, request.get_data(cache=False))
     return body, status
-
-
-@functions_framework.http
-def cancel(request: Request) -> tuple[dict[str, Any], int]:
-    try:
-        return cloud.cancel(request.get_data(cache=False)), 202
-    except NoetlError as error:
-        return {"error": error.to_dict()}, cloud.http_status(error)

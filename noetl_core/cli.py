@@ -5,6 +5,16 @@
     noetl status [EXEC]          noetl events EXEC         noetl replay EXEC [--at N]
     noetl register FILE|DIR      noetl catalog list        noetl cancel EXEC
     noetl register credential -f FILE | --directory DIR    noetl credentials list
+    noetl token create --subject S --scope invoke [--scope read]... --paths 'reports/*'...
+                       [--ttl SECONDS] [--target emulators|gcp]
+
+Through a gateway: `--gateway URL` (or NOETL_GATEWAY) on `run PATH`, `status`, `events`,
+`cancel`, `register FILE|DIR`, `catalog list` and `schedules list` sends them to that
+gateway over HTTP (`gateway/verbs.py`) with the bearer token `--token` (or NOETL_TOKEN).
+Without a token, a gateway on this machine (a loopback address) gets one minted here for
+five minutes from the local gateway key; any other needs one from `noetl token create`,
+which signs with the platform key: NOETL_GATEWAY_KEY or NOETL_HOME/gateway.key, and with
+`--target emulators|gcp` the Secret Manager secret `noetl-gateway-key`.
 
 Exit codes: 0 completed (or ok), 1 failed / cancelled / invalid, 2 usage.
 """
@@ -160,9 +170,24 @@ def build_remote(conf: settings.Settings, backend: str) -> Runtime:
         ) from None
 
 
+def via_gateway(args: argparse.Namespace, conf: settings.Settings, verb: str) -> int | None:
+    """The verb's exit code when it went to a gateway (`--gateway`, NOETL_GATEWAY);
+    None when no gateway is named and it runs here."""
+    if not (getattr(args, "gateway", None) or conf.gateway_url):
+        if getattr(args, "token", None):
+            raise WorkloadError("--token goes with --gateway URL (or NOETL_GATEWAY)")
+        return None
+    from .gateway import verbs
+
+    return verbs.dispatch(verb, args, conf)
+
+
 def cmd_run(args: argparse.Namespace, conf: settings.Settings) -> int:
     from .view import Progress, print_result
 
+    remote = via_gateway(args, conf, "run")
+    if remote is not None:
+        return remote
     workload = workload_from(args, conf.limits)
     with runtime_for(args, conf) as rt:
         loaded = _target(rt, args.target)
@@ -278,13 +303,19 @@ def serve_callbacks(rt: Runtime, loaded: LoadedPlaybook) -> Any:
 
 def cmd_serve(args: argparse.Namespace, conf: settings.Settings) -> int:
     from .schedules import Scheduler
-    from .serve import Server
+    from .serve import Server, warn_if_exposed
+
+    def log(line: str) -> None:
+        print(f"noetl serve: {line}", flush=True)
 
     with runtime_for(args, conf) as rt:
-        server = Server(rt, args.host, args.port).start()
+        server = Server(rt, args.host, args.port, log=log).start()
+        warn_if_exposed(server)
         scheduler = Scheduler(rt).start()
         print(
-            f"noetl serve: {server.url}  (schedules of the catalog fire; Ctrl-C stops)", flush=True
+            f"noetl serve: {server.url}  (gateway at /v1, callbacks at /callbacks/<token>; "
+            "schedules of the catalog fire; Ctrl-C stops)",
+            flush=True,
         )
         stop = threading.Event()
         repairs = threading.Thread(target=repair, args=(rt, stop), name="noetl-repair")
@@ -325,6 +356,9 @@ def cmd_schedules(args: argparse.Namespace, conf: settings.Settings) -> int:
 
     from .schedules import due
 
+    remote = via_gateway(args, conf, "schedules")
+    if remote is not None:
+        return remote
     now = dt.datetime.now(dt.UTC)
     with runtime_for(args, conf) as rt:
         for _loaded, schedule in due(rt.catalog):
@@ -392,6 +426,9 @@ def cmd_validate(args: argparse.Namespace, conf: settings.Settings) -> int:
 def cmd_status(args: argparse.Namespace, conf: settings.Settings) -> int:
     from .view import print_status, resolve_id
 
+    remote = via_gateway(args, conf, "status")
+    if remote is not None:
+        return remote
     with runtime_for(args, conf) as rt:
         return print_status(rt, resolve_id(rt, args.execution) if args.execution else None)
 
@@ -399,6 +436,9 @@ def cmd_status(args: argparse.Namespace, conf: settings.Settings) -> int:
 def cmd_events(args: argparse.Namespace, conf: settings.Settings) -> int:
     from .view import print_events, resolve_id
 
+    remote = via_gateway(args, conf, "events")
+    if remote is not None:
+        return remote
     with runtime_for(args, conf) as rt:
         return print_events(rt, resolve_id(rt, args.execution), as_json=args.json)
 
@@ -412,9 +452,14 @@ def cmd_replay(args: argparse.Namespace, conf: settings.Settings) -> int:
 
 def cmd_register(args: argparse.Namespace, conf: settings.Settings) -> int:
     if args.target == "credential":
+        if args.gateway:
+            raise WorkloadError("credentials are registered with --target, not --gateway")
         return register_credentials(args, conf)
     if args.file or args.directory:
         raise WorkloadError("-f/--directory go with `noetl register credential`")
+    remote = via_gateway(args, conf, "register")
+    if remote is not None:
+        return remote
     with runtime_for(args, conf) as rt:
         target = Path(args.target)
         done = (
@@ -461,6 +506,9 @@ def cmd_credentials(args: argparse.Namespace, conf: settings.Settings) -> int:
 
 
 def cmd_catalog(args: argparse.Namespace, conf: settings.Settings) -> int:
+    remote = via_gateway(args, conf, "catalog")
+    if remote is not None:
+        return remote
     with runtime_for(args, conf) as rt:
         for path, versions in rt.catalog.entries():
             plural = "s" if len(versions) > 1 else ""
@@ -473,6 +521,9 @@ def cmd_cancel(args: argparse.Namespace, conf: settings.Settings) -> int:
     from .runtime import recovery
     from .view import resolve_id
 
+    remote = via_gateway(args, conf, "cancel")
+    if remote is not None:
+        return remote
     with runtime_for(args, conf) as rt:
         execution_id = resolve_id(rt, args.execution)
         ended = rt.log.get(E.terminal_id(execution_id))
@@ -490,6 +541,38 @@ def cmd_cancel(args: argparse.Namespace, conf: settings.Settings) -> int:
     return 0
 
 
+def cmd_token(args: argparse.Namespace, conf: settings.Settings) -> int:
+    """Print a gateway token signed with the platform key: the local one (embedded), or
+    with `--target emulators|gcp` the deployment's Secret Manager secret."""
+    import datetime as dt
+
+    from .gateway import tokens
+
+    if not args.subject.strip() or args.ttl <= 0 or not all(p.strip() for p in args.paths):
+        print(
+            "noetl: token create needs a --subject, --paths patterns and a --ttl > 0",
+            file=sys.stderr,
+        )
+        return 2
+    if args.backend == "embedded":
+        key = tokens.load_key(conf.gateway_key, conf.home)
+    else:
+        from . import platform_secrets
+
+        value = platform_secrets.read(conf, platform_secrets.GATEWAY_KEY, args.backend)
+        key = tokens.load_key(value, conf.home)
+    now = time.time()
+    scopes = sorted(set(args.scope))
+    print(tokens.create(key, args.subject, scopes, list(args.paths), now, args.ttl))
+    until = dt.datetime.fromtimestamp(now + args.ttl, dt.UTC).isoformat(timespec="seconds")
+    print(
+        f"token of {args.subject!r}: scopes {', '.join(scopes)}; paths "
+        f"{', '.join(args.paths)}; expires {until}",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="noetl", description="Run NoETL playbooks (noetl.io/v2).")
     sub = top.add_subparsers(dest="verb", required=True)
@@ -502,8 +585,21 @@ def parser() -> argparse.ArgumentParser:
         help="embedded (default), or the Google Cloud runtime: the local emulator stack "
         "(its environment from `python -m emulators.stack up`) or a deployment",
     )
+    gateway = argparse.ArgumentParser(add_help=False)
+    gateway.add_argument(
+        "--gateway",
+        metavar="URL",
+        help="send this verb to the NoETL gateway at URL (default: NOETL_GATEWAY)",
+    )
+    gateway.add_argument(
+        "--token",
+        help="the gateway's bearer token (default: NOETL_TOKEN; minted here for a "
+        "gateway on this machine)",
+    )
     run = sub.add_parser(
-        "run", parents=[backend], help="run a playbook file or catalog path and wait for it"
+        "run",
+        parents=[backend, gateway],
+        help="run a playbook file or catalog path and wait for it",
     )
     run.add_argument("target")
     run.add_argument(
@@ -512,6 +608,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--workload", help="workload as JSON, or @file")
     run.add_argument("--json", action="store_true", help="print the result as JSON only")
     run.add_argument("--timeout", type=float, default=None, help="seconds to wait")
+    run.add_argument(
+        "--request-id", help="with --gateway: the same id (and token subject) starts once"
+    )
     run.set_defaults(func=cmd_run)
     res = sub.add_parser(
         "resume", help="finish executions a crash interrupted (all, or the one named)"
@@ -524,13 +623,18 @@ def parser() -> argparse.ArgumentParser:
     val.add_argument("files", nargs="+")
     val.set_defaults(func=cmd_validate)
     st = sub.add_parser(
-        "status", parents=[backend], help="an execution's state, or the recent executions"
+        "status", parents=[backend, gateway], help="an execution's state, or the recent executions"
     )
     st.add_argument("execution", nargs="?")
     st.set_defaults(func=cmd_status)
-    ev = sub.add_parser("events", parents=[backend], help="an execution's events as a timeline")
+    ev = sub.add_parser(
+        "events", parents=[backend, gateway], help="an execution's events as a timeline"
+    )
     ev.add_argument("execution")
     ev.add_argument("--json", action="store_true")
+    ev.add_argument(
+        "--follow", action="store_true", help="with --gateway: follow a running execution"
+    )
     ev.set_defaults(func=cmd_events)
     rp = sub.add_parser(
         "replay", parents=[backend], help="rebuild an execution's state and check its decisions"
@@ -540,18 +644,22 @@ def parser() -> argparse.ArgumentParser:
     rp.set_defaults(func=cmd_replay)
     reg = sub.add_parser(
         "register",
-        parents=[backend],
+        parents=[backend, gateway],
         help="add a playbook file or directory to the catalog; `register credential -f F`",
     )
     reg.add_argument("target", help="a playbook file or directory, or the word `credential`")
     reg.add_argument("-f", "--file", help="credential JSON file ({name, type, data} or a list)")
     reg.add_argument("--directory", help="a directory of credential JSON files")
     reg.set_defaults(func=cmd_register)
-    srv = sub.add_parser("serve", help="callbacks, starts, status and cancel over HTTP")
+    srv = sub.add_parser(
+        "serve", help="the gateway (executions, events, catalog) and callbacks over HTTP"
+    )
     srv.add_argument("--host", default="127.0.0.1")
     srv.add_argument("--port", type=int, default=8080)
     srv.set_defaults(func=cmd_serve)
-    sch = sub.add_parser("schedules", help="the catalog's scheduled playbooks and next fire times")
+    sch = sub.add_parser(
+        "schedules", parents=[gateway], help="the catalog's scheduled playbooks and next fire times"
+    )
     sch.add_argument("action", choices=["list"])
     sch.set_defaults(func=cmd_schedules)
     creds = sub.add_parser(
@@ -559,13 +667,36 @@ def parser() -> argparse.ArgumentParser:
     )
     creds.add_argument("action", choices=["list"])
     creds.set_defaults(func=cmd_credentials)
-    cat = sub.add_parser("catalog", help="the catalog")
+    cat = sub.add_parser("catalog", parents=[gateway], help="the catalog")
     cat.add_argument("action", choices=["list"])
     cat.set_defaults(func=cmd_catalog)
-    can = sub.add_parser("cancel", parents=[backend], help="cancel an execution and its children")
+    can = sub.add_parser(
+        "cancel", parents=[backend, gateway], help="cancel an execution and its children"
+    )
     can.add_argument("execution")
     can.add_argument("--reason", default="cancelled by `noetl cancel`")
     can.set_defaults(func=cmd_cancel)
+    tok = sub.add_parser(
+        "token", parents=[backend], help="`token create`: a gateway token signed with the key"
+    )
+    tok.add_argument("action", choices=["create"])
+    tok.add_argument("--subject", required=True, help="who the token speaks for")
+    tok.add_argument(
+        "--scope",
+        action="append",
+        required=True,
+        choices=["read", "invoke", "admin"],
+        help="read, invoke, admin (admin implies the others); repeat for several",
+    )
+    tok.add_argument(
+        "--paths",
+        action="append",
+        required=True,
+        metavar="PATTERN",
+        help="catalog path pattern the token may use (`reports/*`, `*`); repeat for several",
+    )
+    tok.add_argument("--ttl", type=float, default=3600.0, help="seconds it lasts (3600)")
+    tok.set_defaults(func=cmd_token)
     return top
 
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import bounded
 from . import settings as settings_module
-from .errors import CatalogError, NoetlError, WorkloadError
+from .errors import ConfigError, NoetlError, WorkloadError
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -35,15 +35,28 @@ _lock = threading.Lock()
 _runtime: Runtime | None = None
 
 
-def build(conf: Settings) -> Runtime:
+def _no_secrets() -> Any:
+    raise NoetlError("the gateway reads no secrets: credentials are read by the worker")
+
+
+def build(conf: Settings, *, gateway: bool = False) -> Runtime:
+    """The runtime of a function instance. The gateway's (`gateway=True`) has no way to
+    read a credential, and its process never imports the keychain's readers."""
     settings_module.prepare_gcsfs()
     from .adapters.fsspec_payloads import FsspecPayloadStore
     from .adapters.gcp.firestore_catalog import FirestoreCatalog
     from .adapters.gcp.firestore_log import FirestoreEventLog
     from .adapters.gcp.pubsub_bus import PubSubBus
-    from .keychain import SecretManagerCredentials, providers, sealing
+    from .keychain import SecretManagerCredentials, sealing
     from .runtime.block import Runtime
     from .runtime.ports import SystemClock
+
+    if gateway:
+        connect: Any = _no_secrets
+    else:
+        from .keychain import providers
+
+        connect = providers.secret_manager
 
     bus = PubSubBus(conf.project, conf.command_topic, conf.dead_letter_topic)
     clock = SystemClock()
@@ -62,7 +75,7 @@ def build(conf: Settings) -> Runtime:
             sealer=sealing.for_settings(conf),
             shape_file=conf.query_shape_file,
         ),
-        credentials=SecretManagerCredentials(conf.project, providers.secret_manager),
+        credentials=SecretManagerCredentials(conf.project, connect),
         schedule_jobs=schedule_jobs(conf),
     )
 
@@ -110,6 +123,26 @@ def runtime() -> Runtime:
         return _runtime
 
 
+_gateway: Any = None
+
+
+def gateway() -> Any:
+    """The gateway application (`gateway/app.py`) over this instance's runtime, signed
+    tokens checked with NOETL_GATEWAY_KEY (on Cloud Run it must be set: a key made up
+    by one instance would refuse every token)."""
+    global _gateway
+    with _lock:
+        if _gateway is None:
+            from .gateway import app, tokens
+
+            conf = settings_module.load()
+            if conf.gateway_key is None and settings_module.on_cloud_run():
+                raise ConfigError("NOETL_GATEWAY_KEY: the gateway's token key, from Secret Manager")
+            key = tokens.load_key(conf.gateway_key, conf.home)
+            _gateway = app.create_app(build(conf, gateway=True), key)
+        return _gateway
+
+
 def note_of(event_data: dict[str, Any]) -> Note:
     """The note inside a Pub/Sub `messagePublished` CloudEvent's data."""
     from .adapters.gcp.pubsub_bus import decode
@@ -148,28 +181,6 @@ def on_message(event_data: dict[str, Any]) -> None:
         _park(event_data, f"malformed note: {type(exc).__name__}: {exc}", "worker")
         return
     runtime().handle(note)
-
-
-def _request(raw: bytes, key: str, needs: str) -> dict[str, Any]:
-    """A request's JSON body, which must hold the string `key`. It is parsed here, not by
-    Flask, so that nesting past NOETL_MAX_DEPTH is refused before parsing recurses."""
-    try:
-        body = bounded.json_loads(raw or b"{}", "the request body", settings_module.limits())
-    except ValueError:
-        body = None
-    if not isinstance(body, dict) or not isinstance(body.get(key), str):
-        raise WorkloadError(f"the request body must be JSON with {needs}")
-    return body
-
-
-def start(raw: bytes) -> dict[str, Any]:
-    """Start an execution by catalog path: a JSON body `{path, version?, workload?}`."""
-    body = _request(raw, "path", "`path` (a catalog path)")
-    workload = body.get("workload") or {}
-    rt = runtime()
-    loaded = rt.catalog.resolve(body["path"], body.get("version"))
-    execution_id = rt.start(loaded, workload)
-    return {"execution_id": execution_id, "path": loaded.path}
 
 
 def on_trigger(event_data: dict[str, Any]) -> dict[str, Any] | None:
@@ -232,15 +243,3 @@ def on_callback(token: str, body: bytes) -> tuple[int, dict[str, Any]]:
     from .runtime import waits
 
     return waits.receive(runtime(), token, body)
-
-
-def cancel(raw: bytes) -> dict[str, Any]:
-    body = _request(raw, "execution_id", "`execution_id`")
-    runtime().cancel(body["execution_id"], "cancelled over HTTP")
-    return {"execution_id": body["execution_id"], "status": "cancelling"}
-
-
-def http_status(error: NoetlError) -> int:
-    if isinstance(error, CatalogError):
-        return 404
-    return 503 if error.retryable else 400

@@ -20,6 +20,8 @@
 | `NOETL_FAULT_FILE` | unset | fault injection for the fault tests (`runtime/faults.py`) |
 | `NOETL_QUERY_SHAPE_FILE` | unset | Firestore queries append their shape here (the index test) |
 | `NOETL_CALLBACK_KEY` | generated | HMAC key of callback tokens (else `NOETL_HOME/callback.key`) |
+| `NOETL_GATEWAY_KEY` | generated | HMAC key of gateway tokens (else `NOETL_HOME/gateway.key`) |
+| `NOETL_SERVE_HOSTS` | unset | comma-separated Host names `noetl serve` answers besides loopback |
 | `NOETL_CALLBACK_URL` | unset | base URL callbacks reach (`noetl run` serves one itself) |
 | `NOETL_CALLBACK_MAX_BYTES` | `1048576` | largest callback body accepted |
 | `NOETL_MAX_NODES` | `100000` | most YAML nodes in a playbook, each alias counted expanded |
@@ -31,6 +33,8 @@
 | `K_SERVICE` | unset | set by Cloud Run: the production checks below apply |
 | `CLOUD_TASKS_EMULATOR_HOST` | unset | the local Cloud Tasks emulator (`emulators/cloudtasks.py`) |
 | `CLOUD_SCHEDULER_EMULATOR_HOST` | unset | the Cloud Scheduler emulator (`emulators/...`) |
+| `NOETL_GATEWAY` | unset | the gateway URL the CLI sends its verbs to (as `--gateway URL`) |
+| `NOETL_TOKEN` | unset | the bearer token the CLI sends the gateway (as `--token`) |
 
 The Google client libraries read their emulator variables (`PUBSUB_EMULATOR_HOST`,
 `FIRESTORE_EMULATOR_HOST`, `STORAGE_EMULATOR_HOST`) themselves;
@@ -105,6 +109,8 @@ class Settings:
     fault_file: str | None = None
     query_shape_file: str | None = None
     callback_key: str | None = None
+    gateway_key: str | None = None  # signs the gateway's bearer tokens; else NOETL_HOME/gateway.key
+    serve_hosts: tuple[str, ...] = ()  # Host names `noetl serve` answers besides loopback
     callback_url: str | None = None
     callback_max_bytes: int = 1 << 20
     worker_url: str | None = None
@@ -114,6 +120,8 @@ class Settings:
     tasks_invoker: str | None = None
     trigger_topic: str = "noetl-triggers"
     scheduler_emulator_host: str | None = None
+    gateway_url: str | None = None  # the CLI's gateway (NOETL_GATEWAY)
+    gateway_token: str | None = None  # and its bearer token (NOETL_TOKEN)
     limits: Limits = field(default_factory=Limits)
 
     @property
@@ -197,6 +205,10 @@ def load(env: dict[str, str] | None = None) -> Settings:
         fault_file=source.get("NOETL_FAULT_FILE") or None,
         query_shape_file=source.get("NOETL_QUERY_SHAPE_FILE") or None,
         callback_key=source.get("NOETL_CALLBACK_KEY") or None,
+        gateway_key=source.get("NOETL_GATEWAY_KEY") or None,
+        serve_hosts=tuple(
+            h.strip().lower() for h in source.get("NOETL_SERVE_HOSTS", "").split(",") if h.strip()
+        ),
         callback_url=source.get("NOETL_CALLBACK_URL") or None,
         callback_max_bytes=_int(source, "NOETL_CALLBACK_MAX_BYTES", 1 << 20),
         worker_url=source.get("NOETL_WORKER_URL") or None,
@@ -206,6 +218,8 @@ def load(env: dict[str, str] | None = None) -> Settings:
         tasks_invoker=source.get("NOETL_TASKS_INVOKER") or None,
         trigger_topic=source.get("NOETL_TRIGGER_TOPIC") or "noetl-triggers",
         scheduler_emulator_host=source.get("CLOUD_SCHEDULER_EMULATOR_HOST") or None,
+        gateway_url=source.get("NOETL_GATEWAY") or None,
+        gateway_token=source.get("NOETL_TOKEN") or None,
         limits=limits(source),
     )
 
@@ -252,12 +266,18 @@ def production_problems(env: Mapping[str, str]) -> list[str]:
     ):
         if not value(name):
             problems.append(f"{name}: {what}, from Secret Manager")
+    if value("FUNCTION_TARGET") == "gateway" and not value("NOETL_GATEWAY_KEY"):
+        problems.append("NOETL_GATEWAY_KEY: the gateway's token key, from Secret Manager")
     if not _ACCOUNT.match(value("NOETL_TASKS_INVOKER")):
         problems.append("NOETL_TASKS_INVOKER: the service account Cloud Tasks acts as")
     home = Path(os.path.normpath(value("NOETL_HOME") or "."))
     if not home.is_absolute() or not home.is_relative_to("/tmp"):
         problems.append("NOETL_HOME: must be a folder under /tmp (an instance's writable disk)")
     return problems
+
+
+def on_cloud_run(env: Mapping[str, str] | None = None) -> bool:
+    return bool((os.environ if env is None else env).get("K_SERVICE"))
 
 
 def require_production(env: Mapping[str, str] | None = None) -> None:

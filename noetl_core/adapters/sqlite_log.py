@@ -419,6 +419,9 @@ class SqliteEventLog:
     def entries(self, execution_id: str) -> list[Entry]:
         return self._select("execution_id = ?", (execution_id,), "ORDER BY seq")
 
+    def entries_since(self, execution_id: str, seq: int) -> list[Entry]:
+        return self._select("execution_id = ? AND seq > ?", (execution_id, seq), "ORDER BY seq")
+
     def executions(self, limit: int = 20) -> list[Entry]:
         return self._select("kind = 'start'", (), f"ORDER BY seq DESC LIMIT {int(limit)}")
 

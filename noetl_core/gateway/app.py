@@ -22,26 +22,38 @@ The same `request_id` from the same subject starts one execution.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from .. import bounded, ids
 from ..engine import entries as E
-from ..errors import CatalogError, ExecutionNotFound, InputLimitError, NoetlError, PlaybookError
+from ..errors import (
+    CatalogError,
+    ExecutionNotFound,
+    InputLimitError,
+    NoetlError,
+    PlaybookError,
+    WorkloadError,
+)
 from . import tokens
 
 if TYPE_CHECKING:
     from ..runtime.block import Runtime
 
 MAX_BODY = 1 << 20
-POLL = 0.2  # seconds between looks at the log while following an execution
+POLL = 0.2  # seconds between looks at the log while following an execution that moves
+MAX_POLL = 2.0  # ... growing to this while it waits
+KEEPALIVE = 15.0  # seconds of silence before a comment line keeps the stream open
 Handler = Callable[[Request], Awaitable[Response]]
 
 
@@ -61,6 +73,7 @@ STATUS = {
     CatalogError: 404,
     ExecutionNotFound: 404,
     PlaybookError: 422,
+    WorkloadError: 422,
 }
 
 
@@ -73,10 +86,53 @@ def guarded(handler: Handler) -> Handler:
         except HttpError as exc:
             return _error(exc.status, exc.message, exc.code)
         except NoetlError as exc:
-            status = next((s for kind, s in STATUS.items() if isinstance(exc, kind)), 400)
+            fallback = 503 if exc.retryable else 400  # e.g. the log did not answer: try again
+            status = next((s for kind, s in STATUS.items() if isinstance(exc, kind)), fallback)
             return _error(status, exc.message, exc.code)
 
     return run
+
+
+MAX_SCAN = 1000  # most start entries one filtered listing looks at
+STATUSES = ("running", "completed", "failed", "cancelled")
+
+
+def _iso(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class _ListQuery:
+    path: str | None
+    status: str | None
+    since: float | None
+    limit: int
+
+    @property
+    def plain(self) -> bool:
+        return self.path is None and self.status is None and self.since is None
+
+    @classmethod
+    def of(cls, request: Request) -> _ListQuery:
+        params = request.query_params
+        raw_limit = params.get("limit", "20")
+        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 200:
+            raise HttpError(422, "`limit` is a whole number from 1 to 200", "invalid_query")
+        status = params.get("status") or None
+        if status is not None and status not in STATUSES:
+            raise HttpError(422, f"`status` is one of {', '.join(STATUSES)}", "invalid_query")
+        since = None
+        if params.get("since"):
+            try:
+                moment = dt.datetime.fromisoformat(params["since"].replace("Z", "+00:00"))
+            except ValueError:
+                raise HttpError(
+                    422, "`since` is an ISO 8601 time, e.g. 2026-12-03T10:00:00Z", "invalid_query"
+                ) from None
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=dt.UTC)
+            since = moment.timestamp()
+        return cls(params.get("path") or None, status, since, int(raw_limit))
 
 
 class Gateway:
@@ -139,7 +195,8 @@ class Gateway:
         start = self.rt.log.get(E.start_id(execution_id))
         if start is None:
             raise ExecutionNotFound(f"no execution {execution_id!r}")
-        return str(start.body["playbook"].get("path"))
+        playbook = start.body["playbook"]
+        return str(playbook.get("path") or playbook.get("name") or "")
 
     async def show(self, request: Request) -> Response:
         claims = self.claims(request)
@@ -167,17 +224,37 @@ class Gateway:
     async def listing(self, request: Request) -> Response:
         claims = self.claims(request)
         claims.require("read")
-        wanted_path = request.query_params.get("path")
-        limit = min(int(request.query_params.get("limit", "20") or 20), 200)
+        query = _ListQuery.of(request)
 
         def recent() -> list[dict[str, Any]]:
-            out = []
-            for start in self.rt.log.executions(limit):
-                path = str(start.body["playbook"].get("path"))
-                if not claims.may(path) or (wanted_path and path != wanted_path):
+            scan = query.limit if query.plain else min(query.limit * 10, MAX_SCAN)
+            starts = []
+            for start in self.rt.log.executions(scan):
+                playbook = start.body["playbook"]
+                path = str(playbook.get("path") or playbook.get("name") or "")
+                if not claims.may(path) or (query.path and path != query.path):
                     continue
-                out.append({"execution_id": start.execution_id, "path": path, "at": start.ts})
-            return out
+                if query.since is not None and start.ts < query.since:
+                    continue
+                starts.append((start, path, playbook))
+            ended = self.rt.log.get_many([E.terminal_id(s.execution_id) for s, _, _ in starts])
+            out = []
+            for start, path, playbook in starts:
+                terminal = ended.get(E.terminal_id(start.execution_id))
+                status = str(terminal.body.get("status")) if terminal else "running"
+                if query.status and status != query.status:
+                    continue
+                out.append(
+                    {
+                        "execution_id": start.execution_id,
+                        "path": path,
+                        "version": playbook.get("version"),
+                        "status": status,
+                        "started_at": _iso(start.ts),
+                        "subject": start.body.get("subject"),
+                    }
+                )
+            return out[: query.limit]
 
         return JSONResponse({"executions": await run_in_threadpool(recent)})
 
@@ -185,7 +262,12 @@ class Gateway:
         claims = self.claims(request)
         execution_id = request.path_params["id"]
         claims.require("invoke", await run_in_threadpool(self._path_of, execution_id))
-        await run_in_threadpool(self.rt.cancel, execution_id, f"cancelled by {claims.subject}")
+        reason = f"cancelled by {claims.subject}"
+        if int(request.headers.get("content-length") or 0) > 0:
+            given = (await self.body(request)).get("reason")
+            if given is not None:
+                reason = f"{str(given)[:200]} (by {claims.subject})"
+        await run_in_threadpool(self.rt.cancel, execution_id, reason)
         return JSONResponse({"execution_id": execution_id, "status": "cancelling"}, 202)
 
     async def events(self, request: Request) -> Response:
@@ -198,18 +280,33 @@ class Gateway:
 
     async def _follow(self, execution_id: str, seen: int) -> AsyncIterator[str]:
         """Each entry once, in commit order, as an SSE event whose id is its position in
-        the execution's log; ends after the terminal entry."""
+        the execution's log; ends after the terminal entry. The log is read whole once,
+        then only from the last entry's seq on, less often while nothing happens."""
+        batch = await run_in_threadpool(self.rt.log.entries, execution_id)
+        position, last_seq, recent = 0, 0, set[str]()
+        wait, quiet_since = POLL, time.monotonic()
         while True:
-            entries = await run_in_threadpool(self.rt.log.entries, execution_id)
-            for position, entry in enumerate(entries, start=1):
-                if position <= seen:
+            for entry in batch:
+                if entry.id in recent:
                     continue
-                seen = position
-                data = {"kind": entry.kind, "step": entry.step, "events": list(entry.events)}
-                yield f"id: {position}\nevent: {entry.kind}\ndata: {json.dumps(data)}\n\n"
+                position += 1
+                if entry.seq is not None:
+                    if entry.seq // 1000 != last_seq // 1000:
+                        recent = set()
+                    last_seq = max(last_seq, entry.seq)
+                recent.add(entry.id)
+                if position > seen:
+                    data = {"kind": entry.kind, "step": entry.step, "events": list(entry.events)}
+                    yield f"id: {position}\nevent: {entry.kind}\ndata: {json.dumps(data)}\n\n"
+                    wait, quiet_since = POLL, time.monotonic()
                 if entry.kind == "terminal":
                     return
-            await asyncio.sleep(POLL)
+            if time.monotonic() - quiet_since > KEEPALIVE:
+                yield ": still running\n\n"  # a comment: keeps proxies from closing the stream
+                quiet_since = time.monotonic()
+            await asyncio.sleep(wait)
+            wait = min(wait * 1.5, MAX_POLL)
+            batch = await run_in_threadpool(self.rt.log.entries_since, execution_id, last_seq)
 
     # -- catalog and schedules -------------------------------------------------------
     async def catalog(self, request: Request) -> Response:
@@ -238,8 +335,6 @@ class Gateway:
         return JSONResponse({"playbooks": listed})
 
     async def schedules(self, request: Request) -> Response:
-        import datetime as dt
-
         from .. import schedules
 
         self.claims(request).require("read")
@@ -260,9 +355,13 @@ class Gateway:
         return JSONResponse(OPENAPI)
 
 
-def create_app(rt: Runtime, key: bytes) -> Starlette:
+def create_app(
+    rt: Runtime, key: bytes, *, extra: Sequence[BaseRoute] = (), middleware: Sequence[Any] = ()
+) -> Starlette:
+    """The gateway's routes, then `extra` ones (`noetl serve` adds its callback route),
+    behind `middleware` (Starlette `Middleware` entries)."""
     gateway = Gateway(rt, key)
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/v1/executions", guarded(gateway.start), methods=["POST"]),
         Route("/v1/executions", guarded(gateway.listing), methods=["GET"]),
         Route("/v1/executions/{id}", guarded(gateway.show), methods=["GET"]),
@@ -271,36 +370,278 @@ def create_app(rt: Runtime, key: bytes) -> Starlette:
         Route("/v1/catalog", guarded(gateway.catalog), methods=["GET", "POST"]),
         Route("/v1/schedules", guarded(gateway.schedules), methods=["GET"]),
         Route("/v1/openapi.json", gateway.openapi, methods=["GET"]),
+        *extra,
     ]
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, middleware=list(middleware))
 
 
-def _op(summary: str, *codes: int) -> dict[str, Any]:
+def _error_responses(*codes: int) -> dict[str, Any]:
+    why = {
+        400: "malformed request (not JSON, nested too deep, bad length)",
+        401: "no valid bearer token",
+        403: "the token lacks the scope or the playbook path",
+        404: "unknown playbook or execution",
+        413: "body too large",
+        415: "the body is not application/json",
+        422: "the request is well-formed but invalid (e.g. the workload)",
+    }
+    error = {"$ref": "#/components/schemas/Error"}
     return {
-        "summary": summary,
-        "security": [{"bearer": []}],
-        "responses": {str(c): {"description": "see the gateway's module docs"} for c in codes},
+        str(c): {"description": why[c], "content": {"application/json": {"schema": error}}}
+        for c in codes
     }
 
 
+def _json(schema_name: str) -> dict[str, Any]:
+    ref = {"$ref": f"#/components/schemas/{schema_name}"}
+    return {"content": {"application/json": {"schema": ref}}}
+
+
+def _op(
+    summary: str,
+    ok: int,
+    answer: dict[str, Any],
+    errors: tuple[int, ...],
+    *,
+    body: str | None = None,
+    body_required: bool = True,
+    parameters: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "summary": summary,
+        "security": [{"bearer": []}],
+        "responses": {str(ok): {"description": "done", **answer}, **_error_responses(*errors)},
+    }
+    if body is not None:
+        operation["requestBody"] = {"required": body_required, **_json(body)}
+    if parameters:
+        operation["parameters"] = parameters
+    return operation
+
+
+_ID = {
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+}
+_ANY = {"type": "object", "additionalProperties": True}
+
 OPENAPI: dict[str, Any] = {
     "openapi": "3.0.3",
-    "info": {"title": "NoETL gateway", "version": "1"},
-    "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+    "info": {
+        "title": "NoETL gateway",
+        "version": "1",
+        "description": "Start playbooks by catalog path, follow their events, manage the "
+        "catalog. Every operation needs `Authorization: Bearer <token>` (`noetl token "
+        "create`); errors are `{error: {code, message}}`.",
+    },
+    "components": {
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        "schemas": {
+            "Error": {
+                "type": "object",
+                "required": ["error"],
+                "properties": {
+                    "error": {
+                        "type": "object",
+                        "required": ["code", "message"],
+                        "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+                    }
+                },
+            },
+            "StartRequest": {
+                "type": "object",
+                "required": ["path"],
+                "properties": {
+                    "path": {"type": "string", "description": "a catalog path"},
+                    "version": {"type": "integer", "minimum": 1},
+                    "workload": _ANY,
+                    "request_id": {
+                        "type": "string",
+                        "description": "the same id from the same subject starts one execution",
+                    },
+                },
+            },
+            "Started": {
+                "type": "object",
+                "required": ["execution_id", "new"],
+                "properties": {"execution_id": {"type": "string"}, "new": {"type": "boolean"}},
+            },
+            "ExecutionList": {
+                "type": "object",
+                "required": ["executions"],
+                "properties": {
+                    "executions": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["execution_id", "path", "status", "started_at"],
+                            "properties": {
+                                "execution_id": {"type": "string"},
+                                "path": {"type": "string"},
+                                "version": {"type": "integer", "nullable": True},
+                                "status": {"type": "string", "enum": list(STATUSES)},
+                                "started_at": {"type": "string", "format": "date-time"},
+                                "subject": {"type": "string", "nullable": True},
+                            },
+                        },
+                    }
+                },
+            },
+            "Execution": {
+                "type": "object",
+                "required": ["execution_id", "status", "steps"],
+                "properties": {
+                    "execution_id": {"type": "string"},
+                    "status": {"type": "string", "enum": list(STATUSES)},
+                    "steps": {"type": "array", "items": _ANY},
+                    "result": {"nullable": True},
+                    "error": {"nullable": True},
+                },
+            },
+            "CancelRequest": {
+                "type": "object",
+                "properties": {"reason": {"type": "string", "maxLength": 200}},
+            },
+            "Cancelling": {
+                "type": "object",
+                "required": ["execution_id", "status"],
+                "properties": {"execution_id": {"type": "string"}, "status": {"type": "string"}},
+            },
+            "RegisterRequest": {
+                "type": "object",
+                "required": ["source"],
+                "properties": {"source": {"type": "string", "description": "playbook YAML"}},
+            },
+            "Registered": {
+                "type": "object",
+                "required": ["path", "version", "new"],
+                "properties": {
+                    "path": {"type": "string"},
+                    "version": {"type": "integer"},
+                    "new": {"type": "boolean"},
+                },
+            },
+            "Catalog": {
+                "type": "object",
+                "required": ["playbooks"],
+                "properties": {
+                    "playbooks": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "path": {"type": "string"},
+                                "versions": {"type": "array", "items": {"type": "integer"}},
+                            },
+                        },
+                    }
+                },
+            },
+            "Schedules": {
+                "type": "object",
+                "required": ["schedules"],
+                "properties": {
+                    "schedules": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "path": {"type": "string"},
+                                "cron": {"type": "string"},
+                                "timezone": {"type": "string"},
+                                "next": {"type": "string", "format": "date-time"},
+                            },
+                        },
+                    }
+                },
+            },
+        },
+    },
     "paths": {
         "/v1/executions": {
-            "post": _op("start an execution by catalog path", 202, 400, 401, 403, 404, 413, 422),
-            "get": _op("recent executions", 200, 401, 403),
+            "post": _op(
+                "start an execution by catalog path",
+                202,
+                _json("Started"),
+                (400, 401, 403, 404, 413, 415, 422),
+                body="StartRequest",
+            ),
+            "get": _op(
+                "recent executions, newest first",
+                200,
+                _json("ExecutionList"),
+                (401, 403, 422),
+                parameters=[
+                    {"name": "path", "in": "query", "schema": {"type": "string"}},
+                    {
+                        "name": "status",
+                        "in": "query",
+                        "schema": {"type": "string", "enum": list(STATUSES)},
+                    },
+                    {
+                        "name": "since",
+                        "in": "query",
+                        "schema": {"type": "string", "format": "date-time"},
+                    },
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 200},
+                    },
+                ],
+            ),
         },
-        "/v1/executions/{id}": {"get": _op("an execution's state", 200, 401, 403, 404)},
+        "/v1/executions/{id}": {
+            "get": _op(
+                "an execution's status, steps, result and error",
+                200,
+                _json("Execution"),
+                (401, 403, 404),
+                parameters=[_ID],
+            )
+        },
         "/v1/executions/{id}/events": {
-            "get": _op("the execution's events (text/event-stream)", 200, 401, 403, 404)
+            "get": _op(
+                "the execution's log entries as Server-Sent Events until it ends; "
+                "`Last-Event-ID` resumes after that event",
+                200,
+                {"content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                (401, 403, 404),
+                parameters=[
+                    _ID,
+                    {"name": "Last-Event-ID", "in": "header", "schema": {"type": "string"}},
+                ],
+            )
         },
-        "/v1/executions/{id}/cancel": {"post": _op("cancel", 202, 401, 403, 404)},
+        "/v1/executions/{id}/cancel": {
+            "post": _op(
+                "cancel an execution and its children",
+                202,
+                _json("Cancelling"),
+                (400, 401, 403, 404, 413, 415),
+                body="CancelRequest",
+                body_required=False,
+                parameters=[_ID],
+            )
+        },
         "/v1/catalog": {
-            "get": _op("the catalog", 200, 401, 403),
-            "post": _op("register a playbook (admin)", 200, 201, 400, 401, 403, 422),
+            "get": _op("the catalog's paths and versions", 200, _json("Catalog"), (401, 403)),
+            "post": _op(
+                "register a playbook (admin scope)",
+                201,
+                _json("Registered"),
+                (400, 401, 403, 413, 415, 422),
+                body="RegisterRequest",
+            ),
         },
-        "/v1/schedules": {"get": _op("the catalog's schedules", 200, 401, 403)},
+        "/v1/schedules": {
+            "get": _op("the catalog's schedules", 200, _json("Schedules"), (401, 403))
+        },
     },
+}
+OPENAPI["paths"]["/v1/catalog"]["post"]["responses"]["200"] = {
+    "description": "already registered: unchanged",
+    **_json("Registered"),
 }

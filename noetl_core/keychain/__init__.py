@@ -16,7 +16,6 @@ from typing import Any
 
 from ..errors import KeychainError
 from ..redact import Redactor
-from . import providers
 from .credentials import Credentials, CredentialStore, SecretManagerCredentials
 from .sealing import Sealer
 
@@ -129,6 +128,8 @@ class Secrets:
         key = f"entry:{name}"
         values = self.cache.get(self.execution_id, key)
         if values is None:
+            from . import providers  # the readers load only when a value is read
+
             values = providers.resolve(self.entries[name], self.credential, self.sealer.open)
             self.cache.put(self.execution_id, key, values)
         self.redactor.add(values)

@@ -6,8 +6,8 @@ from typing import Any
 
 from .. import templating
 from ..errors import SourceLocation
-from ..keychain import providers as keychain_providers
 from ..tools import registry
+from . import keychain as keychain_entries
 from . import names as step_names
 from .model import Playbook, Policy, Step, Tool
 from .yamlsrc import Path, SourceMap
@@ -76,7 +76,7 @@ def _without_raw_fields(data: dict[str, Any]) -> dict[str, Any]:
 def _check_keychain(entries: list[dict[str, Any]], add: Any) -> None:
     declared: list[str] = []
     for i, item in enumerate(entries):
-        for where, message in keychain_providers.problems(item):
+        for where, message in keychain_entries.problems(item):
             add(("keychain", i, *_split(where)), message)
         label = item.get("name") if isinstance(item, dict) else None
         if isinstance(label, str):

@@ -93,6 +93,12 @@ class EventLog(Protocol):
         """Every entry of the execution, in commit order."""
         ...
 
+    def entries_since(self, execution_id: str, seq: int) -> list[Entry]:
+        """The execution's entries from `seq` on, in commit order: every entry whose seq
+        is above `seq`, and possibly some at or below it that were committed in the same
+        instant (callers following a log skip the ids they have seen)."""
+        ...
+
     def executions(self, limit: int = 20) -> list[Entry]:
         """Start entries of the most recent executions, newest first."""
         ...

@@ -382,3 +382,20 @@ def test_sqlite_a_commit_interrupted_mid_way_leaves_no_batch_waiting_forever(
     finally:
         log._writer = real
         log.close()
+
+
+def test_entries_since_gives_everything_after_a_seq_in_commit_order(log: EventLog) -> None:
+    log.append([entry("a"), entry("b")])
+    log.append([entry("c"), entry("other", execution_id="E2")])
+    log.append([entry("d")])
+    whole = log.entries("E1")
+    assert [e.id for e in whole] == ["a", "b", "c", "d"]
+    for cut, entry_before in enumerate(whole):
+        assert entry_before.seq is not None
+        since = log.entries_since("E1", entry_before.seq)
+        # whatever else shares the commit instant may come again; nothing after is lost
+        assert [e.id for e in since if e.id not in {w.id for w in whole[: cut + 1]}] == [
+            w.id for w in whole[cut + 1 :]
+        ]
+        assert [e.seq for e in since] == sorted(e.seq or 0 for e in since)
+    assert log.entries_since("E1", 0) == whole

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from typing import Any
 
 import pytest
 
+from noetl_core.engine import entries as E
 from noetl_core.playbook import load_file
 from noetl_core.runtime.block import Runtime
 from noetl_core.runtime.ports import Note
@@ -42,26 +44,61 @@ def cloud_event(note: Note) -> dict[str, Any]:
     }
 
 
-def test_start_begins_an_execution_by_catalog_path(
+def test_the_gateway_starts_follows_and_refuses_through_functions_framework(
     cloud_rt: Runtime, gcp_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:
-    cloud_rt.catalog.register(EXAMPLES / "hello_world.yaml")
-    http = client("start", "http", monkeypatch, {**gcp_env, "NOETL_HOME": str(tmp_path)})
-    answer = http.post("/", json={"path": "examples/hello_world", "workload": {"name": "Fn"}})
-    assert answer.status_code == 202, answer.get_data(as_text=True)
-    execution_id = answer.get_json()["execution_id"]
-    terminal = cloud_rt.wait(execution_id, 60)
-    assert terminal is not None and terminal.body["status"] == "completed"
+    """functions-framework's own ASGI app for the `gateway` target (as Cloud Run runs it
+    with FUNCTION_USE_ASGI), called in process through httpx's ASGI transport."""
+    import asyncio
 
-    missing = http.post("/", json={"path": "examples/nope"})
-    assert missing.status_code == 404
-    assert (
-        "no playbook registered at catalog path 'examples/nope'"
-        in missing.get_json()["error"]["message"]
+    import functions_framework.aio
+    import httpx
+
+    from noetl_core import cloud
+    from noetl_core.gateway import tokens
+
+    cloud_rt.catalog.register(EXAMPLES / "hello_world.yaml")
+    key = "functions-test-gateway-key"
+    env = {**gcp_env, "NOETL_HOME": str(tmp_path), "NOETL_GATEWAY_KEY": key}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(cloud, "_gateway", None)
+    app = functions_framework.aio.create_asgi_app(
+        "gateway", str(ROOT / "functions/main.py"), "http"
     )
-    bad = http.post("/", data="not json", content_type="text/plain")
-    assert bad.status_code == 400
-    assert "`path`" in bad.get_json()["error"]["message"]
+    token = tokens.create(key.encode(), "fn", ["invoke", "read"], ["examples/*"], time.time())
+    auth = {"Authorization": f"Bearer {token}"}
+
+    async def calls() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://fn") as http:
+            body = {"path": "examples/hello_world", "workload": {"name": "Fn"}}
+            started = await http.post("/v1/executions", json=body, headers=auth)
+            assert started.status_code == 202, started.text
+            execution_id = started.json()["execution_id"]
+            assert cloud_rt.wait(execution_id, 60) is not None
+            return [
+                started,
+                await http.get(f"/v1/executions/{execution_id}", headers=auth),
+                await http.get(f"/v1/executions/{execution_id}/events", headers=auth),
+                await http.post("/v1/executions", json={"path": "examples/nope"}, headers=auth),
+                await http.post("/v1/executions", json=body),
+                await http.post("/v1/executions", json={"path": "other/x"}, headers=auth),
+                await http.get("/v1/openapi.json"),
+            ]
+
+    started, state, events, unknown, anonymous, elsewhere, spec = asyncio.run(calls())
+    assert state.json()["status"] == "completed"
+    assert state.json()["result"] is not None
+    assert events.headers["content-type"].startswith("text/event-stream")
+    assert "event: terminal" in events.text
+    assert unknown.status_code == 404
+    assert "no playbook registered at catalog path 'examples/nope'" in unknown.text
+    assert anonymous.status_code == 401
+    assert elsewhere.status_code == 403
+    assert spec.json()["paths"]["/v1/executions"]
+    start_entry = cloud_rt.log.get(E.start_id(started.json()["execution_id"]))
+    assert start_entry is not None and start_entry.body["subject"] == "fn"
 
 
 def test_worker_runs_one_block_per_event_and_a_duplicate_is_harmless(

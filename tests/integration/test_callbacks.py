@@ -17,6 +17,7 @@ import pytest
 from noetl_core import callbacks
 from noetl_core.devtools.http_api import DemoApi
 from noetl_core.engine import entries as E
+from noetl_core.gateway import tokens
 from noetl_core.playbook import load_file, load_text
 from noetl_core.runtime import payloads
 from noetl_core.runtime.block import Runtime
@@ -52,6 +53,12 @@ def server(rt: Runtime) -> Iterator[Server]:
     made.stop()
 
 
+def admin(rt: Runtime) -> str:
+    """A gateway token signed with the runtime's local key, as `noetl token create` makes."""
+    key = tokens.load_key(rt.settings.gateway_key, rt.settings.home)
+    return tokens.create(key, "tests", ["admin"], ["*"], time.time())
+
+
 @pytest.fixture(scope="module")
 def api() -> Iterator[DemoApi]:
     with DemoApi() as running:
@@ -59,11 +66,12 @@ def api() -> Iterator[DemoApi]:
 
 
 def post(
-    url: str, body: bytes, content_type: str = "application/json"
+    url: str, body: bytes, content_type: str = "application/json", token: str | None = None
 ) -> tuple[int, dict[str, Any]]:
-    request = urllib.request.Request(
-        url, data=body, method="POST", headers={"Content-Type": content_type}
-    )
+    headers = {"Content-Type": content_type}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, data=body, method="POST", headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=10) as answer:
             return answer.status, json.loads(answer.read())
@@ -136,7 +144,8 @@ def test_forged_oversized_and_non_json_callbacks_record_nothing(
     assert post(forged, b"{}")[0] == 401
     tampered = url.rsplit("/", 1)[0] + "/" + payload[:-2] + "AA." + signature
     assert post(tampered, b"{}")[0] == 401
-    assert post(url, b"not json", "text/plain")[0] == 400
+    assert post(url, b"not json", "text/plain")[0] == 415  # noetl serve takes JSON only
+    assert post(url, b"not json")[0] == 400
     rt.settings = dataclasses.replace(rt.settings, callback_max_bytes=100)
     assert post(url, json.dumps({"x": "y" * 200}).encode())[0] == 413
     assert len(rt.log.entries(execution_id)) == before
@@ -150,8 +159,13 @@ def test_bodies_nested_too_deep_answer_400_and_record_nothing(rt: Runtime, serve
     deep = b"[" * 10_000 + b"]" * 10_000
     limit = "nested deeper than 100 levels at line 1 (NOETL_MAX_DEPTH)"
     assert post(url, b'{"x": ' + deep + b"}") == (400, {"error": f"the callback body: {limit}"})
-    start = post(server.url + "/executions", b'{"path": "p", "workload": ' + deep + b"}")
-    assert start == (400, {"error": f"the request body: {limit}"})
+    start = post(
+        server.url + "/v1/executions", b'{"path": "p", "workload": ' + deep + b"}", token=admin(rt)
+    )
+    assert start == (
+        400,
+        {"error": {"code": "input_limit", "message": f"the request body: {limit}"}},
+    )
     assert len(rt.log.entries(execution_id)) == before
     assert post(url, b'{"n": 1}')[0] == 202  # the step still waits, and takes a good body
 
@@ -222,7 +236,7 @@ def test_cancel_reaches_a_child_waiting_for_a_callback(
         time.sleep(0.02)
     child_id = rt.log.find(execution_id, "pending")[0].body["child_execution_id"]
     url = pending_url(rt, child_id)
-    status, _ = post(f"{server.url}/executions/{execution_id}/cancel", b"")
+    status, _ = post(f"{server.url}/v1/executions/{execution_id}/cancel", b"", token=admin(rt))
     assert status == 202
     terminal = rt.wait(execution_id, 10)
     assert terminal is not None and terminal.body["status"] == "cancelled"

@@ -6,6 +6,7 @@ by a real HTTP client."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 import sys
@@ -231,3 +232,87 @@ def test_the_gateway_imports_no_tool_or_data_client() -> None:
     clients = ("psycopg", "duckdb", "boto3", "google.cloud.secretmanager", "httpx")
     forbidden = [m for m in loaded if m.startswith(tools) or m.startswith(clients)]
     assert forbidden == []
+
+
+SLOW = """
+apiVersion: noetl.io/v2
+kind: Playbook
+metadata: {name: slow, path: tests/slow}
+workflow:
+  - step: start
+    tool: {kind: python, code: "import time; time.sleep(0.3); result = 1"}
+    next: second
+  - step: second
+    tool: {kind: python, code: "import time; time.sleep(0.3); result = 2"}
+    next: third
+  - step: third
+    tool: {kind: python, code: "import time; time.sleep(0.3); result = 3"}
+"""
+
+
+def test_a_stream_dropped_mid_execution_resumes_losing_and_repeating_nothing(
+    client: httpx.Client, rt: Runtime
+) -> None:
+    from noetl_core.playbook import load_text
+
+    rt.catalog.register_loaded(load_text(SLOW))
+    headers = auth(token("invoke", "read"))
+    execution_id = start(client, "tests/slow", headers).json()["execution_id"]
+    first: list[dict[str, Any]] = []
+    url = f"/v1/executions/{execution_id}/events"
+    with client.stream("GET", url, headers=headers) as stream:
+        event: dict[str, Any] = {}
+        for line in stream.iter_lines():
+            if line.startswith("id: "):
+                event["id"] = int(line[4:])
+            elif line.startswith("data: "):
+                event["data"] = json.loads(line[6:])
+            elif not line and event:
+                first.append(event)
+                event = {}
+                if len(first) == 3:
+                    break  # the connection drops while the execution runs
+    assert rt.log.get(E.terminal_id(execution_id)) is None, "dropped too late to prove much"
+    rest = events(client, execution_id, {**headers, "Last-Event-ID": str(first[-1]["id"])})
+    got = first + rest
+    logged = rt.log.entries(execution_id)
+    assert [e["id"] for e in got] == list(range(1, len(logged) + 1))
+    assert [(e["data"]["kind"], e["data"]["step"]) for e in got] == [
+        (e.kind, e.step) for e in logged
+    ]
+    # resuming after the last event ends at once, with nothing
+    assert events(client, execution_id, {**headers, "Last-Event-ID": str(len(logged))}) == []
+
+
+def test_listing_filters_by_path_status_and_since(client: httpx.Client, rt: Runtime) -> None:
+    headers = auth(token("invoke", "read"))
+    done = start(client, "examples/hello_world", headers).json()["execution_id"]
+    finished(client, done, headers)
+    between = time.time()
+    time.sleep(0.05)
+    other = start(client, "examples/loops", headers).json()["execution_id"]
+    finished(client, other, headers)
+
+    def listed(**params: str) -> list[str]:
+        answer = client.get("/v1/executions", params=params, headers=headers)
+        assert answer.status_code == 200, answer.text
+        return [e["execution_id"] for e in answer.json()["executions"]]
+
+    assert listed() == [other, done]
+    assert listed(path="examples/hello_world") == [done]
+    assert listed(status="completed") == [other, done]
+    assert listed(status="failed") == []
+    since = dt.datetime.fromtimestamp(between, dt.UTC).isoformat()
+    assert listed(since=since) == [other]
+    assert listed(limit="1") == [other]
+    first = client.get("/v1/executions", headers=headers).json()["executions"][0]
+    assert first["status"] == "completed" and first["subject"] == "ada"
+    assert first["started_at"].endswith("Z") and first["path"] == "examples/loops"
+    for bad in ({"status": "done"}, {"since": "yesterday"}, {"limit": "0"}, {"limit": "x"}):
+        refused = client.get("/v1/executions", params=bad, headers=headers)
+        assert refused.status_code == 422, bad
+        assert refused.json()["error"]["message"]
+    # a token limited to some paths lists only those
+    narrow = auth(token("read", paths=("examples/hello*",)))
+    answer = client.get("/v1/executions", headers=narrow).json()["executions"]
+    assert [e["execution_id"] for e in answer] == [done]

@@ -1,8 +1,9 @@
 """Schedule jobs: a catalog path's Cloud Scheduler jobs made to match its schedules
 (`adapters/gcp/scheduler_jobs.py`) against the Cloud Scheduler emulator; the embedded
 runtime's port, which does nothing and loads no client; and, on the emulator stack, a
-playbook registered with a schedule whose job runs it through the deployed trigger
-function, and whose job goes when a version without a schedule is registered."""
+playbook registered with a schedule through the deployed gateway function, whose job
+runs it through the deployed trigger function, and whose job goes when the CLI registers
+a version without a schedule."""
 
 from __future__ import annotations
 
@@ -10,11 +11,9 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -181,30 +180,6 @@ def test_a_client_of_emulators_without_the_scheduler_emulator_is_refused() -> No
 # -- on the emulator stack -------------------------------------------------------------
 
 
-@contextmanager
-def serve_gateway(rt: Runtime, key: bytes) -> Iterator[str]:
-    import uvicorn
-
-    from emulators.processes import free_port
-    from noetl_core.gateway import app as gateway
-
-    port_number = free_port()
-    config = uvicorn.Config(gateway.create_app(rt, key), host="127.0.0.1", port=port_number)
-    config.log_level = "warning"
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "the gateway did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port_number}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
 def test_a_registered_schedule_runs_through_cloud_scheduler_and_the_trigger_function(
     cloud_rt: Runtime, gcp_stack: Any, gcp_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -212,23 +187,23 @@ def test_a_registered_schedule_runs_through_cloud_scheduler_and_the_trigger_func
 
     from noetl_core.gateway import tokens
 
+    from .test_gateway_stack import gateway_key
+
     path = f"tests/sched-{uuid.uuid4().hex[:8]}"
     source = REPORT.read_text().replace("path: examples/scheduled_report", f"path: {path}")
     source = source.replace('cron: "* * * * *"', 'cron: "0 0 1 1 *"')  # fires only when run
-    key = b"schedule-jobs-test-key"
-    admin = tokens.create(key, "ada", ["admin"], ["*"], time.time(), 600)
+    admin = tokens.create(gateway_key(gcp_stack), "ada", ["admin"], ["*"], time.time(), 600)
     jobs = cloudscheduler.client(gcp_stack.scheduler_host)
     parent = f"projects/{gcp_stack.project}/locations/{gcp_env['NOETL_TASKS_LOCATION']}"
     try:
-        # registered through the gateway on the cloud runtime: its job is made
-        with serve_gateway(cloud_rt, key) as url:
-            made = httpx.post(
-                f"{url}/v1/catalog",
-                json={"source": source},
-                headers={"Authorization": f"Bearer {admin}"},
-                timeout=30,
-            )
-            assert made.status_code == 201, made.text
+        # registered through the deployed gateway function: its job is made
+        made = httpx.post(
+            f"{gcp_stack.deployed.functions['gateway'].url}v1/catalog",
+            json={"source": source},
+            headers={"Authorization": f"Bearer {admin}"},
+            timeout=60,
+        )
+        assert made.status_code == 201, made.text
         (job,) = jobs.list_jobs(parent=parent)  # the stack's jobs are reset with Firestore
         assert job.name == f"{parent}/jobs/{job_id(path, '0 0 1 1 *', 'UTC')}"
         assert job.pubsub_target.topic_name == gcp_stack.topic_path("noetl-triggers")

@@ -248,6 +248,17 @@ class FirestoreEventLog:
         query = self._ordered(self._where(execution_id))
         return [self._decode(s) for s in self._queries.stream(query)]
 
+    def entries_since(self, execution_id: str, seq: int) -> list[Entry]:
+        """From the commit instant of `seq` on (the instant included: two batches can
+        share a commit timestamp, so a position in a batch alone cannot order them)."""
+        import datetime as dt
+
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        instant = dt.datetime.fromtimestamp((seq // 1000) / 1_000_000, dt.UTC)
+        query = self._where(execution_id).where(filter=FieldFilter("committed", ">=", instant))
+        return [self._decode(s) for s in self._queries.stream(self._ordered(query))]
+
     def executions(self, limit: int = 20) -> list[Entry]:
         from google.cloud.firestore_v1.base_query import FieldFilter
 
