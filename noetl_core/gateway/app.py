@@ -37,6 +37,7 @@ from starlette.routing import BaseRoute, Route
 
 from .. import bounded, ids
 from ..engine import entries as E
+from ..engine.entries import Entry
 from ..errors import (
     CatalogError,
     ExecutionNotFound,
@@ -133,6 +134,23 @@ class _ListQuery:
                 moment = moment.replace(tzinfo=dt.UTC)
             since = moment.timestamp()
         return cls(params.get("path") or None, status, since, int(raw_limit))
+
+
+def _event_data(entry: Entry) -> dict[str, Any]:
+    """What an event carries: the entry's kind, step, event names, time and attempt, and
+    for an ended step or execution its status and error (results: GET the execution)."""
+    data: dict[str, Any] = {
+        "kind": entry.kind,
+        "step": entry.step,
+        "events": list(entry.events),
+        "ts": entry.ts,
+    }
+    if entry.command_id:
+        data["command_id"], data["attempt"] = entry.command_id, entry.attempt
+    for field in ("status", "error"):
+        if entry.kind in ("done", "terminal", "loopdone") and entry.body.get(field) is not None:
+            data[field] = entry.body[field]
+    return data
 
 
 class Gateway:
@@ -296,7 +314,7 @@ class Gateway:
                     last_seq = max(last_seq, entry.seq)
                 recent.add(entry.id)
                 if position > seen:
-                    data = {"kind": entry.kind, "step": entry.step, "events": list(entry.events)}
+                    data = _event_data(entry)
                     yield f"id: {position}\nevent: {entry.kind}\ndata: {json.dumps(data)}\n\n"
                     wait, quiet_since = POLL, time.monotonic()
                 if entry.kind == "terminal":

@@ -59,7 +59,7 @@ def _without_raw_fields(data: dict[str, Any]) -> dict[str, Any]:
             return value
         if registry.KINDS[value["kind"]] is None:
             return value
-        raw = registry.module(value["kind"]).RAW_FIELDS
+        raw = registry.spec(value["kind"]).RAW_FIELDS
         return {k: v for k, v in value.items() if k not in raw}
 
     out = dict(data)
@@ -121,7 +121,7 @@ def _check_tool(
         add((*path, "kind"), f"tool kind {tool.kind!r} is not available in this version yet")
         return
     fields = tool.fields()
-    for sub, message in registry.module(tool.kind).validate(fields):
+    for sub, message in registry.spec(tool.kind).validate(fields):
         add((*path, *_split(sub)), message)
     if tool.kind == "workbook" and isinstance(fields.get("name"), str):
         name = fields["name"]

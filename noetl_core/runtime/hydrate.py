@@ -24,7 +24,7 @@ ViewOf = Callable[[str], ResultView]
 
 def tool_templates(tool: Tool, playbook: Playbook) -> list[Any]:
     fields = tool.fields()
-    raw = registry.module(tool.kind).RAW_FIELDS if tool.kind in registry.KINDS else frozenset()
+    raw = registry.spec(tool.kind).RAW_FIELDS if tool.kind in registry.KINDS else frozenset()
     found: list[Any] = [{k: v for k, v in fields.items() if k not in raw}]
     found.append(sorted(policy.names(tool.policy)))
     if tool.kind == "workbook":

@@ -5,15 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import ToolError
+from ..toolspec.artifact import RAW_FIELDS as RAW_FIELDS
+from ..toolspec.artifact import validate as validate
 from .base import ToolCall
-
-RAW_FIELDS: frozenset[str] = frozenset()
-
-
-def validate(fields: dict[str, Any]) -> list[tuple[str, str]]:
-    if fields.get("action", "get") != "get":
-        return [("action", f"unknown artifact action {fields.get('action')!r} (known: get)")]
-    return []
 
 
 def run(call: ToolCall) -> Any:

@@ -4,13 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..toolspec.noop import RAW_FIELDS as RAW_FIELDS
+from ..toolspec.noop import validate as validate
 from .base import ToolCall
-
-RAW_FIELDS: frozenset[str] = frozenset()
-
-
-def validate(fields: dict[str, Any]) -> list[tuple[str, str]]:
-    return [(key, f"`noop` takes no field {key!r}") for key in fields if key not in ("input",)]
 
 
 def run(call: ToolCall) -> Any:

@@ -9,15 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import ToolError
+from ..toolspec.playbook import RAW_FIELDS as RAW_FIELDS
+from ..toolspec.playbook import validate as validate
 from .base import StartChild, ToolCall
-
-RAW_FIELDS: frozenset[str] = frozenset()
-
-
-def validate(fields: dict[str, Any]) -> list[tuple[str, str]]:
-    if not isinstance(fields.get("path"), str):
-        return [("path", "`playbook` needs `path`, the catalog path of the child playbook")]
-    return []
 
 
 def run(call: ToolCall) -> Any:

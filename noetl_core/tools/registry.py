@@ -1,16 +1,21 @@
-"""Tool kinds and the module that implements each (imported on first use).
+"""Tool kinds: the module that implements each (`module`, imported on first use to run
+a tool) and the module that declares it (`spec`, enough to validate a playbook).
 
-Each tool module has `RAW_FIELDS` (fields not rendered as templates), `validate(fields)`
-returning `(sub-path, message)` problems, and `run(call)`.
+A kind's declaration (`noetl_core.toolspec.<kind>`) has `RAW_FIELDS` (fields not
+rendered as templates) and `validate(fields)` returning `(sub-path, message)` problems;
+its tool module re-exports both and adds `run(call)`. Importing this module loads
+neither: a process that only validates and starts playbooks (the gateway) asks for
+`spec`, never `module`, and so loads no tool nor the clients tools import.
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from .base import ToolCall
+if TYPE_CHECKING:
+    from .base import ToolCall
 
 KINDS: Mapping[str, str | None] = {
     "python": "noetl_core.tools.python",
@@ -24,14 +29,25 @@ KINDS: Mapping[str, str | None] = {
     "duckdb": "noetl_core.tools.duckdb",
 }
 LATER = frozenset(kind for kind, module in KINDS.items() if module is None)
+SPECS = "noetl_core.toolspec"
 
 
-class ToolModule(Protocol):
+class ToolSpec(Protocol):
     RAW_FIELDS: frozenset[str]
 
     def validate(self, fields: dict[str, Any]) -> list[tuple[str, str]]: ...
 
+
+class ToolModule(ToolSpec, Protocol):
     def run(self, call: ToolCall) -> Any: ...
+
+
+def spec(kind: str) -> ToolSpec:
+    """The declaration of an available kind (KeyError for one unknown or not yet here)."""
+    if KINDS.get(kind) is None:
+        raise KeyError(kind)
+    loaded: ToolSpec = importlib.import_module(f"{SPECS}.{kind}")  # type: ignore[assignment]
+    return loaded
 
 
 def module(kind: str) -> ToolModule:

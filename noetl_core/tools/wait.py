@@ -12,15 +12,9 @@ from typing import Any
 
 from ..callbacks import seconds as duration
 from ..errors import NoetlError, ToolError
+from ..toolspec.wait import RAW_FIELDS as RAW_FIELDS
+from ..toolspec.wait import validate as validate
 from .base import ToolCall, Wait
-
-RAW_FIELDS: frozenset[str] = frozenset()
-
-
-def validate(fields: dict[str, Any]) -> list[tuple[str, str]]:
-    if ("seconds" in fields) == ("until" in fields):
-        return [("seconds", "`wait` needs `seconds` (a duration) or `until` (a time), one of them")]
-    return []
 
 
 def run(call: ToolCall) -> Any:

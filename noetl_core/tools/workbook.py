@@ -5,15 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import ToolError
+from ..toolspec.workbook import RAW_FIELDS as RAW_FIELDS
+from ..toolspec.workbook import validate as validate
 from .base import ToolCall
-
-RAW_FIELDS: frozenset[str] = frozenset()
-
-
-def validate(fields: dict[str, Any]) -> list[tuple[str, str]]:
-    if not isinstance(fields.get("name"), str):
-        return [("name", "`workbook` needs `name`, the workbook entry to run")]
-    return []
 
 
 def run(call: ToolCall) -> Any:

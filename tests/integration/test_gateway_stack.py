@@ -22,6 +22,7 @@ from noetl_core.engine import entries as E
 from noetl_core.gateway import tokens
 from noetl_core.playbook import load_text
 from noetl_core.runtime.block import Runtime
+from noetl_core.tools.registry import KINDS
 
 pytestmark = pytest.mark.integration
 
@@ -178,6 +179,84 @@ def test_the_gateway_process_imports_no_tool_keychain_reader_or_data_client(
         "duckdb",
         "boto3",
         "google.cloud.secretmanager",
+        *(m for m in KINDS.values() if m),  # validating and starting read only declarations
     )
     assert [m for m in loaded if m.startswith(forbidden)] == []
     assert "noetl_core.gateway.app" in loaded  # it did serve
+
+
+WAITS = """
+apiVersion: noetl.io/v2
+kind: Playbook
+metadata: {name: waits, path: team/waits}
+workflow:
+  - step: start
+    tool: {kind: wait, seconds: 600}
+"""
+
+
+def test_the_cli_drives_the_deployed_gateway(
+    gcp_stack: Any, gcp_env: dict[str, str], cloud_rt: Runtime, tmp_path: Any
+) -> None:
+    """`noetl token create --target emulators` signs with the deployment's key; then
+    register, catalog list, run PATH, status, events and cancel go through the gateway
+    function (`--gateway`, the token in NOETL_TOKEN)."""
+    folder = tmp_path / "playbooks"
+    folder.mkdir()
+    (folder / "stacked.yaml").write_text(PLAYBOOK)
+    (folder / "waits.yaml").write_text(WAITS)
+    url = gcp_stack.deployed.functions["gateway"].url
+    base = {k: v for k, v in os.environ.items() if not k.startswith("NOETL_")}
+    base |= {**gcp_env, "NOETL_HOME": str(tmp_path / "home")}
+
+    def noetl(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "noetl_core.cli", *args],
+            cwd=ROOT,
+            env={**base, **extra},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    made = noetl(
+        "token",
+        "create",
+        "--target",
+        "emulators",
+        "--subject",
+        "cli",
+        "--scope",
+        "admin",
+        "--paths",
+        "team/*",
+    )
+    assert made.returncode == 0, made.stderr
+    via = {"NOETL_GATEWAY": url, "NOETL_TOKEN": made.stdout.strip()}
+    registered = noetl("register", str(folder), **via)
+    assert registered.returncode == 0, registered.stderr
+    assert sorted(registered.stdout.splitlines()) == [
+        "registered: team/stacked v1",
+        "registered: team/waits v1",
+    ]
+    listed = noetl("catalog", "list", **via)
+    assert "team/stacked  latest v1  (1 version)" in listed.stdout.splitlines(), listed.stderr
+    ran = noetl("run", "team/stacked", "--set", "n=9", "--json", **via)
+    assert ran.returncode == 0, ran.stderr
+    out = json.loads(ran.stdout)
+    assert (out["status"], out["result"]) == ("completed", {"a": 10})
+    status = noetl("status", out["execution_id"], **via)
+    assert status.stdout.startswith(f"execution {out['execution_id']}: completed"), status.stderr
+    events = noetl("events", out["execution_id"], **via)
+    assert "playbook.completed" in events.stdout, events.stderr
+
+    waiting = noetl("run", "team/waits", "--timeout", "3", **via)
+    assert waiting.returncode == 1, waiting.stdout + waiting.stderr
+    (start,) = [
+        s for s in cloud_rt.log.executions(10) if s.body["playbook"]["path"] == "team/waits"
+    ]
+    terminal = cloud_rt.wait(start.execution_id, 60)
+    assert terminal is not None and terminal.body["status"] == "cancelled"
+    assert start.body["subject"] == "cli"
+    again = noetl("cancel", start.execution_id, **via)
+    assert again.returncode != 0 and "already ended" in (again.stdout + again.stderr)
