@@ -77,7 +77,13 @@ def url(rt: Runtime, home: Path) -> Iterator[str]:
 def noetl(
     home: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("NOETL_")}
+    # nothing of the session's environment picks a backend (a stack fixture exports its
+    # emulators' hosts to the whole session)
+    environ = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("NOETL_") and not k.endswith("_EMULATOR_HOST")
+    }
     environ.update(NOETL_HOME=str(home), PYTHONUTF8="1", **(env or {}))
     return subprocess.run(
         [sys.executable, "-m", "noetl_core.cli", *args],
