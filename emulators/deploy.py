@@ -49,6 +49,10 @@ def fill(value: str, project: str, bucket: str, urls: Mapping[str, str]) -> str:
         out = out.replace(f"{{url:{name}}}", url)
     for name in DECLARATION["service_accounts"]:
         out = out.replace(f"{{account:{name}}}", account(name, project))
+    for name, topic in DECLARATION["topics"].items():
+        out = out.replace(f"{{topic:{name}}}", topic)
+    for field in ("name", "location"):
+        out = out.replace(f"{{queue:{field}}}", str(DECLARATION["tasks_queue"][field]))
     if "{" in out:
         raise ValueError(f"infra/deployment.json: unknown placeholder in {value!r}")
     return out
