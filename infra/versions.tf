@@ -1,0 +1,11 @@
+terraform {
+  # templatestring() and the regex-based placeholder filling need 1.9 or later.
+  required_version = ">= 1.9"
+
+  required_providers {
+    google = {
+      source  = "hashicorp/google"
+      version = ">= 6.0, < 8.0"
+    }
+  }
+}
