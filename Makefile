@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 EXAMPLE ?= playbooks/examples/hello_world.yaml
 
-.PHONY: venv install dev run test lint typecheck unit bench clean system-deps emulators lock package
+.PHONY: venv install dev run test lint typecheck unit bench clean system-deps emulators lock package infra-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,8 +38,27 @@ system-deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
 	fi
 
-test: system-deps lint typecheck package
+test: system-deps lint typecheck infra-check package
 	$(BIN)/pytest -q
+
+# Offline checks of infra/ (no provider download, no project): terraform fmt, every .tf
+# parsed with python-hcl2 and cross-checked against the declaration and the code
+# (tests/unit/test_infra.py), and checkov. checkov pins versions the dev environment
+# outgrows (boto3, packaging, its own fork of the hcl2 parser), so it lives in a
+# virtualenv of its own.
+CHECKOV_VENV ?= .venv-checkov
+
+$(CHECKOV_VENV)/.installed:
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/pip install --quiet 'checkov>=3.2,<4'
+	touch $@
+
+infra-check: $(VENV)/.installed-dev $(CHECKOV_VENV)/.installed
+	@command -v terraform >/dev/null || { echo "infra-check: terraform (>= 1.9) is not on PATH"; exit 1; }
+	terraform fmt -check -recursive -diff infra
+	$(BIN)/pytest -q tests/unit/test_infra.py
+	$(CHECKOV_VENV)/bin/checkov --directory infra --framework terraform --skip-download --quiet --compact
 
 # functions/requirements.txt, pinned from pyproject.toml (needs the package index; a test
 # fails when pyproject.toml changed and this was not run).
@@ -68,4 +87,4 @@ emulators: $(VENV)/.installed-dev
 	$(BIN)/python -m emulators.stack up --noetl
 
 clean:
-	rm -rf $(VENV) .noetl .mypy_cache .ruff_cache .pytest_cache dist
+	rm -rf $(VENV) $(CHECKOV_VENV) .noetl .mypy_cache .ruff_cache .pytest_cache dist

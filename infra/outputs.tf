@@ -52,8 +52,3 @@ output "secrets" {
   description = "Secret ids whose values must be added with `gcloud secrets versions add` (see README)."
   value       = values(module.secrets.secret_ids)
 }
-
-output "client_env" {
-  description = "The environment a CLI on this deployment sets (the shared environment without NOETL_HOME)."
-  value       = { for k, v in local.shared_env : k => v if k != "NOETL_HOME" }
-}

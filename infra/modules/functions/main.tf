@@ -7,6 +7,7 @@ resource "terraform_data" "ready" {
 # project's own push subscription (modules/pubsub) pushes to their URL with the pusher's
 # OIDC token, with the declared ack deadline, backoff and dead letter.
 resource "google_cloudfunctions2_function" "this" {
+  #checkov:skip=CKV_GCP_124:Ingress is per function: ALLOW_INTERNAL_ONLY for the private ones, ALLOW_ALL only for gateway and callback, which are public by design and check every caller's token themselves.
   for_each = var.functions
 
   project     = var.project_id
@@ -63,7 +64,6 @@ resource "google_cloudfunctions2_function" "this" {
 
 # Public functions verify their callers themselves: anyone may reach them.
 resource "google_cloud_run_v2_service_iam_member" "public" {
-  #checkov:skip=CKV_GCP_102:gateway and callback are public by design; every gateway route checks a bearer token and every callback an HMAC token (docs/cloud.md).
   for_each = { for key, f in var.functions : key => f if f.public }
 
   project  = var.project_id

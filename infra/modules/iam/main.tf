@@ -88,7 +88,8 @@ resource "google_secret_manager_secret_iam_member" "this" {
 }
 
 resource "google_service_account_iam_member" "this" {
-  #checkov:skip=CKV_GCP_49:The declaration grants serviceAccountUser/TokenCreator on one named account each (the invoker, the pusher), never project-wide, which is what minting OIDC tokens needs.
+  # serviceAccountUser / TokenCreator on one named account each (the invoker, the
+  # pusher), never project-wide: what minting their OIDC tokens needs.
   for_each = local.by_kind["service_accounts"]
 
   service_account_id = google_service_account.this[each.value.target].name

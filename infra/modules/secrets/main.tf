@@ -1,7 +1,6 @@
 # The secrets only: their values are added out of band (`gcloud secrets versions add`),
 # so they never reach the Terraform state.
 resource "google_secret_manager_secret" "this" {
-  #checkov:skip=CKV2_GCP_5:Values are platform keys added by an operator; Google-managed encryption is accepted for them (a CMEK can be added per project).
   for_each = var.secrets
 
   project   = var.project_id
