@@ -114,8 +114,6 @@ module "pubsub" {
   pusher_email = module.iam.service_account_emails["pusher"]
   labels       = var.labels
 
-  # The Pub/Sub service agent must hold its roles on the dead-letter topic, the push
-  # subscriptions and the pusher account before messages flow.
   depends_on = [module.apis]
 }
 
