@@ -390,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     idle.add_argument(
         "--copies",
         type=int,
-        help="copies of the zip kept in Cloud Storage (default: one per declared function)",
+        help="copies of the zip kept in Cloud Storage (default 1: infra uploads one object)",
     )
     idle.add_argument("--image-bytes", type=float, default=0, help="the images, all of them")
     idle.add_argument("--log-bytes", type=float, default=0, help="Firestore stored bytes")
@@ -412,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     zip_bytes = 0.0
     if args.zip:
         zip_bytes = float(Path(args.zip).stat().st_size)
-    copies = args.copies if args.copies is not None else len(decl["functions"])
+    copies = args.copies if args.copies is not None else 1
     usage = idle_usage(
         decl,
         source_zip_bytes=zip_bytes,
