@@ -8,6 +8,16 @@
   so every call is seen): a document read or missing document = 1 read, a query = the
   documents it returns (at least 1), an aggregation (count/sum) = 1 read per 1,000 index
   entries, counted as 1; every created document = 1 write.
+- cost per 1,000 blocks at list prices (`noetl_core/prices.json`, its `as_of` date), for
+  a 100-block chain of small python steps and a 100-item parallel loop: the operations a
+  block causes, counted where this process sees them (Firestore as above; Pub/Sub
+  Publish requests with each message's data, attributes, 20-byte timestamp and returned
+  message id, and one push delivery per command message as the worker's push
+  subscription makes; payload store puts (Class A) and gets (Class B); Cloud Tasks timers
+  (a create and a delivery each); Secret Manager credential reads), and the worker's
+  vCPU- and GiB-seconds from each block's measured handling time on this machine,
+  rounded up to 100 ms, at the memory `infra/deployment.json` declares and the vCPU that
+  memory gets. `python bench/cloud.py cost` runs only this part.
 Targets: <= 15 ms/block; <= 3 document writes per chain block; reads per block flat.
 
 Both emulators are JVMs: their cost per call falls about 3x over their first thousand
@@ -38,7 +48,7 @@ from bench.growth import loop  # noqa: E402
 from bench.run import chain_playbook  # noqa: E402
 from emulators.deploy import deploy  # noqa: E402
 from emulators.stack import DECLARATION, EmulatorStack  # noqa: E402
-from noetl_core import cloud, settings  # noqa: E402
+from noetl_core import cloud, costs, settings  # noqa: E402
 from noetl_core.adapters.gcp.firestore_log import FirestoreEventLog  # noqa: E402
 from noetl_core.engine.entries import Entry  # noqa: E402
 from noetl_core.playbook import load_text  # noqa: E402
@@ -46,6 +56,7 @@ from noetl_core.runtime.ports import Open, Snapshot  # noqa: E402
 
 LOOP_SIZES = (100, 10_000)
 WARM_CHAINS = 8
+COST_CHAIN, COST_LOOP = 100, 100
 
 
 def cloud_env(stack: EmulatorStack) -> dict[str, str]:
@@ -103,7 +114,77 @@ class CountingLog(FirestoreEventLog):
         return super().halted(execution_id)
 
 
-def pump(rt: Any, subscription: str, stop: threading.Event) -> None:
+class Meter:
+    """The other billable operations of one execution, as this process causes them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.publish_requests: list[int] = []  # bytes of each Publish request
+        self.command_messages: list[int] = []  # bytes of each message on the commands topic
+        self.gcs_class_a = self.gcs_class_b = self.gcs_bytes = 0
+        self.tasks = self.secret_accesses = 0
+        self.handling: list[float] = []  # seconds each delivered command took to handle
+
+    def add(self, **counts: int) -> None:
+        with self._lock:
+            for name, n in counts.items():
+                setattr(self, name, getattr(self, name) + n)
+
+
+class MeteredPublisher:
+    """The Pub/Sub publisher client, recording each Publish request's billable size."""
+
+    def __init__(self, inner: Any, meter: Meter, commands_topic: str) -> None:
+        self.inner, self.meter, self.commands_topic = inner, meter, commands_topic
+
+    def publish(self, *, topic: str, messages: Sequence[Any], **kwargs: Any) -> Any:
+        answer = self.inner.publish(topic=topic, messages=messages, **kwargs)
+        sizes = [
+            len(m.data)
+            + sum(len(k) + len(v) for k, v in m.attributes.items())
+            + 20  # the publish timestamp
+            + len(message_id)
+            for m, message_id in zip(messages, answer.message_ids, strict=True)
+        ]
+        with self.meter._lock:
+            self.meter.publish_requests.append(sum(sizes))
+            if topic == self.commands_topic:
+                self.meter.command_messages.extend(sizes)
+        return answer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def instrument(rt: Any, meter: Meter) -> None:
+    """Count the runtime's Pub/Sub, Cloud Storage, Cloud Tasks and Secret Manager calls
+    (patched on the adapter objects, so every holder of them is counted)."""
+    rt.bus._client = MeteredPublisher(rt.bus.client, meter, rt.bus.topic)
+    store, timer, creds = rt.payloads, rt.timer, rt.credentials
+    put, get, schedule, read = store.put, store.get, timer.schedule, creds.get
+
+    def metered_put(key: str, value: Any, *, tabular: bool) -> Any:
+        ref = put(key, value, tabular=tabular)
+        meter.add(gcs_class_a=1, gcs_bytes=int(ref.get("size", 0)))
+        return ref
+
+    def metered_get(ref: Any) -> Any:
+        meter.add(gcs_class_b=1)
+        return get(ref)
+
+    def metered_schedule(note: Any, due: float) -> None:
+        meter.add(tasks=2)  # the create call and its push delivery attempt
+        schedule(note, due)
+
+    def metered_read(name: str) -> Any:
+        meter.add(secret_accesses=1)
+        return read(name)
+
+    store.put, store.get, timer.schedule = metered_put, metered_get, metered_schedule
+    creds.get = metered_read
+
+
+def pump(rt: Any, subscription: str, stop: threading.Event, meter: Meter | None = None) -> None:
     from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
     subscriber = pubsub_v1.SubscriberClient()
@@ -111,15 +192,19 @@ def pump(rt: Any, subscription: str, stop: threading.Event) -> None:
         answer = subscriber.pull(subscription=subscription, max_messages=20, timeout=2)
         for received in answer.received_messages:
             data = base64.b64encode(received.message.data).decode()
+            started = time.perf_counter()
             cloud.on_message({"message": {"data": data}})
+            if meter is not None:
+                with meter._lock:
+                    meter.handling.append(time.perf_counter() - started)
             subscriber.acknowledge(subscription=subscription, ack_ids=[received.ack_id])
 
 
 def operations_per_block(
-    stack: EmulatorStack, text: str, blocks: int, pumps: int = 1
+    stack: EmulatorStack, text: str, blocks: int, pumps: int = 1, meter: Meter | None = None
 ) -> tuple[float, float, float]:
     """(document reads, document writes, wall ms) per block of one execution whose
-    blocks run in this process, pulled by `pumps` threads."""
+    blocks run in this process, pulled by `pumps` threads; `meter` counts the rest."""
     stack.reset()
     stack.create_subscription("bench-pull", "noetl-commands", ack_deadline=60)
     conf = settings.load(
@@ -127,10 +212,12 @@ def operations_per_block(
     )
     rt = cloud.build(conf)
     rt.log = CountingLog(conf.project, conf.firestore_prefix)
+    if meter is not None:
+        instrument(rt, meter)
     cloud._runtime = rt  # the pump's blocks use this runtime
     stop = threading.Event()
     path = stack.subscription_path("bench-pull")
-    workers = [threading.Thread(target=pump, args=(rt, path, stop)) for _ in range(pumps)]
+    workers = [threading.Thread(target=pump, args=(rt, path, stop, meter)) for _ in range(pumps)]
     for worker in workers:
         worker.start()
     try:
@@ -169,7 +256,88 @@ def chain_latency(stack: EmulatorStack) -> tuple[float, float]:
         rt.timer.close()  # type: ignore[attr-defined]
 
 
+def block_usage(
+    table: costs.PriceTable, meter: Meter, reads: float, writes: float, blocks: int
+) -> costs.Usage:
+    """One block's usage, from one execution's counts over its `blocks`."""
+    vcpu, gib = costs.function_shape(table, "worker")
+    vcpu_s = gib_s = 0.0
+    for seconds in meter.handling:
+        v, g = costs.compute_seconds(1, seconds, vcpu, gib)
+        vcpu_s, gib_s = vcpu_s + v, gib_s + g
+    deliveries = meter.command_messages  # each pushed to the worker in one request
+    billable = costs.pubsub_billable_bytes([*meter.publish_requests, *deliveries], table)
+    return costs.Usage(
+        invocations=len(deliveries) / blocks,
+        vcpu_seconds=vcpu_s / blocks,
+        gib_seconds=gib_s / blocks,
+        firestore_reads=reads,
+        firestore_writes=writes,
+        pubsub_bytes=billable / blocks,
+        gcs_class_a=meter.gcs_class_a / blocks,
+        gcs_class_b=meter.gcs_class_b / blocks,
+        tasks_operations=meter.tasks / blocks,
+        secret_accesses=meter.secret_accesses / blocks,
+    )
+
+
+def cost_report(stack: EmulatorStack) -> None:
+    """Cost per 1,000 blocks of a chain and of a parallel loop, from counted operations."""
+    table = costs.load_table()
+    vcpu, gib = costs.function_shape(table, "worker")
+    operations_per_block(stack, chain_playbook(COST_CHAIN), COST_CHAIN)  # warm this process
+    cases = (
+        (
+            f"{COST_CHAIN}-block chain of small python steps",
+            chain_playbook(COST_CHAIN),
+            COST_CHAIN,
+            1,
+        ),
+        (
+            f"{COST_LOOP}-item parallel loop (+ its 2 other blocks)",
+            loop(COST_LOOP),
+            COST_LOOP + 2,
+            1,  # one block at a time, as one instance at concurrency 1 handles them
+        ),
+    )
+    for name, text, blocks, pumps in cases:
+        meter = Meter()
+        reads, writes, _ = operations_per_block(stack, text, blocks, pumps, meter)
+        per_block = block_usage(table, meter, reads, writes, blocks)
+        handled = statistics.mean(meter.handling) * 1000
+        p50 = statistics.median(meter.handling) * 1000
+        pubs = len(meter.publish_requests)
+        msgs = len(meter.command_messages)
+        print(
+            f"measured per block, {name}: {per_block.invocations:.2f} worker invocations "
+            f"(push deliveries), handling {handled:.1f} ms mean / {p50:.1f} ms p50 on this "
+            f"machine (billed at 100 ms granularity, {vcpu} vCPU, {gib:g} GiB); "
+            f"{reads:.2f} Firestore reads, {writes:.2f} writes, 0 deletes; Pub/Sub "
+            f"{pubs / blocks:.2f} Publish requests of {msgs / max(pubs, 1):.2f} messages "
+            f"(mean {statistics.mean(meter.command_messages):.0f} B/message) + "
+            f"{msgs / blocks:.2f} push deliveries = {per_block.pubsub_bytes:.0f} billable "
+            f"bytes; Cloud Storage {per_block.gcs_class_a:.2f} Class A, "
+            f"{per_block.gcs_class_b:.2f} Class B ({meter.gcs_bytes / blocks:.0f} B "
+            f"written); Cloud Tasks {per_block.tasks_operations:.2f} operations; Secret "
+            f"Manager {per_block.secret_accesses:.2f} accesses"
+        )
+        bill = costs.price(per_block.scaled(1000), table)
+        print(bill.render(f"cost per 1,000 blocks, {name}"))
+        covered, limit = costs.within_free_tier(per_block, table)
+        print(
+            f"  the monthly free tiers cover {covered:,.0f} such blocks a month "
+            f"(first to run out: {limit})"
+        )
+
+
 def main() -> None:
+    if sys.argv[1:] == ["cost"]:
+        with EmulatorStack() as stack:
+            os.environ.update(stack.env())
+            stack.client_env = deploy(stack).client_env
+            stack.delete_subscription(DECLARATION["functions"]["worker"]["push"]["subscription"])
+            cost_report(stack)
+        return
     with EmulatorStack() as stack:
         os.environ.update(stack.env())
         stack.client_env = deploy(stack).client_env
@@ -214,6 +382,7 @@ def main() -> None:
             f"loop {LOOP_SIZES[0]:,} -> {LOOP_SIZES[-1]:,} items on the emulators: "
             f"ms/item {big / small:.2f}x (target <= 1.3x)"
         )
+        cost_report(stack)
 
 
 if __name__ == "__main__":
