@@ -81,6 +81,10 @@ class ResultView:
             if isinstance(value, Mapping) and "data" in value:
                 return value["data"]
             return value
+        if key == "body":  # upstream's name of an http answer's `data`
+            value = self.value
+            if isinstance(value, Mapping) and "body" not in value and "status_code" in value:
+                return value.get("data")
         return child(self.value, key)
 
     def __getattr__(self, name: str) -> Any:

@@ -74,12 +74,14 @@ def activate(
     items_ref: dict[str, Any],
     names: Mapping[str, Any],
     empty_view: Any = None,
+    width: int | None = None,
 ) -> list[Entry]:
     """Record a loop's activation: iterations 0..M-1 as one range (one entry, whatever
-    M), or `loop.done` at once if there are no items."""
+    M), or `loop.done` at once if there are no items. `width` is M when the block
+    rendered a templated `max_in_flight`."""
     step = scene.step(command.step)
     assert step.loop is not None
-    width = step.loop.width
+    width = width or step.loop.width
     first_wave = min(width, length)
     body: dict[str, Any] = {
         "status": "ok",

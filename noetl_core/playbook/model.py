@@ -93,6 +93,8 @@ class Arc(Strict):
 
 class NextSpec(Strict):
     mode: Literal["exclusive", "inclusive"] = "exclusive"
+    # upstream's hint of what happens when no arc matches; this runtime ends the branch
+    on_no_match: str | None = None
 
 
 class Next(Strict):
@@ -102,7 +104,8 @@ class Next(Strict):
 
 class LoopSpec(Strict):
     mode: Literal["sequential", "parallel"] = "sequential"
-    max_in_flight: int | None = Field(default=None, ge=1)
+    # an int, or a template rendered when the loop starts (`engine.loops.width_of`)
+    max_in_flight: int | str | None = Field(default=None, ge=1)
     policy: dict[str, Any] | None = None  # upstream placement hints (`exec: distributed`)
 
 
@@ -116,7 +119,8 @@ class Loop(Strict):
         """How many iterations may run at once."""
         if self.spec.mode == "sequential":
             return 1
-        return self.spec.max_in_flight or 1_000_000
+        wanted = self.spec.max_in_flight
+        return wanted if isinstance(wanted, int) else 1_000_000
 
 
 class OutputSpec(Strict):
@@ -138,6 +142,8 @@ class Step(Strict):
     set: dict[str, Any] | None = None
     next: Next | None = None
     output: OutputSpec | None = None
+    # upstream's tracing hints: recorded in the step's command entries, no other effect
+    tracing: dict[str, Any] | bool | None = None
 
     @property
     def is_pipeline(self) -> bool:
@@ -152,6 +158,8 @@ class WorkbookEntry(Strict):
     name: str
     desc: str | None = None
     tool: Tool
+    # upstream's `assert: {expects: [...], returns: [...]}`: accepted, not enforced
+    assert_: dict[str, Any] | None = Field(default=None, alias="assert")
 
 
 class Metadata(Open):

@@ -11,7 +11,9 @@ Accepted (as upstream NoETL does):
 - a tool's own fields nested under its `spec:` (only `spec.policy` stays there);
 - unnamed pipeline tasks (named `task_<i>`), and tasks written `- label: {kind: ...}`;
 - `output_select: [...]` for `output: {select: [...]}`, and `store:` beside it;
-- a policy rule written `- else: {then: {...}}`.
+- a policy rule written `- else: {then: {...}}`;
+- postgres / duckdb `credential:` for `auth:`; http `verify_ssl:` for `verify:`, `form:`
+  for `data:` (a form body) and `retry:` as a retry policy; arc `cond:` for `when:`.
 
 Rejected with the replacement named: step `case`, step `type`, root `vars`.
 """
@@ -34,7 +36,21 @@ RETIRED_ROOT_KEYS = {
     "mutations in `set: {ctx.<name>: ...}`",
 }
 SPEC_ONLY_KEYS = {"policy", "timeout"}
+# Upstream's other names of a tool's fields, per kind: {kind: {alias: field}}.
+TOOL_ALIASES = {
+    "postgres": {"credential": "auth"},
+    "duckdb": {"credential": "auth"},
+    "http": {"verify_ssl": "verify", "form": "data"},
+}
 API_ALIASES = {"noetl.io/v10"}
+HTTP_RETRY_KEYS = (
+    "max_attempts",
+    "initial_delay",
+    "backoff_multiplier",
+    "max_delay",
+    "jitter",
+    "retry_when",
+)
 
 
 class Normalizer:
@@ -147,11 +163,24 @@ class Normalizer:
             for i, item in enumerate(value):
                 self.alias((*path, i), (*path, "arcs", i))
                 arcs.append({"step": item} if isinstance(item, str) else item)
-            return {"arcs": arcs}
-        if isinstance(value, dict) and "step" in value and "arcs" not in value:
+            out: Any = {"arcs": arcs}
+        elif isinstance(value, dict) and "step" in value and "arcs" not in value:
             self.alias(path, (*path, "arcs", 0))
-            return {"arcs": [value]}
-        return value
+            out = {"arcs": [value]}
+        else:
+            out = value
+        if isinstance(out, dict) and isinstance(out.get("arcs"), list):
+            arcs = [self.arc(a, (*path, "arcs", i)) for i, a in enumerate(out["arcs"])]
+            out = {**out, "arcs": arcs}
+        return out
+
+    def arc(self, arc: Any, path: Path) -> Any:
+        """Upstream's `cond:` is the arc's `when:`."""
+        if not isinstance(arc, dict):
+            return arc
+        out = dict(arc)
+        self.rename(out, "cond", "when", path)
+        return out
 
     def tool(self, tool: Any, path: Path) -> Any:
         if not isinstance(tool, dict):
@@ -172,9 +201,50 @@ class Normalizer:
                     out[key] = value
                     self.alias((*path, "spec", key), (*path, key))
             out["spec"] = kept
+        for old, new in TOOL_ALIASES.get(str(out.get("kind")), {}).items():
+            self.rename(out, old, new, path)
+        if out.get("kind") == "http" and "retry" in out:
+            self.http_retry(out, path)
         if isinstance(out.get("spec"), dict) and isinstance(out["spec"].get("policy"), dict):
             out["spec"]["policy"] = self.policy(out["spec"]["policy"], (*path, "spec", "policy"))
         return out
+
+    def http_retry(self, tool: dict[str, Any], path: Path) -> None:
+        """Upstream http's `retry: {max_attempts, initial_delay, backoff_multiplier,
+        max_delay}` is a retry policy: retryable errors are retried, the others fail."""
+        retry = tool.pop("retry")
+        at = (*path, "retry")
+        if retry is None or retry is False:
+            return
+        if not isinstance(retry, dict):
+            self.problem(at, "`retry` must be a mapping {max_attempts, initial_delay, ...}")
+            return
+        given = tool.get("spec")
+        spec: dict[str, Any] = given if isinstance(given, dict) else {}
+        if "policy" in spec:
+            self.problem(at, "give either `retry` or `spec.policy`, not both")
+            return
+        unknown = set(retry) - set(HTTP_RETRY_KEYS)
+        if unknown:
+            known = ", ".join(HTTP_RETRY_KEYS)
+            self.problem(at, f"`retry` takes {known}; not {', '.join(sorted(unknown))}")
+            return
+        multiplier = retry.get("backoff_multiplier", 2)
+        action: dict[str, Any] = {
+            "do": "retry",
+            "attempts": retry.get("max_attempts", 3),
+            "delay": retry.get("initial_delay", 1),
+            "backoff": "none" if multiplier in (1, 1.0) else "exponential",
+        }
+        if retry.get("max_delay") is not None:
+            action["max_delay"] = retry["max_delay"]
+        when = retry.get("retry_when") or "{{ output.status == 'error' and error.retryable }}"
+        rules = [
+            {"when": when, "then": action},
+            {"when": "{{ output.status == 'error' }}", "then": {"do": "fail"}},
+        ]
+        tool["spec"] = {**spec, "policy": {"rules": rules}}
+        self.alias(at, (*path, "spec", "policy"))
 
     def task(self, task: Any, path: Path, index: int) -> Any:
         if not isinstance(task, dict):

@@ -95,6 +95,13 @@ def _check_step(step: Step, path: Path, steps: set[str], workbook: list[str], ad
             )
     if step.loop is not None and not step.loop.iterator.isidentifier():
         add((*path, "loop", "iterator"), f"iterator {step.loop.iterator!r} is not a valid name")
+    wanted = step.loop.spec.max_in_flight if step.loop is not None else None
+    bad = isinstance(wanted, str) and not templating.is_template(wanted)
+    if bad and not (str(wanted).strip().isdigit() and int(str(wanted)) >= 1):
+        add(
+            (*path, "loop", "spec", "max_in_flight"),
+            f"`max_in_flight` must be a positive integer or a template, got {wanted!r}",
+        )
     if isinstance(step.tool, list):
         task_names = [t.name for t in step.tool]
         if not task_names:

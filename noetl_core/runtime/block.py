@@ -406,6 +406,7 @@ class Runtime(ExecutionCache):
         names = self.names(ex, command)
         try:
             items = children.loop_items(step, names)
+            width = children.loop_width(step, names)
         except NoetlError as exc:
             self.conclude(
                 ex, command, attempt, execute.StepRun("error", error=exc.to_dict()), names, claim
@@ -414,7 +415,7 @@ class Runtime(ExecutionCache):
         key = payloads.key(ex.id, step.step, command.id, "items")
         items_ref, _ = payloads.persist(self.payloads, items, key, self.settings.inline_limit)
         batch = engine.activate(
-            self.scene(ex), command, attempt, len(items), items_ref, names, ResultView([])
+            self.scene(ex), command, attempt, len(items), items_ref, names, ResultView([]), width
         )
         self.commit(ex, [*claim, *batch])
 
@@ -507,6 +508,9 @@ class Runtime(ExecutionCache):
         meta = dict(run.meta)
         meta.pop("action", None)
         meta.pop("to", None)
+        tracing = ex.blueprint.step(command.step).tracing
+        if tracing is not None:  # upstream's hints: recorded, not acted on
+            meta["tracing"] = tracing
         if run.log:
             meta["log"] = run.log[-execute.MAX_LOG_CHARS :]
         if run.status != "ok":

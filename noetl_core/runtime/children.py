@@ -35,6 +35,29 @@ def loop_items(step: Step, names: Mapping[str, Any]) -> list[Any]:
     return items
 
 
+def loop_width(step: Step, names: Mapping[str, Any]) -> int:
+    """How many iterations may run at once; a templated `loop.spec.max_in_flight` is
+    rendered now, when the loop starts, and must come to a positive integer."""
+    assert step.loop is not None
+    wanted = step.loop.spec.max_in_flight
+    if step.loop.spec.mode == "sequential" or not isinstance(wanted, str):
+        return step.loop.width
+    where = f"step {step.step}: loop.spec.max_in_flight"
+    value = templating.render(wanted, names, where)
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str) and value.strip().isdigit():
+        number = int(value.strip())
+    if number is None or number < 1:
+        raise TemplateError(
+            f"{where}: {wanted!r} rendered to {value!r}; expected a positive integer"
+        )
+    return number
+
+
 # -- retries -----------------------------------------------------------------------------
 
 

@@ -108,8 +108,9 @@ def _redo_done(rt: Runtime, ex: Execution, entry: Entry) -> list[Entry]:
     names = rt.names(ex, command)
     if command.kind == "loop" and entry.body.get("loop") is not None:
         length = len(rt.items_of(entry))
+        width = entry.body["loop"].get("width")
         return engine.activate(
-            scene, command, entry.attempt, length, entry.body["items"], names, ResultView([])
+            scene, command, entry.attempt, length, entry.body["items"], names, ResultView([]), width
         )
     outcome = _outcome(rt, entry)
     if command.kind == "iteration":

@@ -43,12 +43,27 @@ def run(call: ToolCall) -> dict[str, Any]:
     method = str(fields.get("method") or "GET").upper()
     url = str(fields.get("url", fields.get("endpoint")))
     where = f"step {call.step}: {method} {safe_url(url)}"
-    response = _send(fields, method, url, _request(call, fields), where)
+    response = _send(fields, method, url, _request(call, _payload(fields, method)), where)
     call.log.write(f"{method} {safe_url(url)} -> {response.status_code}\n")
     return _answer(fields, response, where)
 
 
 # -- the request ----------------------------------------------------------------------
+
+
+def _payload(fields: dict[str, Any], method: str) -> dict[str, Any]:
+    """Upstream's `payload`: the query parameters of a GET whose payload is a mapping,
+    else the JSON body."""
+    payload = fields.get("payload")
+    if payload is None:
+        return fields
+    out = {k: v for k, v in fields.items() if k != "payload"}
+    if method == "GET" and isinstance(payload, dict):
+        given = fields.get("params")
+        out["params"] = [*_items(given), *payload.items()] if given else payload
+    else:
+        out["json"] = payload
+    return out
 
 
 def _request(call: ToolCall, fields: dict[str, Any]) -> dict[str, Any]:

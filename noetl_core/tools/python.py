@@ -96,7 +96,7 @@ def execute(
     included, becomes a ToolError (user code never ends the worker that runs it)."""
     scope: dict[str, Any] = {"__builtins__": builtins, "__name__": "__noetl_step__"}
     for alias, module in libs.items() if isinstance(libs, dict) else ():
-        scope[alias] = importlib.import_module(module)
+        scope[alias] = _import(step, alias, module)
     scope.update(inputs)
     scope.update(input_data=dict(inputs), context=context)
     before = scope.get("result", _UNSET)
@@ -115,6 +115,27 @@ def execute(
         ) from None
     except BaseException as exc:
         raise _failure(step, exc, filename) from None
+
+
+def _import(step: str, alias: str, module: Any) -> Any:
+    """`libs: {alias: module}` is `import module as alias`; `{alias: {from: package,
+    import: name}}` is `from package import name as alias` (a name of the package, or
+    its submodule), as upstream's python tool imports them before running the code."""
+    try:
+        if isinstance(module, str):
+            return importlib.import_module(module)
+        package, name = module["from"], module["import"]
+        loaded = importlib.import_module(package)
+        if hasattr(loaded, name):
+            return getattr(loaded, name)
+        return importlib.import_module(f"{package}.{name}")
+    except ImportError as exc:
+        wanted = module if isinstance(module, str) else f"{module['import']} from {module['from']}"
+        raise ToolError(
+            f"step {step}: libs.{alias}: cannot import {wanted}: {exc}",
+            tool_kind="python",
+            code="ImportError",
+        ) from None
 
 
 def _result(scope: dict[str, Any], before: Any, as_body: bool, inputs: dict[str, Any]) -> Any:

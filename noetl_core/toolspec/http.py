@@ -45,6 +45,7 @@ CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "headers": (lambda v: isinstance(v, dict), "a mapping of header names to values"),
     "params": (lambda v: isinstance(v, dict | list), "a mapping of query parameters"),
     "json": (lambda v: True, "any JSON value"),
+    "payload": (lambda v: True, "any JSON value (the JSON body; query parameters for GET)"),
     "body": _BODY,
     "data": _BODY,
     "timeout": (_is_timeout, "seconds (a positive number) or {connect, read, write, pool}"),
@@ -70,4 +71,7 @@ def validate(fields: dict[str, Any]) -> list[tuple[str, str]]:
         problems.append(("url", "`http` needs `url`"))
     if fields.get("json") is not None and (fields.get("body") or fields.get("data")) is not None:
         problems.append(("json", "give the body once: `json`, or `body` / `data`"))
+    others = [k for k in ("json", "body", "data") if fields.get(k) is not None]
+    if fields.get("payload") is not None and others:
+        problems.append(("payload", f"give the body once: `payload` or `{others[0]}`"))
     return problems

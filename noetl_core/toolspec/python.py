@@ -24,6 +24,19 @@ def validate(fields: dict[str, Any]) -> list[tuple[str, str]]:
     libs = fields.get("libs")
     if libs is not None and not isinstance(libs, dict | list):
         return [("libs", "`libs` maps an alias to a module name (or lists packages)")]
+    for alias, module in libs.items() if isinstance(libs, dict) else ():
+        if isinstance(module, str) and module:
+            continue
+        parts = module if isinstance(module, dict) else {}
+        named = all(isinstance(v, str) and v for v in parts.values())
+        if set(parts) == {"from", "import"} and named:
+            continue
+        return [
+            (
+                f"libs.{alias}",
+                f"a module name (`pd: pandas`) or {{from: package, import: name}}, got {module!r}",
+            )
+        ]
     if isinstance(code, str):
         try:
             _compile(code, "<check>")

@@ -1,0 +1,304 @@
+"""Upstream NoETL's other spellings, run here unchanged: field aliases, python `libs`
+with `{from, import}`, templated `max_in_flight`, arc `cond`, step `tracing`, http's
+`payload` / `form` / `verify_ssl` / `retry` and its answer's `body`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from noetl_core.devtools.http_api import DemoApi
+from noetl_core.errors import PlaybookError
+from noetl_core.playbook import load_text
+from noetl_core.runtime import payloads
+from noetl_core.runtime.block import Runtime
+
+pytestmark = pytest.mark.integration
+
+HEAD = """
+apiVersion: noetl.io/v2
+kind: Playbook
+metadata: {name: forms}
+"""
+
+
+@pytest.fixture(scope="module")
+def api() -> Iterator[DemoApi]:
+    with DemoApi() as running:
+        yield running
+
+
+def run(rt: Runtime, text: str, workload: dict[str, Any] | None = None) -> tuple[str, Any]:
+    execution_id = rt.start(load_text(text), workload or {})
+    terminal = rt.wait(execution_id, 30)
+    assert terminal is not None
+    return execution_id, terminal
+
+
+def result(rt: Runtime, terminal: Any) -> Any:
+    assert terminal.body["status"] == "completed", terminal.body
+    return payloads.load(rt.payloads, terminal.body["result"])
+
+
+def done_bodies(rt: Runtime, execution_id: str, step: str) -> list[dict[str, Any]]:
+    return [
+        e.body
+        for e in rt.log.entries(execution_id)
+        if e.kind == "done" and e.step == step and "status" in e.body
+    ]
+
+
+# -- python libs ------------------------------------------------------------------------
+
+LIBS = (
+    HEAD
+    + """
+workflow:
+  - step: start
+    tool:
+      kind: python
+      libs:
+        dumps: {from: json, import: dumps}
+        join: {from: os.path, import: join}
+        b64: base64
+      code: |
+        result = {"text": dumps({"a": 1}), "path": join("x", "y"), "enc": b64.b64encode(b"hi").decode()}
+"""
+)
+
+
+def test_libs_from_import_are_imported_before_the_code_runs(rt: Runtime) -> None:
+    _, terminal = run(rt, LIBS)
+    assert result(rt, terminal) == {"text": '{"a": 1}', "path": "x/y", "enc": "aGk="}
+
+
+def test_a_lib_that_cannot_be_imported_fails_the_step_naming_it(rt: Runtime) -> None:
+    text = LIBS.replace("{from: json, import: dumps}", "{from: json, import: no_such_thing}")
+    _, terminal = run(rt, text)
+    assert terminal.body["status"] == "failed"
+    error = terminal.body["error"]
+    assert error["code"] == "ImportError"
+    assert "libs.dumps: cannot import no_such_thing from json" in error["message"]
+
+
+def test_a_malformed_lib_is_a_validation_error_at_its_path() -> None:
+    text = LIBS.replace("{from: json, import: dumps}", "{from: json}")
+    with pytest.raises(PlaybookError) as caught:
+        load_text(text, "pb.yaml")
+    assert "pb.yaml:11: workflow[0].tool.libs.dumps: a module name" in str(caught.value)
+
+
+# -- templated max_in_flight ----------------------------------------------------------
+
+WIDE = (
+    HEAD
+    + """
+workload: {width: 2}
+workflow:
+  - step: start
+    loop:
+      in: [1, 2, 3, 4, 5]
+      iterator: n
+      spec: {mode: parallel, max_in_flight: "{{ workload.width }}"}
+    tool: {kind: python, args: {n: "{{ n }}"}, code: "result = n * 10"}
+"""
+)
+
+
+def test_a_templated_max_in_flight_is_rendered_when_the_loop_starts(rt: Runtime) -> None:
+    execution_id, terminal = run(rt, WIDE, {"width": 3})
+    assert result(rt, terminal) == [10, 20, 30, 40, 50]
+    activation = [b for b in done_bodies(rt, execution_id, "start") if "loop" in b]
+    assert activation[0]["loop"] == {"length": 5, "width": 3}
+
+
+@pytest.mark.parametrize("width", [0, -2, "many", 1.5])
+def test_a_max_in_flight_that_is_no_positive_integer_fails_the_step(
+    rt: Runtime, width: Any
+) -> None:
+    _, terminal = run(rt, WIDE, {"width": width})
+    assert terminal.body["status"] == "failed"
+    error = terminal.body["error"]
+    assert error["kind"] == "template"
+    assert (
+        "step start: loop.spec.max_in_flight: '{{ workload.width }}' rendered to"
+        in (error["message"])
+    )
+    assert "expected a positive integer" in error["message"]
+
+
+def test_a_literal_max_in_flight_that_is_no_integer_is_a_validation_error() -> None:
+    with pytest.raises(PlaybookError) as caught:
+        load_text(WIDE.replace('"{{ workload.width }}"', "lots"), "pb.yaml")
+    assert "pb.yaml:12: workflow[0].loop.spec.max_in_flight: `max_in_flight` must be" in str(
+        caught.value
+    )
+
+
+# -- arcs and steps -------------------------------------------------------------------
+
+ROUTES = (
+    HEAD
+    + """
+workflow:
+  - step: start
+    tracing: {enabled: true, sample: 1.0}
+    tool: {kind: python, code: "result = {'n': 3}"}
+    next:
+      spec: {mode: exclusive, on_no_match: end}
+      arcs:
+        - step: small
+          cond: "{{ start.n < 2 }}"
+        - step: big
+          cond: "{{ start.n >= 2 }}"
+  - step: small
+    tool: {kind: python, code: "result = 'small'"}
+  - step: big
+    tool: {kind: python, code: "result = 'big'"}
+"""
+)
+
+
+def test_arc_cond_is_when_and_tracing_is_recorded_in_the_step_entries(rt: Runtime) -> None:
+    execution_id, terminal = run(rt, ROUTES)
+    assert result(rt, terminal) == "big"
+    (body,) = done_bodies(rt, execution_id, "start")
+    assert body["meta"]["tracing"] == {"enabled": True, "sample": 1.0}
+    (other,) = done_bodies(rt, execution_id, "big")
+    assert "tracing" not in other.get("meta", {})
+
+
+def test_cond_and_when_together_are_refused() -> None:
+    text = ROUTES.replace('cond: "{{ start.n < 2 }}"', 'cond: "{{ true }}"\n          when: x')
+    with pytest.raises(PlaybookError) as caught:
+        load_text(text, "pb.yaml")
+    assert "workflow[0].next.arcs[0].cond: `cond` is an alias of `when`" in str(caught.value)
+
+
+# -- http -----------------------------------------------------------------------------
+
+HTTP = (
+    HEAD
+    + """
+workflow:
+  - step: start
+    tool:
+      - get:
+          kind: http
+          url: "{{ workload.api }}/echo"
+          verify_ssl: false
+          payload: {q: one}
+      - post:
+          kind: http
+          method: POST
+          url: "{{ workload.api }}/echo"
+          payload: {a: [1, 2]}
+      - form:
+          kind: http
+          method: POST
+          url: "{{ workload.api }}/echo"
+          form: {a: "1", b: two}
+  - step: check
+    tool:
+      kind: python
+      args:
+        got: "{{ start.body }}"
+        code: "{{ start.status_code }}"
+      code: "result = {'code': code, 'body': got['body']}"
+"""
+)
+
+
+def test_http_payload_form_verify_ssl_and_the_answers_body(rt: Runtime, api: DemoApi) -> None:
+    text = HTTP.replace("  - step: check", "    next: check\n  - step: check")
+    _, terminal = run(rt, text, {"api": api.url})
+    assert result(rt, terminal) == {"code": 200, "body": "a=1&b=two"}
+    requests = [r for r in api.requests if r.get("path") == "/echo"][-3:]
+    assert [r["method"] for r in requests] == ["GET", "POST", "POST"]
+
+
+def test_http_payload_is_the_query_of_a_get_and_the_json_body_otherwise() -> None:
+    loaded = load_text(HTTP)
+    tasks = loaded.playbook.workflow[0].tool
+    assert isinstance(tasks, list)
+    assert tasks[0].fields()["verify"] is False and "verify_ssl" not in tasks[0].fields()
+    assert tasks[2].fields()["data"] == {"a": "1", "b": "two"}
+    from noetl_core.tools import http
+
+    assert http._payload({"payload": {"q": "one"}}, "GET") == {"params": {"q": "one"}}
+    assert http._payload({"payload": {"a": [1]}}, "POST") == {"json": {"a": [1]}}
+
+
+RETRY = (
+    HEAD
+    + """
+workflow:
+  - step: start
+    tool:
+      kind: http
+      url: "{{ workload.api }}/flaky/{{ workload.key }}?fail=2&status=503"
+      retry: {max_attempts: 3, initial_delay: 0, backoff_multiplier: 2}
+"""
+)
+
+
+def test_http_retry_is_a_retry_policy(rt: Runtime, api: DemoApi) -> None:
+    _, terminal = run(rt, RETRY, {"api": api.url, "key": "retry-ok"})
+    assert result(rt, terminal)["data"] == {"key": "retry-ok", "calls": 3}
+    _, failed = run(
+        rt,
+        RETRY.replace("max_attempts: 3", "max_attempts: 2"),
+        {
+            "api": api.url,
+            "key": "retry-short",
+        },
+    )
+    assert failed.body["status"] == "failed"
+    assert failed.body["error"]["code"] == "http_503"
+
+
+def test_http_retry_with_an_unknown_key_is_refused() -> None:
+    with pytest.raises(PlaybookError) as caught:
+        load_text(RETRY.replace("backoff_multiplier: 2", "backof: 2"), "pb.yaml")
+    assert "pb.yaml:11: workflow[0].tool.retry: `retry` takes max_attempts" in str(caught.value)
+
+
+# -- postgres / duckdb credential -----------------------------------------------------
+
+
+@pytest.mark.parametrize("kind,sql", [("postgres", "command"), ("duckdb", "query")])
+def test_credential_is_auth(kind: str, sql: str) -> None:
+    text = (
+        HEAD
+        + f"""
+workflow:
+  - step: start
+    tool: {{kind: {kind}, credential: warehouse, {sql}: "select 1"}}
+"""
+    )
+    fields = load_text(text).playbook.workflow[0].tool
+    assert not isinstance(fields, list)
+    assert fields.fields()["auth"] == "warehouse" and "credential" not in fields.fields()
+    both = text.replace("credential: warehouse", "credential: a, auth: b")
+    with pytest.raises(PlaybookError) as caught:
+        load_text(both, "pb.yaml")
+    assert "workflow[0].tool.credential: `credential` is an alias of `auth`" in str(caught.value)
+
+
+def test_workbook_assert_is_accepted(rt: Runtime) -> None:
+    text = (
+        HEAD
+        + """
+workbook:
+  - name: double
+    assert: {expects: [x], returns: [data]}
+    tool: {kind: python, code: "result = x * 2"}
+workflow:
+  - step: start
+    tool: {kind: workbook, name: double, args: {x: 4}}
+"""
+    )
+    _, terminal = run(rt, text)
+    assert result(rt, terminal) == 8
