@@ -8,6 +8,7 @@ from pathlib import Path as FsPath
 
 from ..errors import PlaybookError
 from ..settings import Limits
+from . import scripts
 from .model import Playbook
 from .normalize import Normalizer
 from .schema import Invalid
@@ -37,8 +38,9 @@ class LoadedPlaybook:
 
 
 def load_file(file: str | FsPath, limits: Limits | None = None) -> LoadedPlaybook:
-    loaded = load_text(_read(file), str(file), limits)
-    return replace(loaded, tree=str(FsPath(file).resolve().parent))
+    folder = str(FsPath(file).resolve().parent)
+    loaded = load_text(_read(file), str(file), limits, base=folder)
+    return replace(loaded, tree=folder)
 
 
 def declared_path(file: str | FsPath, limits: Limits | None = None) -> str | None:
@@ -63,10 +65,21 @@ def _read(file: str | FsPath) -> str:
     raise PlaybookError([(SourceMap(str(file)).at(()), problem)])
 
 
-def load_text(text: str, file: str = "<playbook>", limits: Limits | None = None) -> LoadedPlaybook:
+def load_text(
+    text: str, file: str = "<playbook>", limits: Limits | None = None, base: str | None = None
+) -> LoadedPlaybook:
+    """`base`: the folder file scripts are read from (`scripts`); the files read are
+    embedded in the returned source, so no later load of it reads the disk."""
     data, smap = parse_yaml(text, file, limits)
-    normalizer = Normalizer(smap)
+    top = data if isinstance(data, dict) else {}
+    files = scripts.ScriptFiles(top.get(scripts.EMBED_KEY), base, top.get("workload"))
+    normalizer = Normalizer(smap, files)
     canonical = normalizer.playbook(data)
+    if files.read and scripts.EMBED_KEY in top:
+        missing = ", ".join(sorted(files.read))
+        normalizer.problem(
+            (scripts.EMBED_KEY,), f"embedded scripts lack {missing}: remove `{scripts.EMBED_KEY}`"
+        )
     if normalizer.problems:
         raise PlaybookError(normalizer.problems)
     try:
@@ -76,4 +89,6 @@ def load_text(text: str, file: str = "<playbook>", limits: Limits | None = None)
     problems = semantic_problems(playbook, canonical, smap)
     if problems:
         raise PlaybookError(problems)
+    if files.read:
+        text = scripts.embed(text, files.read)
     return LoadedPlaybook(playbook, text, file)

@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import SourceLocation
+from . import scripts
 from .yamlsrc import Path, SourceMap
 
 Problems = list[tuple[SourceLocation, str]]
@@ -54,9 +55,10 @@ HTTP_RETRY_KEYS = (
 
 
 class Normalizer:
-    def __init__(self, smap: SourceMap):
+    def __init__(self, smap: SourceMap, files: scripts.ScriptFiles | None = None):
         self.smap = smap
         self.problems: Problems = []
+        self.files = files or scripts.ScriptFiles(None, None, None)
 
     def problem(self, path: Path, message: str) -> None:
         self.problems.append((self.smap.at(path), message))
@@ -76,6 +78,7 @@ class Normalizer:
             self.problem((), f"a playbook must be a mapping, got {type(doc).__name__}")
             return doc
         out = dict(doc)
+        out.pop(scripts.EMBED_KEY, None)  # read by `self.files`
         if out.get("apiVersion") in API_ALIASES:
             out["apiVersion"] = "noetl.io/v2"
         for key, message in RETIRED_ROOT_KEYS.items():
@@ -205,6 +208,14 @@ class Normalizer:
             self.rename(out, old, new, path)
         if out.get("kind") == "http" and "retry" in out:
             self.http_retry(out, path)
+        if "script" in out:
+            try:
+                out, field = scripts.resolve(out, self.files)
+            except ValueError as exc:
+                self.problem((*path, "script"), str(exc))
+            else:
+                if field is not None:
+                    self.alias((*path, "script"), (*path, field))
         if isinstance(out.get("spec"), dict) and isinstance(out["spec"].get("policy"), dict):
             out["spec"]["policy"] = self.policy(out["spec"]["policy"], (*path, "spec", "policy"))
         return out

@@ -27,6 +27,11 @@ def tool_templates(tool: Tool, playbook: Playbook) -> list[Any]:
     raw = registry.spec(tool.kind).RAW_FIELDS if tool.kind in registry.KINDS else frozenset()
     found: list[Any] = [{k: v for k, v in fields.items() if k not in raw}]
     found.append(sorted(policy.names(tool.policy)))
+    script = fields.get("script")
+    if tool.kind == "python" and isinstance(script, dict) and "script" in raw:
+        source = script.get("source")
+        if isinstance(source, dict) and source.get("type") == "inline":
+            found.append({"code": source.get("code")})  # rendered when the step runs
     if tool.kind == "workbook":
         entry = playbook.workbook_entry(str(fields.get("name")))
         if entry is not None:
@@ -50,6 +55,7 @@ def step_names(playbook: Playbook, step: Step) -> frozenset[str]:
         found |= templating.condition_names(arc.when) | scope.set_names(arc.set)
     if step.loop is not None:
         found |= templating.names(step.loop.in_)
+        found |= templating.names(step.loop.spec.max_in_flight)
     return frozenset(found)
 
 

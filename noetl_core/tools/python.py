@@ -4,7 +4,8 @@ The result is, in order: a global `result` set by the code; else the return valu
 `def main(...)`, called with the input keys it names; else the value of a top-level
 `return` (the code is then run as a function body). A result
 `{"status": "failed" | "error", ...}` fails the step. Standard output goes to the step's
-log. Code also comes from `script: {source: {type: inline|file, code|path}}`, and
+log. Code also comes from `script: {source: {type: inline, code}}` (a template, rendered
+when the step runs; a file script is embedded as `code` at load: `playbook.scripts`), and
 `libs: {alias: module}` imports modules into the code's globals (a list under `libs` names
 packages to install; this runtime does not install packages, so the list is ignored).
 
@@ -24,9 +25,9 @@ import inspect
 import io
 import traceback
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
+from .. import templating
 from ..errors import ToolError
 from ..toolspec.python import RAW_FIELDS as RAW_FIELDS
 from ..toolspec.python import _compile
@@ -38,17 +39,26 @@ FILENAME = "<step {step} {digest}>"
 _UNSET = object()
 
 
-def source_of(fields: dict[str, Any]) -> str:
+def source_of(call: ToolCall) -> str:
+    """The code to run: `code`, or an inline script's code rendered as a template (a
+    file script was embedded as `code` when the playbook was loaded)."""
+    fields = call.fields
     if isinstance(fields.get("code"), str):
         return str(fields["code"])
     source = fields["script"]["source"]
     kind = source["type"]
     if kind == "inline":
-        return str(source.get("code", ""))
+        where = f"step {call.step}: script.source.code"
+        return str(templating.render(str(source.get("code", "")), call.names, where))
     if kind == "file":
-        return Path(source["path"]).read_text(encoding="utf-8")
+        raise ToolError(
+            f"step {call.step}: a file script is read when the playbook is loaded (it is "
+            "then the tool's `code`), never by a step",
+            tool_kind="python",
+            code="unsupported_source",
+        )
     raise ToolError(
-        "script source type 'gcs' needs the Google Cloud runtime",
+        f"step {call.step}: script source type {kind!r} needs the Google Cloud runtime",
         tool_kind="python",
         code="unsupported_source",
     )
@@ -57,7 +67,7 @@ def source_of(fields: dict[str, Any]) -> str:
 def run(call: ToolCall) -> Any:
     """Run the step's code in this thread, or, with a `timeout`, in a process of its own
     that is killed when the time is up (`isolate`)."""
-    code = source_of(call.fields)
+    code = source_of(call)
     filename = FILENAME.format(step=call.step, digest=hashlib.sha256(code.encode()).hexdigest()[:8])
     libs = call.fields.get("libs") or {}
     context = call.context or call.names

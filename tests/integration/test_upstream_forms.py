@@ -4,14 +4,16 @@ with `{from, import}`, templated `max_in_flight`, arc `cond`, step `tracing`, ht
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from noetl_core.devtools.http_api import DemoApi
 from noetl_core.errors import PlaybookError
-from noetl_core.playbook import load_text
+from noetl_core.playbook import load_file, load_text
 from noetl_core.runtime import payloads
 from noetl_core.runtime.block import Runtime
 
@@ -302,3 +304,127 @@ workflow:
     )
     _, terminal = run(rt, text)
     assert result(rt, terminal) == 8
+
+
+# -- script forms ---------------------------------------------------------------------
+
+SCRIPTED = """apiVersion: noetl.io/v2
+kind: Playbook
+metadata: {name: scripted, path: forms/scripted}
+workload: {name: ada, script: scripts/hello.py}
+workflow:
+  - step: start
+    tool:
+      kind: python
+      script:
+        uri: "{{ workload.script }}"
+        source: {type: file}
+      args: {name: "{{ workload.name }}"}
+    next: count
+  - step: count
+    tool:
+      kind: duckdb
+      script: {uri: ./sql/count.sql, source: {type: file}}
+    next: greet
+  - step: greet
+    tool:
+      kind: python
+      script:
+        source:
+          type: inline
+          code: "result = {'greeting': {{ start.greeting | tojson }}, 'n': {{ count.rows[0].n }}}"
+"""
+
+HELLO = 'def main(name):\n    return {"greeting": f"héllo {name} \\u2028"}\n'
+
+
+def scripted_tree(tmp_path: Path) -> Path:
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "sql").mkdir()
+    (tmp_path / "scripts" / "hello.py").write_text(HELLO, encoding="utf-8")
+    (tmp_path / "sql" / "count.sql").write_text("select 3 as n", encoding="utf-8")
+    (tmp_path / "pb.yaml").write_text(SCRIPTED, encoding="utf-8")
+    return tmp_path / "pb.yaml"
+
+
+def test_file_scripts_are_embedded_when_loaded_and_never_read_again(
+    rt: Runtime, tmp_path: Path
+) -> None:
+    loaded = load_file(scripted_tree(tmp_path))
+    assert loaded.source.startswith(SCRIPTED)  # every line of the file keeps its number
+    assert "x-noetl-scripts:" in loaded.source
+    shutil.rmtree(tmp_path / "scripts")
+    shutil.rmtree(tmp_path / "sql")
+    again = load_text(loaded.source)  # as a block re-reads the stored source
+    assert again.source == loaded.source
+    start = again.playbook.workflow[0].tool
+    assert not isinstance(start, list) and start.fields()["code"] == HELLO
+    _, terminal = run(rt, loaded.source)
+    assert result(rt, terminal) == {"greeting": "héllo ada \u2028", "n": 3}
+
+
+def test_a_catalog_playbook_runs_its_embedded_scripts_without_the_files(
+    rt: Runtime, tmp_path: Path
+) -> None:
+    registered = rt.catalog.register(scripted_tree(tmp_path))
+    shutil.rmtree(tmp_path / "scripts")
+    shutil.rmtree(tmp_path / "sql")
+    loaded = rt.catalog.resolve(registered.path)
+    execution_id = rt.start(loaded, {})
+    terminal = rt.wait(execution_id, 30)
+    assert result(rt, terminal) == {"greeting": "héllo ada \u2028", "n": 3}
+    assert not rt.catalog.register_loaded(loaded).new  # same text, same version
+
+
+def test_a_missing_script_file_names_the_file_the_line_and_the_path(tmp_path: Path) -> None:
+    file = scripted_tree(tmp_path)
+    (tmp_path / "sql" / "count.sql").unlink()
+    with pytest.raises(PlaybookError) as caught:
+        load_file(file)
+    message = str(caught.value)
+    assert f"{file}:17: workflow[1].tool.script: script file './sql/count.sql' not found" in (
+        message
+    )
+    assert str(tmp_path / "sql" / "count.sql") in message
+
+
+def test_a_file_script_in_a_text_without_a_folder_is_refused() -> None:
+    with pytest.raises(PlaybookError) as caught:
+        load_text(SCRIPTED, "pb.yaml")
+    message = str(caught.value)
+    assert "pb.yaml:9: workflow[0].tool.script: script file 'scripts/hello.py' is not embedded" in (
+        message
+    )
+    assert "noetl register -f FILE" in message
+
+
+def test_a_postgres_sql_file_becomes_its_command(tmp_path: Path) -> None:
+    (tmp_path / "ddl.sql").write_text("create table t (id int);\ninsert into t values (1);")
+    (tmp_path / "pb.yaml").write_text(
+        HEAD
+        + """
+workflow:
+  - step: start
+    tool:
+      kind: postgres
+      credential: warehouse
+      command: "select 'ignored: the script wins'"
+      script: {uri: ddl.sql, source: {type: file}}
+"""
+    )
+    tool = load_file(tmp_path / "pb.yaml").playbook.workflow[0].tool
+    assert not isinstance(tool, list)
+    assert tool.fields() == {
+        "auth": "warehouse",
+        "command": "create table t (id int);\ninsert into t values (1);",
+    }
+
+
+def test_a_script_file_with_a_syntax_error_is_reported_at_the_script(tmp_path: Path) -> None:
+    file = scripted_tree(tmp_path)
+    (tmp_path / "scripts" / "hello.py").write_text("def main(:\n")
+    with pytest.raises(PlaybookError) as caught:
+        load_file(file)
+    assert f"{file}:9: workflow[0].tool.code: Python syntax error at code line 1" in str(
+        caught.value
+    )

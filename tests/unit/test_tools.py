@@ -119,7 +119,11 @@ def test_python_libs_and_script_file(tmp_path: Path) -> None:
     script = tmp_path / "step.py"
     script.write_text("result = js.dumps({'n': n})")
     fields = {"script": {"source": {"type": "file", "path": str(script)}}, "libs": {"js": "json"}}
-    assert python.run(call(fields, {"n": 1})) == '{"n": 1}'
+    with pytest.raises(ToolError) as caught:  # read at load time (playbook.scripts) only
+        python.run(call(fields, {"n": 1}))
+    assert caught.value.code == "unsupported_source"
+    inline = {"script": {"source": {"type": "inline", "code": script.read_text()}}}
+    assert python.run(call({**inline, "libs": {"js": "json"}}, {"n": 1})) == '{"n": 1}'
 
 
 def test_python_validate_reports_syntax_errors_and_missing_code() -> None:
