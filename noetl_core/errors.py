@@ -85,6 +85,18 @@ class TemplateError(NoetlError):
         return "template"
 
 
+class NoArcMatched(TemplateError):
+    """`next.spec.on_no_match: fail` and no arc matched a successful step: the step fails
+    with it (a TemplateError so the block records it as the step's failure, as it does a
+    `when` that fails to render)."""
+
+    code = "no_arc_matched"
+
+    @property
+    def kind(self) -> str:
+        return "routing"
+
+
 class ToolError(NoetlError):
     """A tool call that failed; `tool_kind` names the tool, `details` its own fields."""
 

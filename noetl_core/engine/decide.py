@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import ids, templating
-from ..playbook.model import Playbook, Step
+from ..errors import NoArcMatched
+from ..playbook.model import NO_MATCH_FAILS, Playbook, Step
 from ..templating import ResultView
 from . import entries as E
 from .entries import Command, Entry
@@ -320,6 +321,9 @@ def choose_arcs(step: Step, ok: bool, scope: Mapping[str, Any]) -> list[int]:
             chosen.append(i)
             if step.next is not None and step.next.spec.mode == "exclusive":
                 break
+    fails = step.next is not None and step.next.spec.on_no_match in NO_MATCH_FAILS
+    if ok and step.arcs and not chosen and fails:
+        raise NoArcMatched(f"step {step.step}: no arc matched (next.spec.on_no_match: fail)")
     return chosen
 
 

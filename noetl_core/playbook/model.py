@@ -91,10 +91,14 @@ class Arc(Strict):
     args: dict[str, Any] | None = None  # rendered here, read by the target as `{{ args }}`
 
 
+# `next.spec.on_no_match`: a successful step none of whose arcs match ends its branch
+# (upstream's default), or fails with `no_arc_matched`
+NO_MATCH_FAILS = frozenset({"fail", "error"})
+
+
 class NextSpec(Strict):
     mode: Literal["exclusive", "inclusive"] = "exclusive"
-    # upstream's hint of what happens when no arc matches; this runtime ends the branch
-    on_no_match: str | None = None
+    on_no_match: Literal["end", "continue", "fail", "error"] | None = None
 
 
 class Next(Strict):
