@@ -69,6 +69,8 @@ class Progress:
             mark = {"ok": "✓", "skipped": "-"}.get(str(status), "✗")
             tail = "" if status == "ok" else f": {entry.body.get('error', {}).get('message', '')}"
             self._line(f"  {mark} {label} {took:.1f} ms{tail}")
+        elif entry.kind == "attempt" and entry.body.get("status") == "continue":
+            self._line(f"  → {label} goes on after its child")
         elif entry.kind == "attempt":
             retry = entry.body.get("retry", {})
             message = entry.body.get("error", {}).get("message", "")

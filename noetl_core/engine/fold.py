@@ -124,9 +124,11 @@ def _claim(state: State, entry: Entry) -> None:
 
 def _attempt(state: State, entry: Entry) -> None:
     found = state.commands.get(entry.command_id or "")
+    going_on = entry.body.get("status") == "continue"  # a pipeline after its child
     if found is not None:
-        found.status = "retrying"
-    state.step(entry.step or "").retries += 1
+        found.status = "running" if going_on else "retrying"
+    if not going_on:
+        state.step(entry.step or "").retries += 1
 
 
 def _pending(state: State, entry: Entry) -> None:

@@ -455,11 +455,11 @@ class Runtime(ExecutionCache):
     ) -> None:
         """Record what a step run came to: a retry, a child execution, a wait, or its
         outcome (`received`: the outcome is a callback's body)."""
-        if run.status == "retry":
+        if run.status in ("retry", "continue"):
             children.schedule_retry(self, ex, command, attempt, run, claim)
             return
         if run.status == "child" and run.child is not None:
-            children.start_child(self, ex, command, attempt, run.child, claim)
+            children.start_child(self, ex, command, attempt, run.child, claim, run.resume)
             return
         if run.status == "wait":
             due = self.clock.now() + run.delay

@@ -76,6 +76,10 @@ def schedule_retry(
         "error": run.error,
         "retry": {"attempt": attempt + 1, "due": due, "delay": run.delay},
     }
+    events = ("call.error",)
+    if run.status == "continue":  # a pipeline going on after its playbook task's child
+        body = {"status": "continue", "retry": body["retry"]}
+        events = ("call.continued",)
     if run.resume is not None:
         body["resume"] = _persist_resume(rt, ex, command, attempt, run.resume)
     if run.log:
@@ -84,7 +88,7 @@ def schedule_retry(
         id=E.attempt_id(ex.id, command.id, attempt),
         execution_id=ex.id,
         kind="attempt",
-        events=("call.error",),
+        events=events,
         ts=now,
         step=command.step,
         command_id=command.id,
@@ -124,7 +128,10 @@ def start_child(
     attempt: int,
     child: StartChild,
     claim: list[Entry],
+    resume: Mapping[str, Any] | None = None,
 ) -> None:
+    """Start the child of a playbook tool; `resume` is the pipeline's state when the tool
+    is one of its tasks (kept in the pending entry, read when the child ends)."""
     from .block import child_execution_id
 
     refused = limits.for_child(rt, ex, command)
@@ -153,6 +160,8 @@ def start_child(
         group=E.CHILDREN,
         body={"child_execution_id": child_id, "path": child.path},
     )
+    if resume is not None:
+        pending.body["resume"] = _persist_resume(rt, ex, command, attempt, resume)
     parent = {
         "execution_id": ex.id,
         "command_id": command.id,
@@ -183,8 +192,12 @@ def resume_parent(rt: Runtime, child: Execution, terminal: Entry) -> None:
     names = rt.names(pex, command)
     output = _child_output(rt, child, terminal, parent.get("return_step"), attempt)
     inv = execute.Invocation(pex.id, command.id, attempt, step.step, services=rt)
-    tool = step.tool if not isinstance(step.tool, list) else step.tool[0]
-    run = execute.conclude(tool, output, names, inv, f"step {step.step}: tool")
+    if isinstance(step.tool, list):
+        pending = rt.log.get(E.pending_id(pex.id, command.id, attempt))
+        saved = resume_state(rt, pending) or {}
+        run = execute.child_task_done(step, step.tool, saved, output, names, inv)
+    else:
+        run = execute.conclude(step.tool, output, names, inv, f"step {step.step}: tool")
     rt.conclude(pex, command, attempt, run, names, [])
 
 

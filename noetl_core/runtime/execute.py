@@ -29,7 +29,7 @@ MAX_LOG_CHARS = 64 * 1024  # stdout kept per step record
 
 @dataclass
 class StepRun:
-    status: str  # ok | error | retry | child | wait
+    status: str  # ok | error | retry | child | wait | continue (a pipeline after a child)
     value: Any = None
     error: dict[str, Any] | None = None
     patches: Patches = field(default_factory=Patches)
@@ -257,11 +257,14 @@ def run_pipeline(
         scope = state.scope(names)
         output, log = attempt_tool(task, step_input, scope, inv, where, context)
         logs.append(log)
-        if output["status"] in ("child", "wait"):
+        if output["status"] == "child":  # the pipeline goes on when the child ends
+            resume = state.saved()
+            return StepRun("child", child=output["child"], resume=resume, log="".join(logs))
+        if output["status"] == "wait":
             raise ToolError(
-                f"{where}: a playbook tool cannot run inside a pipeline",
-                tool_kind="playbook",
-                code="child_in_pipeline",
+                f"{where}: a wait tool cannot run inside a pipeline",
+                tool_kind="wait",
+                code="wait_in_pipeline",
             )
         run = conclude(task, output, scope, inv, where)
         if run.status in ("retry", "error"):
@@ -287,6 +290,40 @@ def run_pipeline(
         state.index += 1
     patches = Patches(ctx=state.ctx, iter=state.iter)
     return StepRun("ok", value=state.prev, patches=patches, log="".join(logs))
+
+
+def child_task_done(
+    step: Step,
+    tasks: list[Task],
+    saved: Mapping[str, Any],
+    output: dict[str, Any],
+    names: Mapping[str, Any],
+    inv: Invocation,
+) -> StepRun:
+    """A pipeline's playbook task ended with `output` (its child's end): the task's
+    policy judges it; a retry runs the child again; otherwise the pipeline goes on at the
+    next task (or the one a `jump` names) in a new attempt (`status: continue`, `resume`
+    saved), or ends here (`break`, the last task) with the step's result."""
+    state = PipelineState.resumed(saved, tasks)
+    task = tasks[state.index]
+    where = f"step {step.step}: tool[{state.index}] ({task.name})"
+    scope = state.scope(names)
+    run = conclude(task, output, scope, inv, where)
+    if run.status == "retry":
+        run.resume = state.saved()
+        return run
+    if run.status == "error":
+        return run
+    state.absorb(task, run, scope, output, where)
+    action = run.meta.get("action")
+    if action == "jump":
+        state.index = [t.name for t in tasks].index(str(run.meta.get("to")))
+    else:
+        state.index += 1
+    if action == "break" or state.index >= len(tasks):
+        patches = Patches(ctx=state.ctx, iter=state.iter)
+        return StepRun("ok", value=state.prev, patches=patches)
+    return StepRun("continue", resume=state.saved())
 
 
 def run_step(

@@ -445,3 +445,72 @@ def test_a_script_file_with_a_syntax_error_is_reported_at_the_script(tmp_path: P
     assert f"{file}:9: workflow[0].tool.code: Python syntax error at code line 1" in str(
         caught.value
     )
+
+
+# -- a playbook task in a pipeline ------------------------------------------------------
+
+CHILD = """
+apiVersion: noetl.io/v2
+kind: Playbook
+metadata: {name: child, path: forms/child}
+workload: {n: 0}
+workflow:
+  - step: start
+    tool: {kind: python, args: {n: "{{ workload.n }}"}, code: "result = {'doubled': n * 2}"}
+"""
+
+PARENT = (
+    HEAD
+    + """
+workflow:
+  - step: start
+    tool:
+      - prepare:
+          kind: python
+          code: "result = {'n': 21}"
+          spec:
+            policy:
+              rules:
+                - else: {do: continue, set_iter: {seen: prepared}}
+      - call_child:
+          kind: playbook
+          path: forms/child
+          args: {n: "{{ prepare.n }}"}
+      - after:
+          kind: python
+          args: {child: "{{ call_child }}", first: "{{ prepare.n }}", seen: "{{ iter.seen }}"}
+          code: "result = {'child': child, 'first': first, 'seen': seen}"
+    next: report
+  - step: report
+    tool: {kind: python, args: {got: "{{ start }}"}, code: "result = got"}
+"""
+)
+
+
+def test_a_playbook_task_runs_its_child_and_the_pipeline_goes_on(rt: Runtime) -> None:
+    rt.catalog.register_loaded(load_text(CHILD))
+    execution_id, terminal = run(rt, PARENT)
+    assert result(rt, terminal) == {"child": {"doubled": 42}, "first": 21, "seen": "prepared"}
+    kinds = [
+        (e.kind, e.body.get("status")) for e in rt.log.entries(execution_id) if e.step == "start"
+    ]
+    assert ("attempt", "continue") in kinds and ("pending", None) in kinds
+    assert [b["status"] for b in done_bodies(rt, execution_id, "start")] == ["ok"]
+
+
+def test_a_failed_child_of_a_pipeline_task_fails_the_step(rt: Runtime) -> None:
+    rt.catalog.register_loaded(load_text(CHILD.replace("n * 2", "n / 0")))
+    _, terminal = run(rt, PARENT)
+    assert terminal.body["status"] == "failed"
+    assert terminal.body["error"]["code"] == "child_failed"
+
+
+def test_a_child_as_the_last_task_gives_the_step_its_result(rt: Runtime) -> None:
+    rt.catalog.register_loaded(load_text(CHILD))
+    text = (
+        PARENT.split("      - after:")[0]
+        + "    next: report\n"
+        + PARENT.split("    next: report\n")[1]
+    )
+    _, terminal = run(rt, text)
+    assert result(rt, terminal) == {"doubled": 42}
