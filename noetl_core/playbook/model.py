@@ -92,13 +92,14 @@ class Arc(Strict):
 
 
 # `next.spec.on_no_match`: a successful step none of whose arcs match ends its branch
-# (upstream's default), or fails with `no_arc_matched`
+# (upstream's `complete` (its default) and `quiet`, and `end` / `continue`), or, with
+# `fail` / `error` (this runtime's), fails with `no_arc_matched`
 NO_MATCH_FAILS = frozenset({"fail", "error"})
 
 
 class NextSpec(Strict):
     mode: Literal["exclusive", "inclusive"] = "exclusive"
-    on_no_match: Literal["end", "continue", "fail", "error"] | None = None
+    on_no_match: Literal["complete", "quiet", "end", "continue", "fail", "error"] | None = None
 
 
 class Next(Strict):

@@ -149,7 +149,7 @@ workflow:
     tracing: {enabled: true, sample: 1.0}
     tool: {kind: python, code: "result = {'n': 3}"}
     next:
-      spec: {mode: exclusive, on_no_match: end}
+      spec: {mode: exclusive, on_no_match: complete}
       arcs:
         - step: small
           cond: "{{ start.n < 2 }}"
@@ -174,17 +174,19 @@ def test_arc_cond_is_when_and_tracing_is_recorded_in_the_step_entries(rt: Runtim
 
 def test_on_no_match_fail_fails_a_step_none_of_whose_arcs_match(rt: Runtime) -> None:
     guarded = ROUTES.replace('cond: "{{ start', "cond: \"{{ event.name == 'call.done' and start")
-    text = guarded.replace("on_no_match: end", "on_no_match: fail").replace(">= 2", "> 5")
+    text = guarded.replace("on_no_match: complete", "on_no_match: fail").replace(">= 2", "> 5")
     _, terminal = run(rt, text)
     assert terminal.body["status"] == "failed"
     error = terminal.body["error"]
     assert (error["kind"], error["code"]) == ("routing", "no_arc_matched")
     assert error["message"] == "step start: no arc matched (next.spec.on_no_match: fail)"
-    _, ended = run(rt, ROUTES.replace(">= 2", "> 5"))  # `end`: the branch ends
-    assert result(rt, ended) == {"n": 3}
+    for ends in ("complete", "quiet", "end"):  # the branch ends
+        text = ROUTES.replace("complete", ends).replace(">= 2", "> 5")
+        _, ended = run(rt, text)
+        assert result(rt, ended) == {"n": 3}
     with pytest.raises(PlaybookError) as caught:
-        load_text(ROUTES.replace("on_no_match: end", "on_no_match: sulk"), "pb.yaml")
-    assert "pb.yaml:11: workflow[0].next.spec.on_no_match: Input should be 'end' or" in str(
+        load_text(ROUTES.replace("on_no_match: complete", "on_no_match: sulk"), "pb.yaml")
+    assert "pb.yaml:11: workflow[0].next.spec.on_no_match: Input should be 'complete' or" in str(
         caught.value
     )
 
