@@ -5,6 +5,7 @@ with `{from, import}`, templated `max_in_flight`, arc `cond`, step `tracing`, ht
 from __future__ import annotations
 
 import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -516,3 +517,37 @@ def test_a_child_as_the_last_task_gives_the_step_its_result(rt: Runtime) -> None
     )
     _, terminal = run(rt, text)
     assert result(rt, terminal) == {"doubled": 42}
+
+
+def test_a_postgres_sql_file_script_runs_with_credential(
+    rt: Runtime, postgres_server: Any, tmp_path: Path
+) -> None:
+    rt.credentials.put(postgres_server.credential("pg_forms"))
+    table = f"t_{uuid.uuid4().hex[:10]}"
+    (tmp_path / "sql").mkdir()
+    (tmp_path / "sql" / "make.sql").write_text(
+        f"create table {table} (id int);\n"
+        f"insert into {table} values ({{{{ workload.first }}}}), (2);\n"
+        f"select count(*) as n, sum(id) as total from {table};\n"
+    )
+    (tmp_path / "pb.yaml").write_text(
+        HEAD
+        + """
+workload: {first: 40}
+workflow:
+  - step: start
+    tool:
+      kind: postgres
+      credential: pg_forms
+      script: {uri: sql/make.sql, source: {type: file}}
+"""
+    )
+    loaded = load_file(tmp_path / "pb.yaml")
+    shutil.rmtree(tmp_path / "sql")
+    execution_id = rt.start(loaded, {})
+    terminal = rt.wait(execution_id, 30)
+    assert result(rt, terminal) == {
+        "columns": ["n", "total"],
+        "rows": [{"n": 2, "total": 42}],
+        "row_count": 1,
+    }
