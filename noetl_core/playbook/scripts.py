@@ -144,12 +144,12 @@ def embed(text: str, scripts: dict[str, str]) -> str:
 
 
 def _printable(c: str) -> bool:
-    """Whether YAML lets the character stand as itself in a scalar."""
+    """Whether the character stands as itself in a YAML double-quoted scalar: printable,
+    and no line break (NEL, LS and PS would be folded or read as breaks)."""
     n = ord(c)
     return (
         0x20 <= n <= 0x7E
-        or n == 0x85
-        or 0xA0 <= n <= 0xD7FF
+        or (0xA0 <= n <= 0xD7FF and n not in (0x2028, 0x2029))
         or 0xE000 <= n <= 0xFFFD
         or 0x10000 <= n <= 0x10FFFF
     )

@@ -14,7 +14,8 @@ import pytest
 
 from noetl_core.devtools.http_api import DemoApi
 from noetl_core.errors import PlaybookError
-from noetl_core.playbook import load_file, load_text
+from noetl_core.playbook import load_file, load_text, scripts
+from noetl_core.playbook.yamlsrc import parse_yaml
 from noetl_core.runtime import payloads
 from noetl_core.runtime.block import Runtime
 
@@ -381,6 +382,16 @@ def test_file_scripts_are_embedded_when_loaded_and_never_read_again(
     assert not isinstance(start, list) and start.fields()["code"] == HELLO
     _, terminal = run(rt, loaded.source)
     assert result(rt, terminal) == {"greeting": "héllo ada \u2028", "n": 3}
+
+
+@pytest.mark.parametrize(
+    "code",
+    ["a\x00b\x7fc", "c\x85d\u2028e\u2029", 'e\U0001f600f"\\\\g\tz\r\n', "\ufeffh\ud7ff\ufffd"],
+)
+def test_embedded_script_text_reads_back_exactly(code: str) -> None:
+    text = scripts.embed(HEAD + "workflow: []\n", {"./odd.py": code})
+    data, _ = parse_yaml(text, "pb.yaml")
+    assert data[scripts.EMBED_KEY] == {"./odd.py": code}
 
 
 def test_a_catalog_playbook_runs_its_embedded_scripts_without_the_files(
