@@ -38,6 +38,7 @@ def semantic_problems(playbook: Playbook, data: dict[str, Any], smap: SourceMap)
         if workbook_names.count(entry.name) > 1:
             add(("workbook", i, "name"), f"workbook name {entry.name!r} is used twice")
         _check_tool(entry.tool, ("workbook", i, "tool"), workbook_names, add)
+        _check_assert(entry.assert_, ("workbook", i, "assert"), add)
 
     for i, step in enumerate(playbook.workflow):
         _check_step(step, ("workflow", i), seen, workbook_names, add)
@@ -71,6 +72,15 @@ def _without_raw_fields(data: dict[str, Any]) -> dict[str, Any]:
                 for item in items
             ]
     return out
+
+
+def _check_assert(checks: dict[str, Any] | None, path: Path, add: Any) -> None:
+    """Upstream's workbook `assert: {expects: [names], returns: [dotted paths]}`."""
+    for key, value in (checks or {}).items():
+        if key not in ("expects", "returns"):
+            add((*path, key), f"`assert` takes `expects` and `returns`, not {key!r}")
+        elif not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            add((*path, key), f"`assert.{key}` must be a list of names")
 
 
 def _check_keychain(entries: list[dict[str, Any]], add: Any) -> None:

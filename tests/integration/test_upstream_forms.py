@@ -310,21 +310,36 @@ workflow:
     assert "workflow[0].tool.credential: `credential` is an alias of `auth`" in str(caught.value)
 
 
-def test_workbook_assert_is_accepted(rt: Runtime) -> None:
-    text = (
-        HEAD
-        + """
+ASSERTED = (
+    HEAD
+    + """
 workbook:
   - name: double
-    assert: {expects: [x], returns: [data]}
-    tool: {kind: python, code: "result = x * 2"}
+    assert: {expects: [x], returns: [doubled, parts.1, data.doubled]}
+    tool: {kind: python, code: "result = {'doubled': x * 2, 'parts': [x, x]}"}
 workflow:
   - step: start
     tool: {kind: workbook, name: double, args: {x: 4}}
 """
+)
+
+
+def test_workbook_assert_checks_the_inputs_and_the_result(rt: Runtime) -> None:
+    _, terminal = run(rt, ASSERTED)
+    assert result(rt, terminal) == {"doubled": 8, "parts": [4, 4]}
+    _, failed = run(rt, ASSERTED.replace("args: {x: 4}", "args: {y: 4}"))
+    assert failed.body["error"]["code"] == "assert_failed"
+    assert (
+        "workbook entry 'double' assert: expects input x, not given"
+        in (failed.body["error"]["message"])
     )
-    _, terminal = run(rt, text)
-    assert result(rt, terminal) == 8
+    _, failed = run(rt, ASSERTED.replace("parts.1,", "parts.2,"))
+    assert "assert: returns parts.2, not in its result" in failed.body["error"]["message"]
+    with pytest.raises(PlaybookError) as caught:
+        load_text(ASSERTED.replace("returns:", "gives:"), "pb.yaml")
+    assert "pb.yaml:8: workbook[0].assert.gives: `assert` takes `expects` and `returns`" in str(
+        caught.value
+    )
 
 
 # -- script forms ---------------------------------------------------------------------
