@@ -113,6 +113,13 @@ def _check_step(step: Step, path: Path, steps: set[str], workbook: list[str], ad
 def _check_tool(
     tool: Tool, path: Path, workbook: list[str], add: Any, tasks: list[str] | None = None
 ) -> None:
+    if tool.kind in registry.UPSTREAM_UNSUPPORTED:
+        why = registry.UPSTREAM_UNSUPPORTED[tool.kind]
+        add(
+            (*path, "kind"),
+            f"tool kind {tool.kind!r} is upstream NoETL's but not supported here ({why})",
+        )
+        return
     if tool.kind not in registry.KINDS:
         known = ", ".join(sorted(registry.KINDS))
         add((*path, "kind"), f"unknown tool kind {tool.kind!r} (known: {known})")
