@@ -138,3 +138,289 @@ def test_shell_fields_are_checked_at_validation() -> None:
     none = playbook("  - step: start\n    tool: {kind: shell}\n")
     with pytest.raises(PlaybookError, match="`shell` needs `cmds`"):
         load_text(none, "pb.yaml")
+
+
+# -- keychain: oauth2 and google_id_token ---------------------------------------------------
+
+import base64  # noqa: E402
+import json  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402
+from pathlib import Path  # noqa: E402
+from urllib.parse import parse_qs, urlsplit  # noqa: E402
+
+CLIENT_ID = "client-7f3a"
+CLIENT_SECRET = "client-SECRET-91c2d8"
+
+
+def jwt(claims: dict[str, Any]) -> str:
+    def part(value: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    return f"{part({'alg': 'RS256', 'typ': 'JWT'})}.{part(claims)}.c2lnbmF0dXJl"
+
+
+class TokenServer:
+    """An OAuth2 token endpoint (client credentials grant), a GCE metadata identity
+    endpoint and a protected API, on a free local port, in a thread."""
+
+    def __init__(self, expires_in: float = 3600) -> None:
+        self.expires_in = expires_in
+        self.token_requests: list[dict[str, list[str]]] = []
+        self.identity_requests: list[dict[str, Any]] = []
+        self.issued: list[str] = []
+        self.seen: list[str] = []
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def answer(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+                data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+                self.send_response(status)
+                for key, value in {"Content-Type": "application/json", **(headers or {})}.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                form = parse_qs(self.rfile.read(length).decode())
+                owner.token_requests.append(form)
+                if self.path != "/oauth/token":
+                    return self.answer(404, {"error": "not_found"})
+                good = form.get("client_id") == [CLIENT_ID] and form.get("client_secret") == [
+                    CLIENT_SECRET
+                ]
+                if form.get("grant_type") != ["client_credentials"] or not good:
+                    return self.answer(401, {"error": "invalid_client", "error_description": "bad"})
+                token = f"access-{len(owner.issued) + 1}-e8d1a9f0"
+                owner.issued.append(token)
+                body = {
+                    "access_token": token,
+                    "token_type": "Bearer",
+                    "expires_in": owner.expires_in,
+                }
+                return self.answer(200, {**body, "scope": " ".join(form.get("scope", []))})
+
+            def do_GET(self) -> None:
+                url = urlsplit(self.path)
+                if url.path.endswith("/service-accounts/default/identity"):
+                    query = parse_qs(url.query)
+                    owner.identity_requests.append(
+                        {"flavor": self.headers.get("Metadata-Flavor"), **query}
+                    )
+                    if self.headers.get("Metadata-Flavor") != "Google":
+                        return self.answer(
+                            403, "Missing Metadata-Flavor", {"Metadata-Flavor": "Google"}
+                        )
+                    claims = {"aud": query["audience"][0], "exp": time.time() + owner.expires_in}
+                    token = jwt({**claims, "n": len(owner.issued) + 1})
+                    owner.issued.append(token)
+                    return self.answer(
+                        200, token, {"Metadata-Flavor": "Google", "Content-Type": "text/html"}
+                    )
+                auth = self.headers.get("Authorization", "")
+                owner.seen.append(auth.removeprefix("Bearer "))
+                if auth.removeprefix("Bearer ") not in owner.issued:
+                    return self.answer(401, {"error": "unauthorized"})
+                return self.answer(200, {"ok": True, "auth": auth})
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> TokenServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def tokens() -> Iterator[TokenServer]:
+    with TokenServer() as server:
+        yield server
+
+
+def scan_for(home: Path, secrets: list[str]) -> None:
+    scanned = 0
+    for file in home.rglob("*"):
+        if file.is_file():
+            data = file.read_bytes()
+            scanned += 1
+            for secret in secrets:
+                assert secret.encode() not in data, f"{file} leaks {secret!r}"
+    assert scanned >= 1
+
+
+OAUTH_KEYCHAIN = """  - name: creds
+    kind: secrets
+    provider: env
+    map: {client_id: NOETL_TEST_CLIENT_ID, client_secret: NOETL_TEST_CLIENT_SECRET}
+  - name: api_token
+    kind: oauth2
+    scope: global
+    auto_renew: true
+    endpoint: "{{ workload.base }}/oauth/token"
+    method: POST
+    headers: {Content-Type: application/x-www-form-urlencoded}
+    data:
+      grant_type: client_credentials
+      client_id: "{{ keychain.creds.client_id }}"
+      client_secret: "{{ keychain.creds.client_secret }}"
+      scope: read write
+"""
+
+OAUTH_STEPS = """  - step: start
+    tool:
+      kind: http
+      url: "{{ workload.base }}/api/one"
+      headers: {Authorization: "Bearer {{ keychain.api_token.access_token }}"}
+    next: again
+  - step: again
+    tool:
+      kind: http
+      url: "{{ workload.base }}/api/two"
+      auth: {type: bearer, token: "{{ keychain.api_token.access_token }}"}
+    next: check
+  - step: check
+    tool:
+      kind: python
+      input:
+        kind: "{{ keychain.api_token.token_type }}"
+        scope: "{{ keychain.api_token.scope }}"
+        token: "{{ keychain.api_token.access_token }}"
+      code: "result = {'kind': kind, 'scope': scope, 'token': token}"
+"""
+
+
+def test_oauth2_gets_one_token_per_execution_and_never_records_it(
+    rt: Runtime, home: Path, tokens: TokenServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NOETL_TEST_CLIENT_ID", CLIENT_ID)
+    monkeypatch.setenv("NOETL_TEST_CLIENT_SECRET", CLIENT_SECRET)
+    text = playbook(OAUTH_STEPS, OAUTH_KEYCHAIN)
+    execution_id, _ = finish(rt, text, {"base": tokens.url})
+    assert len(tokens.token_requests) == 1, "the token is cached for the execution"
+    form = tokens.token_requests[0]
+    assert form["scope"] == ["read write"] and form["grant_type"] == ["client_credentials"]
+    assert tokens.seen == [tokens.issued[0]] * 2, "both calls carried the token"
+    out = result_of(rt, execution_id, "check")
+    assert out == {"kind": "Bearer", "scope": "read write", "token": "***"}
+    assert result_of(rt, execution_id, "start")["data"]["auth"] == "Bearer ***"
+    scan_for(home, [tokens.issued[0], CLIENT_SECRET])
+
+
+def test_an_expired_oauth2_token_is_fetched_again(
+    rt: Runtime, tokens: TokenServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NOETL_TEST_CLIENT_ID", CLIENT_ID)
+    monkeypatch.setenv("NOETL_TEST_CLIENT_SECRET", CLIENT_SECRET)
+    tokens.expires_in = 1
+    steps = OAUTH_STEPS.replace(
+        "    next: again\n",
+        "    next: pause\n  - step: pause\n    tool: {kind: python, code: 'import time; time.sleep(1.2)'}\n"
+        "    next: again\n",
+    )
+    finish(rt, playbook(steps, OAUTH_KEYCHAIN), {"base": tokens.url})
+    assert len(tokens.token_requests) == 2
+    assert tokens.seen == tokens.issued == ["access-1-e8d1a9f0", "access-2-e8d1a9f0"]
+
+
+def test_a_refused_oauth2_request_fails_the_step_naming_the_entry(
+    rt: Runtime, tokens: TokenServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NOETL_TEST_CLIENT_ID", CLIENT_ID)
+    monkeypatch.setenv("NOETL_TEST_CLIENT_SECRET", "wrong-secret-6d2f")
+    _, terminal = finish(rt, playbook(OAUTH_STEPS, OAUTH_KEYCHAIN), {"base": tokens.url}, "failed")
+    message = terminal.body["error"]["message"]
+    assert "keychain api_token: the token endpoint" in message
+    assert "answered 401 (invalid_client: bad)" in message
+    assert "wrong-secret-6d2f" not in json.dumps(terminal.body)
+
+
+def test_oauth2_client_credentials_from_a_registered_credential(
+    rt: Runtime, tokens: TokenServer
+) -> None:
+    rt.credentials.put(
+        {
+            "name": "idp",
+            "type": "oauth2",
+            "data": {
+                "client_id": CLIENT_ID,
+                "client_secret": CLIENT_SECRET,
+                "token_url": f"{tokens.url}/oauth/token",
+                "scope": "read",
+            },
+        }
+    )
+    keychain = "  - {name: api_token, kind: oauth2, credential: idp}\n"
+    steps = OAUTH_STEPS.split("  - step: check")[0].replace("next: check", "next: end")
+    finish(rt, playbook(steps, keychain), {"base": tokens.url})
+    assert tokens.token_requests[0]["scope"] == ["read"]
+    assert tokens.seen == [tokens.issued[0]] * 2
+
+
+ID_TOKEN = """  - name: run_token
+    kind: google_id_token
+    target_audience: "{{ workload.base }}"
+"""
+
+ID_STEPS = """  - step: start
+    tool:
+      kind: http
+      url: "{{ workload.base }}/private"
+      headers: {Authorization: "Bearer {{ keychain.run_token.id_token }}"}
+    next: check
+  - step: check
+    tool:
+      kind: python
+      input: {aud: "{{ keychain.run_token.audience }}", kind: "{{ keychain.run_token.token_type }}"}
+      code: "result = {'aud': aud, 'kind': kind}"
+"""
+
+
+def test_google_id_token_comes_from_the_metadata_server_at_gce_metadata_host(
+    rt: Runtime, home: Path, tokens: TokenServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GCE_METADATA_HOST", tokens.url.removeprefix("http://"))
+    execution_id, _ = finish(rt, playbook(ID_STEPS, ID_TOKEN), {"base": tokens.url})
+    assert tokens.identity_requests == [
+        {"flavor": "Google", "audience": [tokens.url], "format": ["full"]}
+    ]
+    assert tokens.seen == [tokens.issued[0]]
+    assert result_of(rt, execution_id, "check") == {"aud": tokens.url, "kind": "Bearer"}
+    scan_for(home, [tokens.issued[0]])
+
+
+def test_without_a_metadata_server_the_step_fails_saying_so(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("GCE_METADATA_HOST", f"127.0.0.1:{port}")
+    _, terminal = finish(rt, playbook(ID_STEPS, ID_TOKEN), {"base": "http://x"}, "failed")
+    assert "keychain run_token: no metadata server at" in terminal.body["error"]["message"]
+
+
+def test_token_entries_are_checked_at_validation() -> None:
+    bad = """  - {name: a, kind: oauth2, data: {grant_type: client_credentials}}
+  - {name: b, kind: google_id_token}
+  - {name: c, kind: oauth2, endpoint: "http://x/token", scope: "read write"}
+"""
+    with pytest.raises(PlaybookError) as caught:
+        load_text(playbook("  - step: start\n    tool: {kind: noop}\n", bad), "pb.yaml")
+    message = caught.value.message
+    assert "pb.yaml:5: keychain[0].endpoint: `oauth2` needs `endpoint`" in message
+    assert "pb.yaml:6: keychain[1].target_audience: `google_id_token` needs" in message
+    assert "keychain[2].scope: `scope` is upstream's cache scope" in message
