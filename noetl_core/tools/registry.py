@@ -28,6 +28,7 @@ KINDS: Mapping[str, str | None] = {
     "postgres": "noetl_core.tools.postgres",
     "duckdb": "noetl_core.tools.duckdb",
     "shell": "noetl_core.tools.shell",
+    "transfer": "noetl_core.tools.transfer",
 }
 # Kinds upstream NoETL's workers run that this runtime does not: a playbook using one is
 # refused at validation, naming the kind as upstream's and not supported here (rather

@@ -424,3 +424,128 @@ def test_token_entries_are_checked_at_validation() -> None:
     assert "pb.yaml:5: keychain[0].endpoint: `oauth2` needs `endpoint`" in message
     assert "pb.yaml:6: keychain[1].target_audience: `google_id_token` needs" in message
     assert "keychain[2].scope: `scope` is upstream's cache scope" in message
+
+
+# -- transfer -------------------------------------------------------------------------------
+
+TRANSFER = """  - step: seed
+    tool:
+      kind: postgres
+      auth: pg_xfer
+      command: |
+        DROP TABLE IF EXISTS xfer_src; DROP TABLE IF EXISTS xfer_back;
+        CREATE TABLE xfer_src (id int PRIMARY KEY, name text, amount numeric(10,2), seen timestamptz);
+        CREATE TABLE xfer_back (id int PRIMARY KEY, name text, amount numeric(10,2), seen timestamptz, doubled numeric);
+        INSERT INTO xfer_src SELECT g, 'n' || g, g * 1.5, '2026-01-01'::timestamptz + g * interval '1 hour'
+          FROM generate_series(1, 2500) g;
+    next: to_duck
+  - step: to_duck
+    tool:
+      kind: transfer
+      source: {kind: postgres, auth: pg_xfer, query: "SELECT * FROM xfer_src ORDER BY id"}
+      target: {kind: duckdb, database: "{{ workload.db }}", table: staged, mode: replace}
+      chunk_size: 1000
+    next: to_pg
+  - step: to_pg
+    tool:
+      kind: transfer
+      source:
+        kind: duckdb
+        database: "{{ workload.db }}"
+        query: "SELECT id, name, amount, seen, amount * 2 AS doubled FROM staged WHERE id % 2 = 0"
+      target: {kind: postgres, auth: pg_xfer, table: xfer_back}
+      batch_size: 300
+    next: upsert
+  - step: upsert
+    tool:
+      kind: transfer
+      source: {type: postgres, auth: pg_xfer, query: "SELECT id, upper(name) AS name FROM xfer_src WHERE id <= 4"}
+      target: {type: postgres, auth: pg_xfer, table: xfer_back, mode: upsert}
+    next: check
+  - step: check
+    tool:
+      kind: postgres
+      auth: pg_xfer
+      query: |
+        SELECT count(*)::int AS n, sum(doubled)::float AS total,
+               string_agg(name, ',' ORDER BY id) FILTER (WHERE id <= 4) AS firsts
+        FROM xfer_back
+"""
+
+
+def test_transfer_moves_rows_postgres_to_duckdb_to_postgres_in_batches(
+    rt: Runtime, tmp_path: Path, postgres_server: Any
+) -> None:
+    rt.credentials.put(postgres_server.credential("pg_xfer"))
+    db = str(tmp_path / "stage.duckdb")
+    execution_id, _ = finish(rt, playbook(TRANSFER), {"db": db})
+    first = result_of(rt, execution_id, "to_duck")
+    assert first["rows_transferred"] == 2500 and first["chunks_processed"] == 3
+    assert first["direction"] == "postgres_to_duckdb" and first["mode"] == "replace"
+    assert first["columns"] == ["id", "name", "amount", "seen"]
+    second = result_of(rt, execution_id, "to_pg")
+    assert second["rows_transferred"] == 1250 and second["chunks_processed"] == 5
+    assert second["direction"] == "duckdb_to_postgres" and second["mode"] == "append"
+    upsert = result_of(rt, execution_id, "upsert")
+    assert upsert["rows_transferred"] == 4 and upsert["mode"] == "upsert"
+    check = result_of(rt, execution_id, "check")["rows"][0]
+    assert check["n"] == 1252  # 1250 even ids, then ids 1 and 3 inserted by the upsert
+    assert check["total"] == pytest.approx(sum(g * 3.0 for g in range(2, 2501, 2)))
+    assert check["firsts"] == "N1,N2,N3,N4"
+
+
+def test_a_failed_transfer_leaves_the_target_unchanged(
+    rt: Runtime, tmp_path: Path, postgres_server: Any
+) -> None:
+    rt.credentials.put(postgres_server.credential("pg_xfer"))
+    steps = TRANSFER.split("  - step: to_duck")[0].replace("next: to_duck", "next: dup")
+    steps = steps.replace(
+        "FROM generate_series(1, 2500) g;",
+        "FROM generate_series(1, 2500) g;\n        INSERT INTO xfer_back (id, name) VALUES (9999, 'kept');",
+    )
+    steps += """  - step: dup
+    tool:
+      kind: transfer
+      source:
+        kind: postgres
+        auth: pg_xfer
+        query: "SELECT * FROM xfer_src UNION ALL SELECT * FROM xfer_src WHERE id = 2400"
+      target: {kind: postgres, auth: pg_xfer, table: xfer_back, mode: replace}
+      chunk_size: 500
+"""
+    steps = steps.replace("SELECT * FROM xfer_src", "SELECT *, 0 AS doubled FROM xfer_src")
+    _, terminal = finish(rt, playbook(steps), status="failed")
+    error = terminal.body["error"]
+    assert error["code"] == "23505" and "transfer target" in error["message"]
+    import psycopg
+
+    data = rt.credentials.get("pg_xfer")["data"]
+    with psycopg.connect(
+        host=data["db_host"],
+        port=data["db_port"],
+        user=data["db_user"],
+        password=data["db_password"],
+        dbname=data["db_name"],
+    ) as conn:  # the truncate and the 2400 rows before the duplicate were rolled back
+        assert conn.execute("SELECT id, name FROM xfer_back").fetchall() == [(9999, "kept")]
+
+
+def test_transfer_fields_are_checked_at_validation() -> None:
+    bad = """  - step: start
+    tool:
+      kind: transfer
+      source: {kind: snowflake, query: "SELECT 1"}
+      target: {kind: postgres}
+      chunk_size: 0
+      mode: merge
+"""
+    with pytest.raises(PlaybookError) as caught:
+        load_text(playbook(bad), "pb.yaml")
+    message = caught.value.message
+    assert (
+        "workflow[0].tool.source.kind: a snowflake source is upstream NoETL's but not supported here"
+        in message
+    )
+    assert "workflow[0].tool.target.table: the target needs `table`" in message
+    assert "workflow[0].tool.chunk_size: `chunk_size` must be a positive" in message
+    assert "workflow[0].tool.mode: `mode` is one of append, replace, upsert" in message
