@@ -191,6 +191,12 @@ class TokenServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 form = parse_qs(self.rfile.read(length).decode())
                 owner.token_requests.append(form)
+                if self.path == "/sa/token":  # a service account's signed JWT for an ID token
+                    assertion = form["assertion"][0].split(".")[1]
+                    claims = json.loads(base64.urlsafe_b64decode(assertion + "=="))
+                    token = jwt({"aud": claims["target_audience"], "exp": time.time() + 600})
+                    owner.issued.append(token)
+                    return self.answer(200, {"id_token": token})
                 if self.path != "/oauth/token":
                     return self.answer(404, {"error": "not_found"})
                 good = form.get("client_id") == [CLIENT_ID] and form.get("client_secret") == [
@@ -549,3 +555,35 @@ def test_transfer_fields_are_checked_at_validation() -> None:
     assert "workflow[0].tool.target.table: the target needs `table`" in message
     assert "workflow[0].tool.chunk_size: `chunk_size` must be a positive" in message
     assert "workflow[0].tool.mode: `mode` is one of append, replace, upsert" in message
+
+
+def test_google_id_token_from_a_registered_service_account_key(
+    rt: Runtime, home: Path, tokens: TokenServer
+) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    info = {
+        "type": "service_account",
+        "project_id": "demo",
+        "private_key_id": "k1",
+        "private_key": pem,
+        "client_email": "runner@demo.iam.gserviceaccount.com",
+        "client_id": "1",
+        "token_uri": f"{tokens.url}/sa/token",
+    }
+    rt.credentials.put({"name": "runner_sa", "type": "gcp", "data": info})
+    keychain = ID_TOKEN + "    service_account_credential: runner_sa\n"
+    execution_id, _ = finish(rt, playbook(ID_STEPS, keychain), {"base": tokens.url})
+    grant = tokens.token_requests[0]["grant_type"]
+    assert grant == ["urn:ietf:params:oauth:grant-type:jwt-bearer"]
+    assert tokens.identity_requests == [], "no metadata server asked"
+    assert tokens.seen == [tokens.issued[0]]
+    assert result_of(rt, execution_id, "check") == {"aud": tokens.url, "kind": "Bearer"}
+    scan_for(home, [tokens.issued[0]])

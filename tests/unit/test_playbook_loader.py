@@ -574,7 +574,10 @@ def test_unknown_tool_kind_lists_the_known_kinds() -> None:
     assert "unknown tool kind 'ftp'" in msg
     for kind in registry.KINDS:
         assert kind in msg
-    assert "known: artifact, duckdb, http, noop, playbook, postgres, python, wait, workbook" in msg
+    assert (
+        "known: artifact, duckdb, http, noop, playbook, postgres, python, shell, transfer, wait, workbook"
+        in msg
+    )
 
 
 def test_the_data_tools_are_known_kinds() -> None:
