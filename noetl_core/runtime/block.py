@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -667,6 +668,8 @@ class Runtime(ExecutionCache):
             if not self.log.halted(execution_id):
                 continue
             isolate.stop(execution_id)
+            if "noetl_core.tools.shell" in sys.modules:  # its programs, when any ran here
+                sys.modules["noetl_core.tools.shell"].stop(execution_id)
             ex = self.execution(execution_id)
             if self.log.get(E.done_id(ex.id, command_id)) is not None:
                 continue

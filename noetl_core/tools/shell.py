@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import threading
 import time
 from typing import Any
 
@@ -30,6 +31,8 @@ SHELL = "/bin/sh"
 DEFAULT_TIMEOUT = 600.0
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 MAX_STDERR_IN_MESSAGE = 2000
+_running: dict[int, tuple[str, subprocess.Popen[bytes]]] = {}  # pid -> (execution, process)
+_running_lock = threading.Lock()
 
 
 def run(call: ToolCall) -> dict[str, Any]:
@@ -147,12 +150,17 @@ def _run_one(
             code="cannot_start",
         ) from None
     timed_out = False
+    with _running_lock:
+        _running[process.pid] = (call.execution_id, process)
     try:
         out, err = process.communicate(timeout=seconds)
     except subprocess.TimeoutExpired:
         timed_out = True
         _kill(process)
         out, err = process.communicate()
+    finally:
+        with _running_lock:
+            _running.pop(process.pid, None)
     outcome: dict[str, Any] = {
         "returncode": -1 if timed_out else process.returncode,
         "stdout": out.decode("utf-8", "replace"),
@@ -169,6 +177,15 @@ def _kill(process: subprocess.Popen[bytes]) -> None:
         os.killpg(process.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         process.kill()
+
+
+def stop(execution_id: str) -> None:
+    """Kill the programs running for an execution (it is being abandoned)."""
+    with _running_lock:
+        mine = [p for owner, p in _running.values() if owner == execution_id]
+    for process in mine:
+        if process.poll() is None:
+            _kill(process)
 
 
 def _data(done: list[dict[str, Any]], started: float) -> dict[str, Any]:

@@ -587,3 +587,29 @@ def test_google_id_token_from_a_registered_service_account_key(
     assert tokens.seen == [tokens.issued[0]]
     assert result_of(rt, execution_id, "check") == {"aud": tokens.url, "kind": "Bearer"}
     scan_for(home, [tokens.issued[0]])
+
+
+def test_a_cancelled_executions_shell_programs_are_killed_when_abandoned(
+    rt: Runtime, tmp_path: Path
+) -> None:
+    flag, after = tmp_path / "running", tmp_path / "after"
+    text = playbook(
+        "  - step: start\n    tool:\n      kind: shell\n"
+        f"      command: 'touch {flag}; sleep 30; touch {after}'\n"
+    )
+    execution_id = rt.start(load_text(text), {})
+    deadline = time.monotonic() + 10
+    while not flag.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert flag.exists()
+    rt.cancel(execution_id)
+    began = time.monotonic()
+    assert rt.abandon() == 1
+    terminal = rt.wait(execution_id, 10)
+    assert terminal is not None and terminal.body["status"] == "cancelled"
+    from noetl_core.tools import shell
+
+    while shell._running and time.monotonic() - began < 5:
+        time.sleep(0.01)
+    assert not shell._running, "the program was killed, not left to run 30 s"
+    assert not after.exists()
