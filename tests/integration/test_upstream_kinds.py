@@ -168,6 +168,7 @@ class TokenServer:
 
     def __init__(self, expires_in: float = 3600) -> None:
         self.expires_in = expires_in
+        self.fail_with: int | None = None
         self.token_requests: list[dict[str, list[str]]] = []
         self.identity_requests: list[dict[str, Any]] = []
         self.issued: list[str] = []
@@ -197,6 +198,8 @@ class TokenServer:
                     token = jwt({"aud": claims["target_audience"], "exp": time.time() + 600})
                     owner.issued.append(token)
                     return self.answer(200, {"id_token": token})
+                if owner.fail_with is not None:
+                    return self.answer(owner.fail_with, {"error": "temporarily_unavailable"})
                 if self.path != "/oauth/token":
                     return self.answer(404, {"error": "not_found"})
                 good = form.get("client_id") == [CLIENT_ID] and form.get("client_secret") == [
@@ -346,10 +349,43 @@ def test_a_refused_oauth2_request_fails_the_step_naming_the_entry(
     monkeypatch.setenv("NOETL_TEST_CLIENT_ID", CLIENT_ID)
     monkeypatch.setenv("NOETL_TEST_CLIENT_SECRET", "wrong-secret-6d2f")
     _, terminal = finish(rt, playbook(OAUTH_STEPS, OAUTH_KEYCHAIN), {"base": tokens.url}, "failed")
-    message = terminal.body["error"]["message"]
-    assert "keychain api_token: the token endpoint" in message
+    error = terminal.body["error"]
+    assert (error["kind"], error["code"], error["retryable"]) == (
+        "keychain",
+        "token_unavailable",
+        False,
+    )
+    message = error["message"]
+    assert (
+        "step start: tool.headers.Authorization: keychain api_token: the token endpoint" in message
+    )
     assert "answered 401 (invalid_client: bad)" in message
     assert "wrong-secret-6d2f" not in json.dumps(terminal.body)
+
+
+def test_an_unavailable_token_endpoint_is_a_retryable_keychain_error(
+    rt: Runtime, tokens: TokenServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NOETL_TEST_CLIENT_ID", CLIENT_ID)
+    monkeypatch.setenv("NOETL_TEST_CLIENT_SECRET", CLIENT_SECRET)
+    tokens.fail_with = 503
+    steps = OAUTH_STEPS.replace(
+        "    next: again\n",
+        "      spec:\n        policy:\n          rules:\n"
+        "            - when: \"{{ output.status == 'error' and output.error.retryable }}\"\n"
+        "              then: {do: retry, attempts: 3, delay: 0.05}\n"
+        "    next: again\n",
+        1,
+    )
+    _, terminal = finish(rt, playbook(steps, OAUTH_KEYCHAIN), {"base": tokens.url}, "failed")
+    error = terminal.body["error"]
+    assert (error["kind"], error["code"], error["retryable"]) == (
+        "keychain",
+        "token_unavailable",
+        True,
+    )
+    assert "answered 503 (temporarily_unavailable)" in error["message"]
+    assert len(tokens.token_requests) == 3, "the policy retried the step"
 
 
 def test_oauth2_client_credentials_from_a_registered_credential(
