@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -164,6 +165,9 @@ def _duckdb_reader(call: ToolCall, fields: dict[str, Any], size: int) -> Iterato
     except ToolError as exc:
         raise _failed(call, "source", exc) from None
 
+    alarms = contextlib.ExitStack()
+    _alarm(alarms, con, fields)
+
     def batches() -> Iterator[Any]:
         import pyarrow as pa
 
@@ -179,11 +183,12 @@ def _duckdb_reader(call: ToolCall, fields: dict[str, Any], size: int) -> Iterato
             if empty:
                 yield reader.schema.empty_table()
         except duckdb.Error as exc:
-            raise _failed(call, "source", duck._failure(exc, 0, query)) from None
+            raise _duck_failure(call, "source", exc, query, fields) from None
 
     try:
         yield batches()
     finally:
+        alarms.close()
         con.close()
 
 
@@ -302,6 +307,7 @@ def _duckdb_write(
     except ToolError as exc:
         raise _failed(call, "target", exc) from None
     stack.callback(con.close)
+    _alarm(stack, con, fields)
     table = ".".join(_quoted(p) for p in str(fields.get("table") or "").split("."))
     columns: list[str] = []
     rows = chunks = 0
@@ -334,8 +340,35 @@ def _duckdb_write(
     except duckdb.Error as exc:
         with contextlib.suppress(duckdb.Error):
             con.rollback()
-        raise _failed(call, "target", duck._failure(exc, 0, statement)) from None
+        raise _duck_failure(call, "target", exc, statement, fields) from None
     return columns, rows, chunks
+
+
+def _alarm(stack: contextlib.ExitStack, con: Any, fields: dict[str, Any]) -> None:
+    """Interrupt a DuckDB side past the transfer's `timeout` (its whole run)."""
+    seconds = fields.get("timeout")
+    if seconds is None:
+        return
+    alarm = threading.Timer(float(seconds), con.interrupt)
+    alarm.daemon = True
+    alarm.start()
+    stack.callback(alarm.cancel)
+
+
+def _duck_failure(
+    call: ToolCall, role: str, exc: Any, statement: str, fields: dict[str, Any]
+) -> ToolError:
+    from . import duckdb as duck
+
+    if type(exc).__name__ == "InterruptException" and fields.get("timeout") is not None:
+        return ToolError(
+            f"step {call.step}: transfer {role}: timed out after {float(fields['timeout']):g} s "
+            "(the statement was stopped)",
+            tool_kind=KIND,
+            code="timeout",
+            retryable=True,
+        )
+    return _failed(call, role, duck._failure(exc, 0, statement))
 
 
 def _quoted(name: str) -> str:

@@ -649,3 +649,61 @@ def test_a_cancelled_executions_shell_programs_are_killed_when_abandoned(
         time.sleep(0.01)
     assert not shell._running, "the program was killed, not left to run 30 s"
     assert not after.exists()
+
+
+STEP_TABLE = """  - step: make
+    tool:
+      kind: python
+      code: |
+        import pyarrow as pa
+        result = pa.table({"id": list(range(1, 8)), "label": [f"l{i}" for i in range(1, 8)]})
+    next: prepare
+  - step: prepare
+    tool:
+      kind: postgres
+      auth: pg_xfer
+      command: "DROP TABLE IF EXISTS xfer_custom; CREATE TABLE xfer_custom (k int, v text)"
+    next: load
+  - step: load
+    tool:
+      kind: transfer
+      source: {kind: duckdb, query: "SELECT id, label FROM make WHERE id > 2 ORDER BY id"}
+      target:
+        kind: postgres
+        auth: pg_xfer
+        query: "INSERT INTO xfer_custom (k, v) VALUES (%s, %s || '!')"
+      chunk_size: 2
+    next: check
+  - step: check
+    tool:
+      kind: postgres
+      auth: pg_xfer
+      query: "SELECT string_agg(k || v, ',' ORDER BY k) AS s FROM xfer_custom"
+"""
+
+
+def test_a_duckdb_source_reads_an_earlier_step_and_a_target_query_inserts_each_row(
+    rt: Runtime, postgres_server: Any
+) -> None:
+    rt.credentials.put(postgres_server.credential("pg_xfer"))
+    execution_id, _ = finish(rt, playbook(STEP_TABLE))
+    load = result_of(rt, execution_id, "load")
+    assert (load["rows_transferred"], load["chunks_processed"], load["mode"]) == (5, 3, "custom")
+    check = result_of(rt, execution_id, "check")["rows"][0]["s"]
+    assert check == "3l3!,4l4!,5l5!,6l6!,7l7!"
+
+
+def test_a_duckdb_side_past_the_timeout_is_stopped(rt: Runtime, tmp_path: Path) -> None:
+    steps = f"""  - step: start
+    tool:
+      kind: transfer
+      timeout: 0.5
+      source: {{kind: duckdb, query: "SELECT count(*) AS n FROM range(100000000000)"}}
+      target: {{kind: duckdb, database: "{tmp_path / "x.duckdb"}", table: t}}
+"""
+    began = time.monotonic()
+    _, terminal = finish(rt, playbook(steps), status="failed")
+    assert time.monotonic() - began < 20
+    error = terminal.body["error"]
+    assert (error["code"], error["retryable"]) == ("timeout", True)
+    assert "transfer source: timed out after 0.5 s" in error["message"]
