@@ -46,7 +46,9 @@ def resolve(
 
         render_with = render or (lambda value, where: value)
         if kind == "oauth2":
-            return tokens.oauth2(entry, credential, render_with, mask or (lambda *v: None))
+            return tokens.oauth2(
+                entry, credential, render_with, mask or (lambda *v: None), open_static
+            )
         return tokens.google_id_token(entry, credential, render_with, _secret_version)
     if kind == "static":
         where = f"keychain {entry['name']}"

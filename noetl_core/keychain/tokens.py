@@ -52,6 +52,7 @@ def oauth2(
     credential: Callable[[str], dict[str, Any]],
     render: Render,
     mask: Mask,
+    open_sealed: Callable[[Any, str], Any] = lambda value, where: value,
 ) -> dict[str, Any]:
     name = entry["name"]
     where = f"keychain {name}"
@@ -67,7 +68,8 @@ def oauth2(
             f"{where}: no token endpoint (`endpoint`, or `token_url` in its credential)",
             code="bad_keychain",
         )
-    data = {str(k): v for k, v in render(entry.get("data") or {}, f"{where}.data").items()}
+    written = {k: open_sealed(v, f"{where}.data.{k}") for k, v in (entry.get("data") or {}).items()}
+    data = {str(k): v for k, v in render(written, f"{where}.data").items()}
     for key in ("client_id", "client_secret", "scope", "audience"):
         if defaults.get(key) not in (None, "") and key not in data:
             data[key] = defaults[key]

@@ -707,3 +707,24 @@ def test_a_duckdb_side_past_the_timeout_is_stopped(rt: Runtime, tmp_path: Path) 
     error = terminal.body["error"]
     assert (error["code"], error["retryable"]) == ("timeout", True)
     assert "transfer source: timed out after 0.5 s" in error["message"]
+
+
+def test_a_client_secret_written_in_an_oauth2_entry_is_stored_sealed(
+    rt: Runtime, home: Path, tokens: TokenServer
+) -> None:
+    keychain = f"""  - name: api_token
+    kind: oauth2
+    endpoint: "{{{{ workload.base }}}}/oauth/token"
+    data:
+      grant_type: client_credentials
+      client_id: {CLIENT_ID}
+      client_secret: {CLIENT_SECRET}   # written in the clear, as upstream's examples do
+      scope: read
+"""
+    steps = OAUTH_STEPS.split("  - step: again")[0].replace("next: again", "next: end")
+    execution_id, _ = finish(rt, playbook(steps, keychain), {"base": tokens.url})
+    assert tokens.token_requests[0]["client_secret"] == [CLIENT_SECRET]
+    assert tokens.seen == [tokens.issued[0]]
+    start = next(iter(rt.log.find(execution_id, "start")), None)
+    assert start is not None and "noetl-sealed:" in json.dumps(start.body)
+    scan_for(home, [CLIENT_SECRET, tokens.issued[0]])
