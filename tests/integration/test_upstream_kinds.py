@@ -728,3 +728,21 @@ def test_a_client_secret_written_in_an_oauth2_entry_is_stored_sealed(
     start = next(iter(rt.log.find(execution_id, "start")), None)
     assert start is not None and "noetl-sealed:" in json.dumps(start.body)
     scan_for(home, [CLIENT_SECRET, tokens.issued[0]])
+
+
+def test_a_keychain_value_passed_to_shell_is_masked_in_its_output(
+    rt: Runtime, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NOETL_TEST_SHELL_KEY", "shell-KEY-5a0c3e")
+    keychain = "  - {name: k, kind: secrets, provider: env, map: {key: NOETL_TEST_SHELL_KEY}}\n"
+    steps = """  - step: start
+    tool:
+      kind: shell
+      env: {API_KEY: "{{ keychain.k.key }}"}
+      cmds: ['echo "key=$API_KEY"; echo "$API_KEY" >&2; exit 1']
+"""
+    _, terminal = finish(rt, playbook(steps, keychain), status="failed")
+    error = terminal.body["error"]
+    assert error["shell"]["stdout"] == "key=***\n"
+    assert "exited with status 1" in error["message"] and "***" in error["message"]
+    scan_for(home, ["shell-KEY-5a0c3e"])
