@@ -77,9 +77,15 @@ def run(call: ToolCall) -> dict[str, Any]:
 
 
 def _programs(fields: dict[str, Any]) -> list[str]:
-    if isinstance(fields.get("cmds"), list):
-        return [str(c) for c in fields["cmds"]]
-    return [str(fields.get("cmd") if fields.get("cmd") is not None else fields["command"])]
+    """`cmds` as a list of programs; one program as `cmds`, `cmd` or `command` (upstream
+    takes a string under any of the three)."""
+    for key in ("cmds", "cmd", "command"):
+        value = fields.get(key)
+        if isinstance(value, list):
+            return [str(c) for c in value]
+        if value is not None:
+            return [str(value)]
+    return []
 
 
 def _timeout(call: ToolCall) -> float:

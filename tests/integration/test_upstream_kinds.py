@@ -129,6 +129,12 @@ def test_a_shell_program_past_its_timeout_is_killed(rt: Runtime) -> None:
     assert "timed out after 0.5 s" in error["message"]
 
 
+def test_cmds_may_be_one_program_string_as_upstream_takes_it(rt: Runtime) -> None:
+    text = playbook("  - step: start\n    tool: {kind: shell, cmds: 'echo one; echo two'}\n")
+    execution_id, _ = finish(rt, text)
+    assert result_of(rt, execution_id, "start")["stdout"] == "one\ntwo\n"
+
+
 def test_shell_fields_are_checked_at_validation() -> None:
     bad = playbook("  - step: start\n    tool: {kind: shell, cmds: []}\n")
     with pytest.raises(
