@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
@@ -293,7 +292,3 @@ def _jwt_exp(token: Any) -> float | None:
         return float(claims["exp"])
     except (ValueError, KeyError, TypeError):
         return None
-
-
-def now() -> float:
-    return time.time()
