@@ -64,8 +64,8 @@ class _Tail:
 
 
 def new_execution_id(now: float) -> str:
-    """Time-ordered: milliseconds in hex, then randomness."""
-    return f"{int(now * 1000):011x}{os.urandom(4).hex()}"
+    """Time-ordered and decimal (`ids.execution_id_at`): usable unquoted in SQL."""
+    return ids.execution_id_at(now, int.from_bytes(os.urandom(4), "big"))
 
 
 class Runtime(ExecutionCache):
@@ -680,4 +680,4 @@ class Runtime(ExecutionCache):
 
 
 def child_execution_id(parent_execution_id: str, command_id: str, attempt: int) -> str:
-    return "x" + ids.digest(parent_execution_id, command_id, attempt)[:18]
+    return ids.derived_execution_id("child", parent_execution_id, command_id, attempt)
