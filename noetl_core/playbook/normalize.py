@@ -33,7 +33,7 @@ RETIRED_ROOT_KEYS = {
     "vars": "root `vars:` was retired in noetl.io/v2: put inputs in `workload:` and "
     "mutations in `set: {ctx.<name>: ...}`",
 }
-SPEC_ONLY_KEYS = {"policy", "timeout"}
+SPEC_ONLY_KEYS = {"policy", "timeout", "fail_on_status"}
 API_ALIASES = {"noetl.io/v10"}
 
 

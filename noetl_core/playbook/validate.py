@@ -85,7 +85,15 @@ def _check_keychain(entries: list[dict[str, Any]], add: Any) -> None:
             declared.append(label)
 
 
+def _check_flag(spec: Any, path: Path, add: Any) -> None:
+    """`spec.fail_on_status` is true or false."""
+    flag = (getattr(spec, "model_extra", None) or {}).get("fail_on_status")
+    if flag is not None and not isinstance(flag, bool):
+        add((*path, "spec", "fail_on_status"), f"expected true or false, got {flag!r}")
+
+
 def _check_step(step: Step, path: Path, steps: set[str], workbook: list[str], add: Any) -> None:
+    _check_flag(step.spec, path, add)
     for j, arc in enumerate(step.arcs):
         if arc.step not in steps and arc.step != "end":
             known = ", ".join(sorted(steps))
@@ -113,6 +121,7 @@ def _check_step(step: Step, path: Path, steps: set[str], workbook: list[str], ad
 def _check_tool(
     tool: Tool, path: Path, workbook: list[str], add: Any, tasks: list[str] | None = None
 ) -> None:
+    _check_flag(tool.spec, path, add)
     if tool.kind not in registry.KINDS:
         known = ", ".join(sorted(registry.KINDS))
         add((*path, "kind"), f"unknown tool kind {tool.kind!r} (known: {known})")
