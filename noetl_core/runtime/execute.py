@@ -252,11 +252,15 @@ class PipelineState:
         where: str,
     ) -> None:
         self.done[task.name] = self.prev = run.value
+        result = ResultView(run.value)
+        # A task's `set` reads the task's result as `output` / `result` (as upstream's
+        # pipelines do); the policy envelope stays `outcome`.
         task_scope = {
             **scope,
-            task.name: ResultView(run.value),
-            "_prev": ResultView(run.value),
-            "output": output,
+            task.name: result,
+            "_prev": result,
+            "output": result,
+            "result": result,
             "outcome": output,
         }
         own = render_set(task.set, task_scope, f"{where}.set")

@@ -154,3 +154,75 @@ workflow:
         "kind": "server_error",
         "status": 503,
     }
+
+
+# -- pipeline task `set` and rowsets in policy rules ------------------------------------
+
+TASK_SET = """
+apiVersion: noetl.io/v2
+kind: Playbook
+metadata: {name: task_set}
+workflow:
+  - step: start
+    tool:
+      - make:
+          kind: python
+          code: "result = {'a': 1}"
+          set: {ctx.out: "{{ output }}", ctx.res: "{{ result }}", ctx.a: "{{ output.a }}", ctx.ok: "{{ outcome.status }}"}
+      - report:
+          kind: python
+          input: {out: "{{ ctx.out }}", res: "{{ ctx.res }}", a: "{{ ctx.a }}", ok: "{{ ctx.ok }}"}
+          code: "result = {'out': out, 'res': res, 'a': a, 'ok': ok}"
+"""
+
+
+def test_a_task_set_reads_the_tools_result_as_output_and_result(rt: Runtime) -> None:
+    assert result_of(rt, run(rt, TASK_SET)) == {
+        "out": {"a": 1},
+        "res": {"a": 1},
+        "a": 1,
+        "ok": "ok",
+    }
+
+
+ROWSET = """
+apiVersion: noetl.io/v2
+kind: Playbook
+metadata: {name: rowset_policy}
+workflow:
+  - step: start
+    tool:
+      - query:
+          kind: KIND
+          QUERY
+          spec:
+            policy:
+              rules:
+                - when: "{{ output.data.rows[0].t == 'x' and output.data.row_count == 2 }}"
+                  then:
+                    do: continue
+                    set_ctx:
+                      first: "{{ output.data.rows[0].t }}"
+                      columns: "{{ output.data.columns }}"
+                      count: "{{ output.data.row_count }}"
+                - else: {then: {do: fail}}
+          set: {ctx.second: "{{ output.rows[1].t }}", ctx.via_result: "{{ result.row_count }}"}
+      - report:
+          kind: python
+          input: {first: "{{ ctx.first }}", columns: "{{ ctx.columns }}", count: "{{ ctx.count }}", second: "{{ ctx.second }}", n: "{{ ctx.via_result }}"}
+          code: "result = {'first': first, 'columns': columns, 'count': count, 'second': second, 'n': n}"
+"""
+ROWS_SQL = "SELECT * FROM (VALUES ('x', 1), ('y', 2)) AS v(t, n) ORDER BY n"
+EXPECTED = {"first": "x", "columns": ["t", "n"], "count": 2, "second": "y", "n": 2}
+
+
+def test_policy_rules_and_task_set_read_duckdb_rows(rt: Runtime) -> None:
+    text = ROWSET.replace("KIND", "duckdb").replace("QUERY", f'query: "{ROWS_SQL}"')
+    assert result_of(rt, run(rt, text)) == EXPECTED
+
+
+def test_policy_rules_and_task_set_read_postgres_rows(rt: Runtime, postgres_server: Any) -> None:
+    rt.credentials.put(postgres_server.credential("pg_local"))
+    query = f'auth: pg_local\n          query: "{ROWS_SQL}"'
+    text = ROWSET.replace("KIND", "postgres").replace("QUERY", query)
+    assert result_of(rt, run(rt, text)) == EXPECTED
