@@ -9,7 +9,7 @@ from ..errors import SourceLocation
 from ..tools import registry
 from . import keychain as keychain_entries
 from . import names as step_names
-from .model import Playbook, Policy, Step, Tool
+from .model import STORE_KINDS, OutputSpec, Playbook, Policy, Step, Tool, select_path
 from .yamlsrc import Path, SourceMap
 
 Problems = list[tuple[SourceLocation, str]]
@@ -92,8 +92,30 @@ def _check_flag(spec: Any, path: Path, add: Any) -> None:
         add((*path, "spec", "fail_on_status"), f"expected true or false, got {flag!r}")
 
 
+def _check_output(output: OutputSpec | None, path: Path, add: Any) -> None:
+    """`output.store.kind` is one this runtime knows; `select` entries name a field."""
+    if output is None:
+        return
+    if output.store is not None and output.store.kind not in STORE_KINDS:
+        known = ", ".join(STORE_KINDS)
+        add(
+            (*path, "output", "store", "kind"),
+            f"unknown store kind {output.store.kind!r} (known: {known})",
+        )
+    for k, item in enumerate(output.select):
+        if isinstance(item, dict):
+            if not isinstance(item.get("path"), str) or not select_path(item["path"]):
+                add((*path, "output", "select", k, "path"), "a selected field needs a `path`")
+            elif set(item) - {"path", "as"}:
+                extra = ", ".join(sorted(set(item) - {"path", "as"}))
+                add((*path, "output", "select", k), f"unknown keys {extra} (give `path`, `as`)")
+        elif not select_path(item):
+            add((*path, "output", "select", k), "a selected field needs a name or a path")
+
+
 def _check_step(step: Step, path: Path, steps: set[str], workbook: list[str], add: Any) -> None:
     _check_flag(step.spec, path, add)
+    _check_output(step.output, path, add)
     for j, arc in enumerate(step.arcs):
         if arc.step not in steps and arc.step != "end":
             known = ", ".join(sorted(steps))
@@ -114,6 +136,7 @@ def _check_step(step: Step, path: Path, steps: set[str], workbook: list[str], ad
             if task_names.count(task.name) > 1:
                 add((*path, "tool", k, "name"), f"task name {task.name!r} is used twice")
             _check_tool(task, (*path, "tool", k), workbook, add, task_names)
+            _check_output(task.output, (*path, "tool", k), add)
     else:
         _check_tool(step.tool, (*path, "tool"), workbook, add)
 

@@ -226,3 +226,159 @@ def test_policy_rules_and_task_set_read_postgres_rows(rt: Runtime, postgres_serv
     query = f'auth: pg_local\n          query: "{ROWS_SQL}"'
     text = ROWSET.replace("KIND", "postgres").replace("QUERY", query)
     assert result_of(rt, run(rt, text)) == EXPECTED
+
+
+# -- output: store and select -----------------------------------------------------------
+
+REPRO = """
+apiVersion: noetl.io/v2
+kind: Playbook
+metadata: {name: output_repro}
+workflow:
+  - step: start
+    tool: {kind: python, code: 'result = {"status": "ok", "items": [1,2,3]}'}
+    output: {store: {kind: KIND}, output_select: [status]}
+    next: report
+  - step: report
+    tool:
+      kind: python
+      input: {status: "{{ start.status }}", items: "{{ start.items }}"}
+      code: "result = {'status': status, 'items': items}"
+"""
+
+
+def test_the_repro_with_store_auto_and_output_select_completes(rt: Runtime) -> None:
+    terminal = run(rt, REPRO.replace("KIND", "auto"))
+    assert result_of(rt, terminal) == {"status": "ok", "items": [1, 2, 3]}
+    ref = recorded(rt, terminal.execution_id, "start")
+    assert ref == {"inline": {"status": "ok", "items": [1, 2, 3]}}
+
+
+def test_store_payload_forces_a_reference_with_the_selected_fields_inline(rt: Runtime) -> None:
+    terminal = run(rt, REPRO.replace("KIND", "payload"))
+    assert result_of(rt, terminal) == {"status": "ok", "items": [1, 2, 3]}
+    ref = recorded(rt, terminal.execution_id, "start")
+    assert "inline" not in ref and ref["select"] == {"status": "ok"}
+    assert rt.payloads.get(ref) == {"status": "ok", "items": [1, 2, 3]}
+    # the selected field is read from the reference without loading the payload
+    view = payloads.view(Unreadable(), ref)
+    assert view["status"] == "ok"
+
+
+class Unreadable:
+    def put(self, key: str, value: Any, *, tabular: bool) -> dict[str, Any]:
+        raise AssertionError("not written here")
+
+    def get(self, ref: dict[str, Any]) -> Any:
+        raise AssertionError("the payload was loaded")
+
+
+def test_upstream_tiers_and_tool_level_output_go_by_reference(rt: Runtime) -> None:
+    text = """
+apiVersion: noetl.io/v10
+kind: Playbook
+metadata: {name: output_tool_level}
+workflow:
+  - step: start
+    tool:
+      kind: python
+      code: 'result = {"paging": {"next": "c_2", "page": 1}, "data": {"items": [{"id": 7}]}}'
+      output:
+        store: {kind: gcs, bucket: b, ttl: 1h, compression: gzip}
+        select:
+          - {path: "$.paging.next", as: next_cursor}
+          - data.items[0].id
+        inline_max_bytes: 65536
+        preview_max_bytes: 1024
+        scope: execution
+    next: report
+  - step: report
+    tool:
+      kind: python
+      input: {cursor: "{{ start.next_cursor }}", id: "{{ start.id }}", page: "{{ start.paging.page }}"}
+      code: "result = {'cursor': cursor, 'id': id, 'page': page}"
+"""
+    terminal = run(rt, text)
+    assert result_of(rt, terminal) == {"cursor": "c_2", "id": 7, "page": 1}
+    ref = recorded(rt, terminal.execution_id, "start")
+    assert "inline" not in ref and ref["select"] == {"next_cursor": "c_2", "id": 7}
+
+
+def test_selected_names_are_readable_on_an_inline_result_too(rt: Runtime) -> None:
+    text = REPRO.replace("KIND", "auto").replace(
+        "output_select: [status]", "select: [{path: '$.items[1]', as: second}]"
+    )
+    text = text.replace("{{ start.status }}", "{{ start.second }}")
+    assert result_of(rt, run(rt, text)) == {"status": 2, "items": [1, 2, 3]}
+
+
+def test_inline_max_bytes_lowers_the_threshold(rt: Runtime) -> None:
+    text = REPRO.replace("{store: {kind: KIND}, output_select: [status]}", "{inline_max_bytes: 10}")
+    terminal = run(rt, text)
+    assert result_of(rt, terminal) == {"status": "ok", "items": [1, 2, 3]}
+    assert "inline" not in recorded(rt, terminal.execution_id, "start")
+
+
+BIG = """
+apiVersion: noetl.io/v2
+kind: Playbook
+metadata: {name: output_inline}
+workflow:
+  - step: start
+    tool: {kind: python, code: 'result = {"text": "x" * SIZE}'}
+    output: {store: {kind: inline}}
+    next:
+      arcs:
+        - step: recover
+          when: "{{ event.name == 'call.error' }}"
+          set: {ctx.code: "{{ error.code }}", ctx.kind: "{{ error.kind }}", ctx.msg: "{{ error.message }}"}
+        - step: size
+  - step: size
+    tool: {kind: python, input: {n: "{{ start.text | length }}"}, code: "result = {'n': n}"}
+  - step: recover
+    tool: {kind: python, input: {code: "{{ ctx.code }}", kind: "{{ ctx.kind }}", msg: "{{ ctx.msg }}"}, code: "result = {'code': code, 'kind': kind, 'msg': msg}"}
+"""
+
+
+def test_store_inline_keeps_a_result_over_the_inline_limit_in_the_log(rt: Runtime) -> None:
+    terminal = run(rt, BIG.replace("SIZE", "100_000"))
+    assert result_of(rt, terminal) == {"n": 100_000}
+    assert "inline" in recorded(rt, terminal.execution_id, "start")
+
+
+def test_store_inline_over_the_logs_limit_fails_the_step_clearly(rt: Runtime) -> None:
+    out = result_of(rt, run(rt, BIG.replace("SIZE", "600_000")))
+    assert (out["code"], out["kind"]) == ("inline_too_large", "payload")
+    assert out["msg"].startswith("step start: the result is 600")
+    assert "`output.store.kind: inline`" in out["msg"]
+
+
+@pytest.mark.parametrize(
+    ("output", "problem"),
+    [
+        (
+            "{store: {kind: nats}}",
+            "pb.yaml:8: workflow[0].output.store.kind: unknown store kind 'nats'",
+        ),
+        (
+            "{select: [{as: x}]}",
+            "workflow[0].output.select[0].path: a selected field needs a `path`",
+        ),
+        ("{selekt: [a]}", "workflow[0].output.selekt: unknown field"),
+    ],
+)
+def test_bad_output_names_where_and_why(output: str, problem: str) -> None:
+    text = REPRO.replace("{store: {kind: KIND}, output_select: [status]}", output)
+    with pytest.raises(PlaybookError) as caught:
+        load_text(text, "pb.yaml")
+    assert problem in str(caught.value)
+
+
+def test_store_beside_output_select_on_the_step(rt: Runtime) -> None:
+    text = REPRO.replace(
+        "output: {store: {kind: KIND}, output_select: [status]}",
+        "output_select: [status]\n    store: {kind: payload}",
+    )
+    terminal = run(rt, text)
+    assert result_of(rt, terminal) == {"status": "ok", "items": [1, 2, 3]}
+    assert recorded(rt, terminal.execution_id, "start")["select"] == {"status": "ok"}
