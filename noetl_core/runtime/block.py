@@ -530,6 +530,7 @@ class Runtime(ExecutionCache):
                 select,
                 redactor,
                 output.mode if output else "auto",
+                self.settings.inline_limit,
             )
         except payloads.InlineTooLarge as exc:
             error = {**exc.to_dict(), "message": f"step {step.step}: {exc.message}"}

@@ -100,18 +100,21 @@ def persist(
     select: Selected = (),
     redactor: Redactor | None = None,
     mode: str = "auto",
+    select_limit: int | None = None,
 ) -> tuple[dict[str, Any], ResultView]:
     """Store a result (secrets masked); return its reference and the view later templates
     in this block use. `mode` (`output.store.kind`): `auto` keeps JSON up to `limit`
     inline and stores the rest; `inline` keeps it inline up to `MAX_INLINE`, else raises
     `InlineTooLarge`; `payload` stores it whatever its size. `select`: the fields (names,
-    or (name, path) pairs) kept inline beside a reference."""
+    or (name, path) pairs) kept inline beside a reference, together up to `select_limit`
+    (default: `limit`)."""
     if redactor:
         value = (
             Rowset(redactor.scrub(value.table))
             if isinstance(value, Rowset)
             else redactor.scrub(value)
         )
+    budget = limit if select_limit is None else select_limit
     if mode == "inline":
         limit = MAX_INLINE
     elif mode == "payload":
@@ -131,7 +134,7 @@ def persist(
         inline: dict[str, Any] = {"inline": plain}
         aliases = [(n, p) for n, p in pairs if tuple(p) != (n,)]
         if aliases:  # a name that is not the result's own field: readable inline too
-            inline["select"] = _selection(plain, aliases, limit)
+            inline["select"] = _selection(plain, aliases, budget)
         return inline, ResultView(plain, selected=inline.get("select"))
     if mode == "inline":
         raise InlineTooLarge(
@@ -148,13 +151,8 @@ def persist(
     if ref is None:
         ref = store.put(key, plain, tabular=False)
     if pairs:
-        ref["select"] = _selection(plain, pairs, max(limit, 0) or INLINE_SELECT)
+        ref["select"] = _selection(plain, pairs, budget)
     return ref, ResultView(plain, ref=ref, selected=ref.get("select"))
-
-
-# What `select` keeps beside a reference when the result went by reference whatever its
-# size (`payload`): as much as `auto` would keep inline by default.
-INLINE_SELECT = 64 * 1024
 
 
 def _pairs(select: Selected) -> list[tuple[str, tuple[str | int, ...]]]:
