@@ -231,6 +231,7 @@ class WorkbookEntry(Strict):
     name: str
     desc: str | None = None
     tool: Tool
+    output: OutputSpec | None = None  # upstream writes it in the entry's tool
 
 
 class Metadata(Open):
@@ -279,3 +280,14 @@ class Playbook(Strict):
 
     def workbook_entry(self, name: str) -> WorkbookEntry | None:
         return next((w for w in self.workbook if w.name == name), None)
+
+    def result_output(self, step: Step) -> OutputSpec | None:
+        """The `output:` that governs a step's recorded result: the step's (or its last
+        task's), else that of the workbook entry a `kind: workbook` tool names."""
+        found = step.result_output
+        tool = step.tool
+        if found is None and not isinstance(tool, list) and tool.kind == "workbook":
+            name = tool.fields().get("name")
+            entry = self.workbook_entry(name) if isinstance(name, str) else None
+            found = entry.output if entry is not None else None
+        return found

@@ -81,6 +81,17 @@ class Normalizer:
         out = dict(entry)
         if "tool" in out:
             out["tool"] = self.tool(out["tool"], (*path, "tool"))
+            tool = out["tool"]
+            if isinstance(tool, dict) and "output" in tool:  # the entry's, not a tool field
+                if "output" in out:
+                    self.problem(
+                        (*path, "tool", "output"), "`output` is given both here and on the entry"
+                    )
+                out["tool"] = {k: v for k, v in tool.items() if k != "output"}
+                out.setdefault("output", tool["output"])
+                self.alias((*path, "tool", "output"), (*path, "output"))
+        if isinstance(out.get("output"), dict):
+            out["output"] = self.output(out["output"], (*path, "output"))
         return out
 
     def step(self, step: Any, path: Path) -> Any:

@@ -38,6 +38,7 @@ def semantic_problems(playbook: Playbook, data: dict[str, Any], smap: SourceMap)
         if workbook_names.count(entry.name) > 1:
             add(("workbook", i, "name"), f"workbook name {entry.name!r} is used twice")
         _check_tool(entry.tool, ("workbook", i, "tool"), workbook_names, add)
+        _check_output(entry.output, ("workbook", i), add)
 
     for i, step in enumerate(playbook.workflow):
         _check_step(step, ("workflow", i), seen, workbook_names, add)

@@ -515,7 +515,7 @@ class Runtime(ExecutionCache):
             )
         step = ex.blueprint.step(command.step)
         key = payloads.key(ex.id, step.step, command.id, attempt, "result")
-        output = step.result_output
+        output = ex.blueprint.playbook.result_output(step)
         select = output.selection() if output else ()
         limit = self.settings.inline_limit
         if output is not None and output.inline_max_bytes is not None:

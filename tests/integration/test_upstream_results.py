@@ -382,3 +382,27 @@ def test_store_beside_output_select_on_the_step(rt: Runtime) -> None:
     terminal = run(rt, text)
     assert result_of(rt, terminal) == {"status": "ok", "items": [1, 2, 3]}
     assert recorded(rt, terminal.execution_id, "start")["select"] == {"status": "ok"}
+
+
+def test_a_workbook_entrys_output_governs_the_calling_steps_result(rt: Runtime) -> None:
+    text = """
+apiVersion: noetl.io/v2
+kind: Playbook
+metadata: {name: output_workbook}
+workbook:
+  - name: make
+    tool:
+      kind: python
+      code: 'result = {"status": "ok", "items": [1, 2, 3]}'
+      output: {store: {kind: payload}, select: [status]}
+workflow:
+  - step: start
+    tool: {kind: workbook, name: make}
+    next: report
+  - step: report
+    tool: {kind: python, input: {s: "{{ start.status }}"}, code: "result = {'s': s}"}
+"""
+    terminal = run(rt, text)
+    assert result_of(rt, terminal) == {"s": "ok"}
+    ref = recorded(rt, terminal.execution_id, "start")
+    assert "inline" not in ref and ref["select"] == {"status": "ok"}
