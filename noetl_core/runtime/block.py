@@ -515,11 +515,28 @@ class Runtime(ExecutionCache):
             )
         step = ex.blueprint.step(command.step)
         key = payloads.key(ex.id, step.step, command.id, attempt, "result")
-        select = step.output.select if step.output else ()
+        output = ex.blueprint.playbook.result_output(step)
+        select = output.selection() if output else ()
+        limit = self.settings.inline_limit
+        if output is not None and output.inline_max_bytes is not None:
+            limit = min(output.inline_max_bytes, payloads.MAX_INLINE)
         redactor = self.secret_cache.redactor(ex.id)
-        ref, view = payloads.persist(
-            self.payloads, run.value, key, self.settings.inline_limit, select, redactor
-        )
+        try:
+            ref, view = payloads.persist(
+                self.payloads,
+                run.value,
+                key,
+                limit,
+                select,
+                redactor,
+                output.mode if output else "auto",
+                self.settings.inline_limit,
+            )
+        except payloads.InlineTooLarge as exc:
+            error = {**exc.to_dict(), "message": f"step {step.step}: {exc.message}"}
+            return engine.Outcome(
+                "error", error=error, view=ResultView(None), meta=meta, patches=run.patches
+            )
         return engine.Outcome("ok", result=ref, view=view, meta=meta, patches=run.patches)
 
     def _fail_block(self, ex: Execution, command: Command, attempt: int, exc: Exception) -> None:
