@@ -9,7 +9,7 @@ from ..errors import SourceLocation
 from ..tools import registry
 from . import keychain as keychain_entries
 from . import names as step_names
-from .model import Playbook, Policy, Step, Tool
+from .model import STORE_KINDS, OutputSpec, Playbook, Policy, Step, Tool, select_path
 from .yamlsrc import Path, SourceMap
 
 Problems = list[tuple[SourceLocation, str]]
@@ -38,6 +38,7 @@ def semantic_problems(playbook: Playbook, data: dict[str, Any], smap: SourceMap)
         if workbook_names.count(entry.name) > 1:
             add(("workbook", i, "name"), f"workbook name {entry.name!r} is used twice")
         _check_tool(entry.tool, ("workbook", i, "tool"), workbook_names, add)
+        _check_output(entry.output, ("workbook", i), add)
 
     for i, step in enumerate(playbook.workflow):
         _check_step(step, ("workflow", i), seen, workbook_names, add)
@@ -85,7 +86,37 @@ def _check_keychain(entries: list[dict[str, Any]], add: Any) -> None:
             declared.append(label)
 
 
+def _check_flag(spec: Any, path: Path, add: Any) -> None:
+    """`spec.fail_on_status` is true or false."""
+    flag = (getattr(spec, "model_extra", None) or {}).get("fail_on_status")
+    if flag is not None and not isinstance(flag, bool):
+        add((*path, "spec", "fail_on_status"), f"expected true or false, got {flag!r}")
+
+
+def _check_output(output: OutputSpec | None, path: Path, add: Any) -> None:
+    """`output.store.kind` is one this runtime knows; `select` entries name a field."""
+    if output is None:
+        return
+    if output.store is not None and output.store.kind not in STORE_KINDS:
+        known = ", ".join(STORE_KINDS)
+        add(
+            (*path, "output", "store", "kind"),
+            f"unknown store kind {output.store.kind!r} (known: {known})",
+        )
+    for k, item in enumerate(output.select):
+        if isinstance(item, dict):
+            if not isinstance(item.get("path"), str) or not select_path(item["path"]):
+                add((*path, "output", "select", k, "path"), "a selected field needs a `path`")
+            elif set(item) - {"path", "as"}:
+                extra = ", ".join(sorted(set(item) - {"path", "as"}))
+                add((*path, "output", "select", k), f"unknown keys {extra} (give `path`, `as`)")
+        elif not select_path(item):
+            add((*path, "output", "select", k), "a selected field needs a name or a path")
+
+
 def _check_step(step: Step, path: Path, steps: set[str], workbook: list[str], add: Any) -> None:
+    _check_flag(step.spec, path, add)
+    _check_output(step.output, path, add)
     for j, arc in enumerate(step.arcs):
         if arc.step not in steps and arc.step != "end":
             known = ", ".join(sorted(steps))
@@ -106,6 +137,7 @@ def _check_step(step: Step, path: Path, steps: set[str], workbook: list[str], ad
             if task_names.count(task.name) > 1:
                 add((*path, "tool", k, "name"), f"task name {task.name!r} is used twice")
             _check_tool(task, (*path, "tool", k), workbook, add, task_names)
+            _check_output(task.output, (*path, "tool", k), add)
     else:
         _check_tool(step.tool, (*path, "tool"), workbook, add)
 
@@ -113,6 +145,7 @@ def _check_step(step: Step, path: Path, steps: set[str], workbook: list[str], ad
 def _check_tool(
     tool: Tool, path: Path, workbook: list[str], add: Any, tasks: list[str] | None = None
 ) -> None:
+    _check_flag(tool.spec, path, add)
     if tool.kind in registry.UPSTREAM_UNSUPPORTED:
         why = registry.UPSTREAM_UNSUPPORTED[tool.kind]
         add(

@@ -65,8 +65,8 @@ class _Tail:
 
 
 def new_execution_id(now: float) -> str:
-    """Time-ordered: milliseconds in hex, then randomness."""
-    return f"{int(now * 1000):011x}{os.urandom(4).hex()}"
+    """Time-ordered and decimal (`ids.execution_id_at`): usable unquoted in SQL."""
+    return ids.execution_id_at(now, int.from_bytes(os.urandom(4), "big"))
 
 
 class Runtime(ExecutionCache):
@@ -516,11 +516,28 @@ class Runtime(ExecutionCache):
             )
         step = ex.blueprint.step(command.step)
         key = payloads.key(ex.id, step.step, command.id, attempt, "result")
-        select = step.output.select if step.output else ()
+        output = ex.blueprint.playbook.result_output(step)
+        select = output.selection() if output else ()
+        limit = self.settings.inline_limit
+        if output is not None and output.inline_max_bytes is not None:
+            limit = min(output.inline_max_bytes, payloads.MAX_INLINE)
         redactor = self.secret_cache.redactor(ex.id)
-        ref, view = payloads.persist(
-            self.payloads, run.value, key, self.settings.inline_limit, select, redactor
-        )
+        try:
+            ref, view = payloads.persist(
+                self.payloads,
+                run.value,
+                key,
+                limit,
+                select,
+                redactor,
+                output.mode if output else "auto",
+                self.settings.inline_limit,
+            )
+        except payloads.InlineTooLarge as exc:
+            error = {**exc.to_dict(), "message": f"step {step.step}: {exc.message}"}
+            return engine.Outcome(
+                "error", error=error, view=ResultView(None), meta=meta, patches=run.patches
+            )
         return engine.Outcome("ok", result=ref, view=view, meta=meta, patches=run.patches)
 
     def _fail_block(self, ex: Execution, command: Command, attempt: int, exc: Exception) -> None:
@@ -683,4 +700,4 @@ class Runtime(ExecutionCache):
 
 
 def child_execution_id(parent_execution_id: str, command_id: str, attempt: int) -> str:
-    return "x" + ids.digest(parent_execution_id, command_id, attempt)[:18]
+    return ids.derived_execution_id("child", parent_execution_id, command_id, attempt)
