@@ -95,6 +95,8 @@ def _check_step(step: Step, path: Path, steps: set[str], workbook: list[str], ad
             )
     if step.loop is not None and not step.loop.iterator.isidentifier():
         add((*path, "loop", "iterator"), f"iterator {step.loop.iterator!r} is not a valid name")
+    if step.loop is not None:
+        _check_loop_source(step, (*path, "loop"), add)
     if isinstance(step.tool, list):
         task_names = [t.name for t in step.tool]
         if not task_names:
@@ -108,6 +110,51 @@ def _check_step(step: Step, path: Path, steps: set[str], workbook: list[str], ad
             _check_tool(task, (*path, "tool", k), workbook, add, task_names)
     else:
         _check_tool(step.tool, (*path, "tool"), workbook, add)
+
+
+CURSOR_KINDS = ("postgres",)
+
+
+def _check_loop_source(step: Step, path: Path, add: Any) -> None:
+    """A loop has one source: `in` (a collection) or `cursor` (claimed rows), the latter
+    with `spec.mode: cursor` and the former without it, as upstream's model requires."""
+    loop = step.loop
+    assert loop is not None
+    if loop.in_ is not None and loop.cursor is not None:
+        add(path, "give either `loop.in` (a collection) or `loop.cursor` (claimed rows), not both")
+        return
+    if loop.in_ is None and loop.cursor is None:
+        add(path, "a loop needs `in` (a collection) or `cursor` (a claim query)")
+        return
+    mode = loop.spec.mode
+    if loop.cursor is None:
+        if mode == "cursor":
+            add((*path, "spec", "mode"), "`mode: cursor` needs a `loop.cursor` source, not `in`")
+        if loop.spec.frame is not None:
+            add((*path, "spec", "frame"), "`loop.spec.frame` is for cursor loops only")
+        return
+    if mode != "cursor":
+        add(
+            (*path, "spec", "mode"),
+            f"`loop.cursor` needs `spec.mode: cursor` (got {mode!r})",
+        )
+    cursor = loop.cursor
+    if cursor.kind not in CURSOR_KINDS:
+        add(
+            (*path, "cursor", "kind"),
+            f"cursor kind {cursor.kind!r} is not supported (supported: {', '.join(CURSOR_KINDS)})",
+        )
+    if not cursor.claim.strip():
+        add((*path, "cursor", "claim"), "the claim statement is empty")
+    if not cursor.auth and not (cursor.options or {}).keys() & _CONNECTION_KEYS:
+        add(
+            (*path, "cursor", "auth"),
+            "a cursor needs `auth` (a postgres credential alias) or connection fields in "
+            "`options` (db_host, db_name, ...)",
+        )
+
+
+_CONNECTION_KEYS = {"db_host", "host", "db_name", "dbname", "database"}
 
 
 def _check_tool(

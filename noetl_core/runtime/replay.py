@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .. import engine
+from ..engine import cursor
 from ..engine.entries import Entry
 from ..engine.fold import State, apply
 from ..engine.scope import Patches
@@ -106,6 +107,11 @@ def _redo_done(rt: Runtime, ex: Execution, entry: Entry) -> list[Entry]:
     command = rt.command(ex, entry.command_id or "")
     scene = _scene(rt, ex, entry)
     names = rt.names(ex, command)
+    if command.kind == "loop" and (entry.body.get("loop") or {}).get("cursor"):
+        return cursor.activate(scene, command, entry.attempt)
+    if command.kind == "frame":
+        progress = {**entry.body["cursor"], "rows": entry.body["cursor"]["rows"]}
+        return cursor.record_frame(scene, command, entry.attempt, _outcome(rt, entry), progress)
     if command.kind == "loop" and entry.body.get("loop") is not None:
         length = len(rt.items_of(entry))
         return engine.activate(
@@ -122,10 +128,11 @@ def _redo_loopdone(
     rt: Runtime, ex: Execution, entry: Entry, by_id: dict[str, Entry]
 ) -> list[Entry]:
     command = rt.command(ex, entry.command_id or "")
+    member = "slotend" if command.kind == "loop" and _is_cursor(ex, command.step) else "done"
     iterations = [
         payloads.unspill_fields(rt.payloads, e)
         for e in by_id.values()
-        if e.kind == "done" and e.group == command.id and (e.seq or 0) < (entry.seq or 0)
+        if e.kind == member and e.group == command.id and (e.seq or 0) < (entry.seq or 0)
     ]
     outcome = engine.Outcome(
         entry.body["status"],
@@ -136,6 +143,11 @@ def _redo_loopdone(
     return engine.loop_done(
         _scene(rt, ex, entry), command, iterations, outcome, rt.names(ex, command)
     )
+
+
+def _is_cursor(ex: Execution, step: str) -> bool:
+    loop = ex.blueprint.step(step).loop
+    return loop is not None and loop.is_cursor
 
 
 def _scene(rt: Runtime, ex: Execution, entry: Entry) -> engine.Scene:

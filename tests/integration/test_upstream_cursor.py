@@ -1,0 +1,159 @@
+"""Cursor loops (`loop.cursor`, `spec.mode: cursor`) against a real PostgreSQL: slots
+claim rows with the playbook's claim statement frame by frame until the queue is
+drained, `loop.done` comes once, and the decisions replay."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ..conftest import EXAMPLES, ROOT
+
+pytestmark = pytest.mark.integration
+
+EXAMPLE = EXAMPLES / "data" / "postgres_cursor.yaml"
+
+
+def noetl(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "noetl_core.cli", *args],
+        cwd=ROOT,
+        env={**os.environ, "NOETL_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+@pytest.fixture
+def home(tmp_path: Path, postgres_server: Any) -> Path:
+    home = tmp_path / "home"
+    credential = tmp_path / "pg.json"
+    credential.write_text(json.dumps(postgres_server.credential("pg_local")))
+    done = noetl(home, "register", "credential", "-f", str(credential))
+    assert done.returncode == 0, done.stderr
+    return home
+
+
+def run(home: Path, playbook: Path, *sets: str) -> dict[str, Any]:
+    args = [item for s in sets for item in ("--set", s)]
+    done = noetl(home, "run", str(playbook), "--json", *args)
+    assert done.returncode == 0, done.stderr + done.stdout
+    out: dict[str, Any] = json.loads(done.stdout)
+    replay = noetl(home, "replay", out["execution_id"])
+    assert replay.returncode == 0 and "MISMATCH" not in replay.stdout, replay.stdout
+    return out
+
+
+def events(home: Path, execution_id: str) -> list[dict[str, Any]]:
+    done = noetl(home, "events", execution_id, "--json")
+    assert done.returncode == 0, done.stderr
+    return [json.loads(line) for line in done.stdout.splitlines()]
+
+
+def test_the_example_drains_the_queue_with_every_row_once(home: Path) -> None:
+    queue = f"q_{uuid.uuid4().hex[:8]}"
+    out = run(home, EXAMPLE, f"queue={queue}")
+    assert out["status"] == "completed", out
+    assert out["result"] == {
+        "rows_processed": 50,
+        "distinct_ids": 50,
+        "done": 50,
+        "left_over": 0,
+        "total": sum(n * n for n in range(1, 51)),
+    }
+    parsed = events(home, out["execution_id"])
+    assert [e["type"] for e in parsed].count("loop.done") == 1
+    issued = sorted(e["command_id"] for e in parsed if e["type"] == "command.issued")
+    finished = sorted(
+        e["command_id"] for e in parsed if e["type"] in ("command.completed", "command.failed")
+    )
+    assert issued == finished
+    frames = [e for e in parsed if e["type"] == "call.done" and e["step"] == "square"]
+    # 50 rows, at most 5 a frame: at least 10 frames (and loop.done's call.done)
+    assert len(frames) >= 10 + 1
+
+
+CURSOR = """
+apiVersion: noetl.io/v10
+kind: Playbook
+metadata: {{name: cursor_case}}
+workload: {{queue: {queue}}}
+workflow:
+  - step: start
+    tool:
+      kind: postgres
+      auth: pg_local
+      command: |
+        CREATE TABLE {queue} (id int PRIMARY KEY, status text NOT NULL DEFAULT 'pending');
+        INSERT INTO {queue} (id) SELECT g FROM generate_series(1, {rows}) AS g;
+    next: work
+  - step: work
+    loop:
+      cursor:
+        kind: postgres
+        auth: pg_local
+        claim: >-
+          UPDATE {queue} SET status = 'claimed'
+          WHERE id = (SELECT id FROM {queue} WHERE status = 'pending'
+                      ORDER BY id FOR UPDATE SKIP LOCKED LIMIT 1)
+          RETURNING id
+      iterator: row
+      spec: {{mode: cursor, max_in_flight: {slots}}}
+    tool:
+      kind: python
+      input: {{id: "{{{{ iter.row.id }}}}", slot: "{{{{ iter._worker_slot_id }}}}"}}
+      code: |
+        if id == {fail}:
+            raise ValueError(f"row {{id}} is bad")
+        result = id
+{next}
+"""
+
+
+def write(tmp_path: Path, rows: int, slots: int, fail: int = -1, next: str = "") -> Path:
+    queue = f"q_{uuid.uuid4().hex[:8]}"
+    text = CURSOR.format(queue=queue, rows=rows, slots=slots, fail=fail, next=next)
+    path = tmp_path / "cursor_case.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_an_empty_queue_ends_every_slot_and_collects_nothing(home: Path, tmp_path: Path) -> None:
+    out = run(home, write(tmp_path, rows=0, slots=3))
+    assert out["status"] == "completed"
+    assert out["result"] == []
+
+
+def test_one_row_per_frame_collects_every_result_once(home: Path, tmp_path: Path) -> None:
+    out = run(home, write(tmp_path, rows=12, slots=3))
+    assert out["status"] == "completed"
+    assert sorted(out["result"]) == list(range(1, 13))
+
+
+def test_a_failed_row_without_recovery_fails_the_execution(home: Path, tmp_path: Path) -> None:
+    done = noetl(home, "run", str(write(tmp_path, rows=6, slots=2, fail=4)), "--json")
+    assert done.returncode != 0
+    out = json.loads(done.stdout)
+    assert out["status"] == "failed"
+    assert "row 4 is bad" in json.dumps(out["error"])
+
+
+def test_a_failed_row_with_recovery_arcs_reports_it_at_loop_done(
+    home: Path, tmp_path: Path
+) -> None:
+    arcs = """    next:
+      arcs:
+        - step: end
+          when: "{{ event.name == 'call.error' }}"
+          set: {ctx.failed: "{{ error.failed_iterations | length }}"}
+"""
+    out = run(home, write(tmp_path, rows=6, slots=2, fail=4, next=arcs))
+    assert out["status"] == "completed"
