@@ -26,7 +26,7 @@ from ..playbook.model import Step
 from ..templating import ResultView
 from ..tools import postgres
 from ..tools.base import Rowset, ToolCall
-from . import execute, payloads
+from . import execute, faults, payloads
 from .hydrate import PathContext
 
 if TYPE_CHECKING:
@@ -79,6 +79,7 @@ def run_frame(
         batch = C.record_frame(rt.scene(ex), command, attempt, failed, progress)
         rt.commit(ex, [*claim, *batch])
         return
+    faults.point(rt.settings, "claimed", step.step)  # rows taken in the database, nothing recorded
     results: list[Any] = []
     first_error: dict[str, Any] | None = None
     for j, row in enumerate(rows):
@@ -98,6 +99,7 @@ def run_frame(
             results.append(None)
             progress["failed"].append(j)
             first_error = first_error or dict(run.error or {})
+    faults.point(rt.settings, "executed", step.step)
     progress["rows"] = len(rows)
     key = payloads.key(ex.id, step.step, command.id, attempt, "result")
     redactor = rt.secret_cache.redactor(ex.id)

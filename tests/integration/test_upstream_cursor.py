@@ -157,3 +157,36 @@ def test_a_failed_row_with_recovery_arcs_reports_it_at_loop_done(
 """
     out = run(home, write(tmp_path, rows=6, slots=2, fail=4, next=arcs))
     assert out["status"] == "completed"
+
+
+def count(server: Any, queue: str) -> dict[str, int]:
+    with server.connect() as conn:
+        rows = conn.execute(f"SELECT status, count(*) FROM {queue} GROUP BY status").fetchall()
+    return {status: n for status, n in rows}
+
+
+@pytest.mark.parametrize("point", ["claimed", "executed"])
+def test_a_frame_killed_after_its_claim_takes_its_rows_back_on_resume(
+    home: Path, tmp_path: Path, postgres_server: Any, point: str
+) -> None:
+    """The example's claim also takes back rows still claimed with its own
+    `cursor.token`: a frame killed between its claim and its record runs again with the
+    same token and finds them, so the queue drains completely."""
+    queue = f"q_{uuid.uuid4().hex[:8]}"
+    fault = tmp_path / "fault"
+    fault.write_text(f"{point}:square")
+    args = ["run", str(EXAMPLE), "--json", "--set", f"queue={queue}"]
+    killed = subprocess.run(
+        [sys.executable, "-m", "noetl_core.cli", *args],
+        cwd=ROOT,
+        env={**os.environ, "NOETL_HOME": str(home), "NOETL_FAULT_FILE": str(fault)},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert killed.returncode == 17, killed.stderr
+    assert not fault.exists()
+    assert count(postgres_server, queue).get("claimed", 0) >= 1  # rows held by the lost frame
+    listed = noetl(home, "resume", "--json")
+    assert listed.returncode == 0, listed.stderr + listed.stdout
+    assert count(postgres_server, queue) == {"done": 50}
