@@ -124,7 +124,11 @@ def _check_loop_source(step: Step, path: Path, add: Any) -> None:
         add(path, "give either `loop.in` (a collection) or `loop.cursor` (claimed rows), not both")
         return
     if loop.in_ is None and loop.cursor is None:
-        add(path, "a loop needs `in` (a collection) or `cursor` (a claim query)")
+        add(
+            (*path, "in"),
+            "required field is missing: a loop needs `in` (a collection) or `cursor` "
+            "(a claim query, with `spec.mode: cursor`)",
+        )
         return
     mode = loop.spec.mode
     if loop.cursor is None:

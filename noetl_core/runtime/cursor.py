@@ -24,7 +24,6 @@ from ..engine.entries import Command, Entry
 from ..errors import NoetlError
 from ..playbook.model import Step
 from ..templating import ResultView
-from ..tools import postgres
 from ..tools.base import Rowset, ToolCall
 from . import execute, faults, payloads
 from .hydrate import PathContext
@@ -213,6 +212,8 @@ def claim_rows(
             services=rt,
             secrets=rt.secrets(ex),
         )
+        from ..tools import postgres  # loaded by the first frame, not at start
+
         got = _records(postgres.run(tool_call))
         if not got:
             return rows, True

@@ -83,7 +83,7 @@ workflow:
     loop: {iterator: x}
     tool: {kind: noop}
 """
-    assert "pb.yaml:6: workflow[0].loop: a loop needs `in`" in problems(none)
+    assert "pb.yaml:6: workflow[0].loop.in: required field is missing" in problems(none)
 
 
 def test_an_unknown_cursor_kind_is_named() -> None:
