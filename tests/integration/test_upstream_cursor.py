@@ -151,12 +151,20 @@ def test_a_failed_row_with_recovery_arcs_reports_it_at_loop_done(
 ) -> None:
     arcs = """    next:
       arcs:
-        - step: end
+        - step: after
           when: "{{ event.name == 'call.error' }}"
-          set: {ctx.failed: "{{ error.failed_iterations | length }}"}
+          set:
+            ctx.failed: "{{ error.failed_iterations | length }}"
+            ctx.code: "{{ error.code }}"
+            ctx.collected: "{{ work | length }}"
+  - step: after
+    tool: {kind: python, input: {c: "{{ ctx }}"}, code: "result = c"}
 """
     out = run(home, write(tmp_path, rows=6, slots=2, fail=4, next=arcs))
     assert out["status"] == "completed"
+    # the other rows ran; the failed one is in the list as null and named by position
+    found = {k: out["result"][k] for k in ("failed", "code", "collected")}
+    assert found == {"failed": 1, "code": "ValueError", "collected": 6}
 
 
 def count(server: Any, queue: str) -> dict[str, int]:
