@@ -113,6 +113,7 @@ def _check_step(step: Step, path: Path, steps: set[str], workbook: list[str], ad
 
 
 CURSOR_KINDS = ("postgres",)
+MAX_CURSOR_SLOTS = 400  # one activation batch: a write per slot, 500 writes at most
 
 
 def _check_loop_source(step: Step, path: Path, add: Any) -> None:
@@ -141,6 +142,12 @@ def _check_loop_source(step: Step, path: Path, add: Any) -> None:
         add(
             (*path, "spec", "mode"),
             f"`loop.cursor` needs `spec.mode: cursor` (got {mode!r})",
+        )
+    if loop.width > MAX_CURSOR_SLOTS:
+        add(
+            (*path, "spec", "max_in_flight"),
+            f"a cursor loop runs at most {MAX_CURSOR_SLOTS} slots (got {loop.width}): its "
+            "activation issues every slot's first frame in one batch",
         )
     cursor = loop.cursor
     if cursor.kind not in CURSOR_KINDS:

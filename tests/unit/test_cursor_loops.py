@@ -149,3 +149,8 @@ def test_a_failed_row_without_recovery_halts_and_ends_no_slot() -> None:
     batch = C.record_frame(sc, frame, 1, failed, progress)
     assert batch[0].halt
     assert [e.kind for e in batch] == ["done"]
+
+
+def test_more_slots_than_one_batch_holds_are_refused() -> None:
+    message = problems(CURSOR.replace("max_in_flight: 3", "max_in_flight: 1000"))
+    assert "workflow[0].loop.spec.max_in_flight: a cursor loop runs at most 400 slots" in message
