@@ -25,8 +25,9 @@ from ..errors import NoetlError
 from ..playbook.model import Step
 from ..templating import ResultView
 from ..tools.base import Rowset, ToolCall
-from . import execute, faults, payloads
+from . import children, execute, faults, payloads
 from .hydrate import PathContext
+from .ports import Note
 
 if TYPE_CHECKING:
     from .block import Runtime
@@ -61,6 +62,11 @@ def activate(
 def run_frame(
     rt: Runtime, ex: Execution, command: Command, attempt: int, claim: list[Entry]
 ) -> None:
+    """One frame: claim its rows (or, for an attempt after a row's retry, take the rows
+    the earlier attempt claimed, from its record), run the body for each, record. A row
+    whose policy says `retry` ends the attempt with an `attempt` entry holding the
+    frame's rows and results so far; the timer delivers the next attempt, which resumes
+    at that row (a pipeline at its task), with the row's own attempt count."""
     step = ex.blueprint.step(command.step)
     assert step.loop is not None and step.loop.cursor is not None
     secrets = rt.secrets(ex)
@@ -70,25 +76,48 @@ def run_frame(
     cap = int((step.loop.cursor.options or {}).get("max_iterations") or C.DEFAULT_MAX_ITERATIONS)
     want = max(1, min(step.loop.frame_rows, cap - before))
     progress: dict[str, Any] = {"rows": 0, "failed": [], "drained": False, "broke": False}
-    try:
-        rows, progress["drained"] = claim_rows(rt, ex, command, attempt, step, names, want)
-    except NoetlError as exc:
-        progress["drained"] = True
-        failed = engine.Outcome("error", error=exc.to_dict(), view=ResultView(None))
-        batch = C.record_frame(rt.scene(ex), command, attempt, failed, progress)
-        rt.commit(ex, [*claim, *batch])
-        return
-    faults.point(rt.settings, "claimed", step.step)  # rows taken in the database, nothing recorded
     results: list[Any] = []
     first_error: dict[str, Any] | None = None
-    for j, row in enumerate(rows):
+    at, row_attempt, pipeline = 0, 1, None
+    previous = rt.log.get(E.attempt_id(ex.id, command.id, attempt - 1)) if attempt > 1 else None
+    saved = previous.body.get("cursor") if previous is not None else None
+    if saved is not None:
+        rows = payloads.load(rt.payloads, saved["rows"])
+        results = payloads.load(rt.payloads, saved["results"])
+        progress.update(saved["progress"])
+        first_error = saved.get("first_error")
+        at, row_attempt = int(saved["at"]), int(saved["row_attempt"])
+        pipeline = children.resume_state(rt, previous)
+    else:
+        try:
+            rows, progress["drained"] = claim_rows(rt, ex, command, attempt, step, names, want)
+        except NoetlError as exc:
+            progress["drained"] = True
+            failed = engine.Outcome("error", error=exc.to_dict(), view=ResultView(None))
+            batch = C.record_frame(rt.scene(ex), command, attempt, failed, progress)
+            rt.commit(ex, [*claim, *batch])
+            return
+        # rows taken in the database, nothing recorded
+        faults.point(rt.settings, "claimed", step.step)
+    for j in range(at, len(rows)):
+        row = rows[j]
         row_names = {**names, **_row_names(step, command, row, before + j, frame, j)}
         context = PathContext(row_names, _tries(rt), command.frame, rt.view_of)
+        tries = row_attempt if j == at else 1
         inv = execute.Invocation(
-            ex.id, f"{command.id}-{j}", attempt, step.step, rt, secrets, rt.tables(command)
+            ex.id, f"{command.id}-{j}", tries, step.step, rt, secrets, rt.tables(command)
         )
-        run = execute.run_step(step, row_names, inv, context, None)
-        if run.status in ("retry", "child", "wait"):
+        run = execute.run_step(step, row_names, inv, context, pipeline if j == at else None)
+        if run.status == "retry":
+            kept = {
+                "progress": progress,
+                "first_error": first_error,
+                "at": j,
+                "row_attempt": tries + 1,
+            }
+            _retry_row(rt, ex, command, attempt, run, rows, results, kept, claim)
+            return
+        if run.status in ("child", "wait"):
             run = execute.StepRun("error", error=_unsupported(step, run, before + j))
         if run.status == "ok":
             value = run.value.value() if isinstance(run.value, Rowset) else run.value
@@ -112,6 +141,49 @@ def run_frame(
     rt.commit(ex, [*claim, *batch])
 
 
+def _retry_row(
+    rt: Runtime,
+    ex: Execution,
+    command: Command,
+    attempt: int,
+    run: execute.StepRun,
+    rows: list[Any],
+    results: list[Any],
+    kept: dict[str, Any],
+    claim: list[Entry],
+) -> None:
+    """End this attempt of the frame with its rows and results so far (payloads), and
+    have the timer deliver the next attempt after the policy's delay."""
+    limit = rt.settings.inline_limit
+    base = payloads.key(ex.id, command.step, command.id, attempt, "cursor")
+    rows_ref, _ = payloads.persist(rt.payloads, rows, f"{base}-rows", limit)
+    results_ref, _ = payloads.persist(rt.payloads, results, f"{base}-results", limit)
+    now = rt.clock.now()
+    due = now + run.delay
+    body: dict[str, Any] = {
+        "status": "error",
+        "error": run.error,
+        "retry": {"attempt": attempt + 1, "due": due, "delay": run.delay},
+        "cursor": {**kept, "rows": rows_ref, "results": results_ref},
+    }
+    if run.resume is not None:
+        body["resume"] = children.persist_resume(rt, ex, command, attempt, run.resume)
+    entry = Entry(
+        id=E.attempt_id(ex.id, command.id, attempt),
+        execution_id=ex.id,
+        kind="attempt",
+        events=("call.error",),
+        ts=now,
+        step=command.step,
+        command_id=command.id,
+        attempt=attempt,
+        group=command.activation,
+        body=body,
+    )
+    if rt.append([*claim, entry]):
+        rt.timer.schedule(Note(ex.id, command.id, attempt + 1), due)
+
+
 def _tries(rt: Runtime) -> Any:
     from ..engine import versions
 
@@ -120,7 +192,6 @@ def _tries(rt: Runtime) -> Any:
 
 def _unsupported(step: Step, run: execute.StepRun, index: int) -> dict[str, Any]:
     what = {
-        "retry": "retry after a delay (a policy's `retry`)",
         "child": "start a sub-playbook",
         "wait": "wait",
     }[run.status]

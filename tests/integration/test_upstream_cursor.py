@@ -236,3 +236,75 @@ def test_the_example_on_both_backends(
     replay = on(backend, "replay", out["execution_id"])
     assert replay.returncode == 0 and "MISMATCH" not in replay.stdout, replay.stdout
     assert count(postgres_server, queue) == {"done": 50}
+
+
+RETRYING = """
+apiVersion: noetl.io/v10
+kind: Playbook
+metadata: {{name: cursor_retry}}
+workflow:
+  - step: start
+    tool:
+      kind: postgres
+      auth: pg_local
+      command: |
+        CREATE TABLE {queue} (id int PRIMARY KEY, status text NOT NULL DEFAULT 'pending');
+        INSERT INTO {queue} (id) SELECT g FROM generate_series(1, 6) AS g;
+    next: work
+  - step: work
+    loop:
+      cursor:
+        kind: postgres
+        auth: pg_local
+        claim: >-
+          UPDATE {queue} SET status = 'claimed'
+          WHERE id = (SELECT id FROM {queue} WHERE status = 'pending'
+                      ORDER BY id FOR UPDATE SKIP LOCKED LIMIT 1)
+          RETURNING id
+      iterator: row
+      spec: {{mode: cursor, max_in_flight: 2, frame: {{max_rows: 3}}}}
+    tool:
+      - mark:
+          kind: python
+          input: {{id: "{{{{ iter.row.id }}}}", marks: "{marks}"}}
+          code: |
+            with open(marks, "a") as fh:
+                fh.write(f"mark {{id}}\\n")
+            result = id
+      - flaky:
+          kind: python
+          input: {{id: "{{{{ iter.row.id }}}}", marks: "{marks}"}}
+          code: |
+            with open(marks) as fh:
+                seen = fh.read().splitlines().count(f"flaky {{id}}")
+            with open(marks, "a") as fh:
+                fh.write(f"flaky {{id}}\\n")
+            if id in (2, 5) and seen < 2:
+                raise RuntimeError(f"row {{id}} not yet")
+            result = id * 10
+          spec:
+            policy:
+              rules:
+                - when: "{{{{ outcome.status == 'error' }}}}"
+                  then: {{do: retry, attempts: 3, delay: 0.05}}
+                - else: {{do: continue}}
+"""
+
+
+def test_a_row_retried_by_its_policy_resumes_at_its_task_without_claiming_again(
+    home: Path, tmp_path: Path, postgres_server: Any
+) -> None:
+    queue = f"q_{uuid.uuid4().hex[:8]}"
+    marks = tmp_path / "marks.txt"
+    marks.write_text("")
+    path = tmp_path / "cursor_retry.yaml"
+    path.write_text(RETRYING.format(queue=queue, marks=marks))
+    out = run(home, path)
+    assert out["status"] == "completed", out
+    assert sorted(out["result"]) == [10, 20, 30, 40, 50, 60]
+    lines = marks.read_text().splitlines()
+    assert sorted(line for line in lines if line.startswith("mark")) == [
+        f"mark {i}" for i in range(1, 7)
+    ]  # the pipeline resumed at the failed task: `mark` ran once per row
+    assert lines.count("flaky 2") == lines.count("flaky 5") == 3
+    assert count(postgres_server, queue) == {"claimed": 6}  # each row claimed once
