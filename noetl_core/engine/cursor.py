@@ -106,11 +106,13 @@ def record_frame(
     attempt: int,
     outcome: Outcome,
     progress: Mapping[str, Any],
+    ctx_patch: Mapping[str, Any] | None = None,
 ) -> list[Entry]:
     """A frame's record. `progress`: `rows` claimed and run, `failed` (their positions in
     the frame), `drained` (a claim returned no row), `broke` (a row's body broke). The
     slot ends on any of those, on a failure that halts, or at `max_iterations` rows;
-    else the batch issues the slot's next frame."""
+    else the batch issues the slot's next frame. `ctx_patch`: the rows' `set` on ctx, in
+    row order (`loop.done` merges the frames' patches slot by slot, frame by frame)."""
     step = scene.step(command.step)
     assert step.loop is not None and step.loop.cursor is not None
     state = command.frame["cursor"]
@@ -120,7 +122,7 @@ def record_frame(
     halt = not outcome.ok and not has_recovery(step)
     cap = int((step.loop.cursor.options or {}).get("max_iterations") or DEFAULT_MAX_ITERATIONS)
     ends = bool(progress["drained"] or progress["broke"]) or halt or total >= cap
-    body = _done_body(outcome, Patches(), [], recovered=False)
+    body = _done_body(outcome, Patches(ctx=dict(ctx_patch or {})), [], recovered=False)
     body["index"] = slot
     body["cursor"] = {
         "slot": slot,

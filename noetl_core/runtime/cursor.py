@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING, Any
 from .. import engine, templating
 from ..engine import cursor as C
 from ..engine import entries as E
+from ..engine.decide import _local, _step_patches
 from ..engine.entries import Command, Entry
+from ..engine.scope import merge
 from ..errors import NoetlError
 from ..playbook.model import Step
 from ..templating import ResultView
@@ -78,6 +80,7 @@ def run_frame(
     progress: dict[str, Any] = {"rows": 0, "failed": [], "drained": False, "broke": False}
     results: list[Any] = []
     first_error: dict[str, Any] | None = None
+    ctx_patch: dict[str, Any] = {}  # the rows' `set` on ctx, merged in row order
     at, row_attempt, pipeline = 0, 1, None
     previous = rt.log.get(E.attempt_id(ex.id, command.id, attempt - 1)) if attempt > 1 else None
     saved = previous.body.get("cursor") if previous is not None else None
@@ -86,6 +89,7 @@ def run_frame(
         results = payloads.load(rt.payloads, saved["results"])
         progress.update(saved["progress"])
         first_error = saved.get("first_error")
+        ctx_patch = saved.get("ctx") or {}
         at, row_attempt = int(saved["at"]), int(saved["row_attempt"])
         pipeline = children.resume_state(rt, previous)
     else:
@@ -112,6 +116,7 @@ def run_frame(
             kept = {
                 "progress": progress,
                 "first_error": first_error,
+                "ctx": ctx_patch,
                 "at": j,
                 "row_attempt": tries + 1,
             }
@@ -121,6 +126,11 @@ def run_frame(
             run = execute.StepRun("error", error=_unsupported(step, run, before + j))
         if run.status == "ok":
             value = run.value.value() if isinstance(run.value, Rowset) else run.value
+            try:
+                ctx_patch = merge(ctx_patch, _row_set(step, row_names, value, run))
+            except NoetlError as exc:  # the step's `set` failed to render for this row
+                run = execute.StepRun("error", error=exc.to_dict())
+        if run.status == "ok":
             results.append(value)
             progress["broke"] = progress["broke"] or run.meta.get("action") == "break"
         else:
@@ -137,8 +147,18 @@ def run_frame(
         outcome = engine.Outcome("error", result=ref, error=error, view=view)
     else:
         outcome = engine.Outcome("ok", result=ref, view=view)
-    batch = C.record_frame(rt.scene(ex), command, attempt, outcome, progress)
+    batch = C.record_frame(rt.scene(ex), command, attempt, outcome, progress, ctx_patch)
     rt.commit(ex, [*claim, *batch])
+
+
+def _row_set(
+    step: Step, names: Mapping[str, Any], value: Any, run: execute.StepRun
+) -> dict[str, Any]:
+    """The ctx part of the step's `set` after one row (and its policy's `set_ctx`), as a
+    collection loop's iteration applies it."""
+    outcome = engine.Outcome("ok", view=ResultView(value), patches=run.patches)
+    scope = {**names, **_local(step.step, outcome)}
+    return _step_patches(step, outcome, scope).ctx
 
 
 def _retry_row(
@@ -305,13 +325,8 @@ def _records(out: Any) -> list[dict[str, Any]]:
 # -- loop.done -------------------------------------------------------------------------
 
 
-def outcome(
-    rt: Runtime, ex: Execution, command: Command, slot_ends: Sequence[Entry]
-) -> engine.Outcome:
-    """The loop's collected result: every row's body result, slot by slot, frame by
-    frame, row by row (a failed row's is null), as a collection loop lists its
-    iterations' results; `call.error` with `error.failed_iterations` (positions in that
-    list) when rows failed and the step has recovery arcs."""
+def frames(rt: Runtime, ex: Execution, command: Command, slot_ends: Sequence[Entry]) -> list[Entry]:
+    """The loop's frame records, slot by slot, frame by frame (read by id)."""
     wanted = [
         E.done_id(ex.id, C.frame_command_id(ex.id, command.id, int(end.body["index"]), k))
         for end in sorted(slot_ends, key=lambda e: int(e.body["index"]))
@@ -320,13 +335,23 @@ def outcome(
     found: dict[str, Entry] = {}
     for first in range(0, len(wanted), ROW_READS):
         found.update(rt.log.get_many(wanted[first : first + ROW_READS]))
+    missing = [w for w in wanted if w not in found]
+    if missing:
+        raise NoetlError(f"execution {ex.id}: cursor loop {command.step}: no frame {missing[0]}")
+    return [payloads.unspill_fields(rt.payloads, found[w]) for w in wanted]
+
+
+def outcome(
+    rt: Runtime, ex: Execution, command: Command, records: Sequence[Entry]
+) -> engine.Outcome:
+    """The loop's collected result: every row's body result, slot by slot, frame by
+    frame, row by row (a failed row's is null), as a collection loop lists its
+    iterations' results; `call.error` with `error.failed_iterations` (positions in that
+    list) when rows failed and the step has recovery arcs."""
     values: list[Any] = []
     failed: list[int] = []
     first_error: dict[str, Any] | None = None
-    for done_id in wanted:
-        record = found.get(done_id)
-        if record is None:
-            raise NoetlError(f"execution {ex.id}: cursor loop {command.step}: no frame {done_id}")
+    for record in records:
         ref = record.body.get("result")
         rows = payloads.load(rt.payloads, ref) if ref is not None else []
         failed.extend(len(values) + j for j in record.body["cursor"]["failed"])

@@ -128,11 +128,12 @@ def _redo_loopdone(
     rt: Runtime, ex: Execution, entry: Entry, by_id: dict[str, Entry]
 ) -> list[Entry]:
     command = rt.command(ex, entry.command_id or "")
-    member = "slotend" if command.kind == "loop" and _is_cursor(ex, command.step) else "done"
+    # a collection loop's iteration records; a cursor loop's frame records (by slot,
+    # then in commit order: a slot's frames commit one after another)
     iterations = [
         payloads.unspill_fields(rt.payloads, e)
         for e in by_id.values()
-        if e.kind == member and e.group == command.id and (e.seq or 0) < (entry.seq or 0)
+        if e.kind == "done" and e.group == command.id and (e.seq or 0) < (entry.seq or 0)
     ]
     outcome = engine.Outcome(
         entry.body["status"],
@@ -143,11 +144,6 @@ def _redo_loopdone(
     return engine.loop_done(
         _scene(rt, ex, entry), command, iterations, outcome, rt.names(ex, command)
     )
-
-
-def _is_cursor(ex: Execution, step: str) -> bool:
-    loop = ex.blueprint.step(step).loop
-    return loop is not None and loop.is_cursor
 
 
 def _scene(rt: Runtime, ex: Execution, entry: Entry) -> engine.Scene:

@@ -145,7 +145,8 @@ def maybe_loop_done(rt: Runtime, ex: Execution, activation_id: str) -> list[Entr
         return []
     command = rt.command(ex, activation_id)
     iterations = _iterations(rt, ex, command, activation)
-    if activation.body["loop"].get("cursor"):
+    if activation.body["loop"].get("cursor"):  # the slots' ends: read their frames
+        iterations = cursor.frames(rt, ex, command, iterations)
         outcome = cursor.outcome(rt, ex, command, iterations)
     else:
         outcome = _loop_outcome(rt, ex, command, iterations)

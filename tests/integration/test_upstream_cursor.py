@@ -308,3 +308,17 @@ def test_a_row_retried_by_its_policy_resumes_at_its_task_without_claiming_again(
     ]  # the pipeline resumed at the failed task: `mark` ran once per row
     assert lines.count("flaky 2") == lines.count("flaky 5") == 3
     assert count(postgres_server, queue) == {"claimed": 6}  # each row claimed once
+
+
+def test_the_steps_set_runs_after_each_row_and_reaches_the_next_step(
+    home: Path, tmp_path: Path
+) -> None:
+    tail = """    set: {ctx.last: "{{ row.id }}", ctx.seen: "{{ (ctx.seen or 0) + 1 }}"}
+    next: after
+  - step: after
+    tool: {kind: python, input: {last: "{{ ctx.last }}", n: "{{ work | length }}"},
+           code: "result = {'last': last, 'n': n}"}
+"""
+    out = run(home, write(tmp_path, rows=5, slots=1, next=tail))
+    assert out["status"] == "completed", out
+    assert out["result"] == {"last": 5, "n": 5}
