@@ -82,7 +82,7 @@ def run_frame(
     first_error: dict[str, Any] | None = None
     ctx_patch: dict[str, Any] = {}  # the rows' `set` on ctx, merged in row order
     at, row_attempt, pipeline = 0, 1, None
-    previous = rt.log.get(E.attempt_id(ex.id, command.id, attempt - 1)) if attempt > 1 else None
+    previous = _last_retry(rt, ex, command, attempt)
     saved = previous.body.get("cursor") if previous is not None else None
     if saved is not None:
         rows = payloads.load(rt.payloads, saved["rows"])
@@ -149,6 +149,17 @@ def run_frame(
         outcome = engine.Outcome("ok", result=ref, view=view)
     batch = C.record_frame(rt.scene(ex), command, attempt, outcome, progress, ctx_patch)
     rt.commit(ex, [*claim, *batch])
+
+
+def _last_retry(rt: Runtime, ex: Execution, command: Command, attempt: int) -> Entry | None:
+    """The latest earlier attempt's retry record, if any: the one before this attempt,
+    or, when that attempt died mid-block (a takeover), the one before it, and so on.
+    A first attempt reads nothing."""
+    for earlier in range(attempt - 1, 0, -1):
+        found = rt.log.get(E.attempt_id(ex.id, command.id, earlier))
+        if found is not None:
+            return found
+    return None
 
 
 def _row_set(
