@@ -155,6 +155,12 @@ def _check_loop_source(step: Step, path: Path, add: Any) -> None:
             (*path, "cursor", "kind"),
             f"cursor kind {cursor.kind!r} is not supported (supported: {', '.join(CURSOR_KINDS)})",
         )
+    cap = (cursor.options or {}).get("max_iterations")
+    if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+        add(
+            (*path, "cursor", "options", "max_iterations"),
+            f"max_iterations (rows per slot at most) must be a positive integer, got {cap!r}",
+        )
     if not cursor.claim.strip():
         add((*path, "cursor", "claim"), "the claim statement is empty")
     if not cursor.auth and not (cursor.options or {}).keys() & _CONNECTION_KEYS:

@@ -154,3 +154,17 @@ def test_a_failed_row_without_recovery_halts_and_ends_no_slot() -> None:
 def test_more_slots_than_one_batch_holds_are_refused() -> None:
     message = problems(CURSOR.replace("max_in_flight: 3", "max_in_flight: 1000"))
     assert "workflow[0].loop.spec.max_in_flight: a cursor loop runs at most 400 slots" in message
+
+
+def test_a_bad_max_iterations_is_named() -> None:
+    text = CURSOR.replace(
+        "        auth: pg_k8s\n", "        auth: pg_k8s\n        options: {max_iterations: many}\n"
+    )
+    message = problems(text)
+    assert "workflow[0].loop.cursor.options.max_iterations: max_iterations" in message
+    assert "'many'" in message
+
+
+def test_unknown_frame_and_cursor_fields_are_named() -> None:
+    message = problems(CURSOR.replace("lease_seconds: 60", "lease_secs: 60"))
+    assert "workflow[0].loop.spec.frame.lease_secs: unknown field" in message
