@@ -54,7 +54,7 @@ def schedule_retry(
         "retry": {"attempt": attempt + 1, "due": due, "delay": run.delay},
     }
     if run.resume is not None:
-        body["resume"] = persist_resume(rt, ex, command, attempt, run.resume)
+        body["resume"] = _persist_resume(rt, ex, command, attempt, run.resume)
     if run.log:
         body["meta"] = {"log": run.log[-execute.MAX_LOG_CHARS :]}
     entry = Entry(
@@ -73,7 +73,7 @@ def schedule_retry(
         rt.timer.schedule(Note(ex.id, command.id, attempt + 1), due)
 
 
-def persist_resume(
+def _persist_resume(
     rt: Runtime, ex: Execution, command: Command, attempt: int, resume: Mapping[str, Any]
 ) -> dict[str, Any]:
     refs = {}

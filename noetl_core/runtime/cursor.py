@@ -198,7 +198,7 @@ def _retry_row(
         "cursor": {**kept, "rows": rows_ref, "results": results_ref},
     }
     if run.resume is not None:
-        body["resume"] = children.persist_resume(rt, ex, command, attempt, run.resume)
+        body["resume"] = children._persist_resume(rt, ex, command, attempt, run.resume)
     entry = Entry(
         id=E.attempt_id(ex.id, command.id, attempt),
         execution_id=ex.id,
