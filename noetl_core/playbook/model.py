@@ -101,23 +101,61 @@ class Next(Strict):
     arcs: list[Arc] = Field(default_factory=list)
 
 
+class FrameSpec(Strict):
+    """Upstream's `loop.spec.frame` (its FramePolicy): how much one cursor slot claims and
+    runs before it records progress. Here a frame is one block: up to `max_rows` rows
+    claimed, each row's body run, then one record. The other fields are accepted and not
+    acted on (docs/language.md, Cursor loops)."""
+
+    max_rows: int = Field(default=1, ge=1)
+    max_seconds: float = Field(default=30.0, ge=0)
+    max_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
+    lease_seconds: float = Field(default=120.0, ge=0)
+    heartbeat_seconds: float = Field(default=30.0, ge=0)
+    row_concurrency: int = Field(default=1, ge=1)
+
+
 class LoopSpec(Strict):
-    mode: Literal["sequential", "parallel"] = "sequential"
+    mode: Literal["sequential", "parallel", "cursor"] = "sequential"
     max_in_flight: int | None = Field(default=None, ge=1)
     policy: dict[str, Any] | None = None  # upstream placement hints (`exec: distributed`)
+    frame: FrameSpec | None = None  # cursor loops only
+
+
+class CursorSpec(Strict):
+    """A cursor loop's source (upstream's `loop.cursor`): a claim statement that marks and
+    returns the next rows, run against the credential `auth` (or connection fields in
+    `options`) until it returns none."""
+
+    kind: str
+    auth: str | None = None
+    claim: str
+    options: dict[str, Any] | None = None
 
 
 class Loop(Strict):
-    in_: str | list[Any] = Field(alias="in")
+    in_: str | list[Any] | None = Field(default=None, alias="in")
+    cursor: CursorSpec | None = None
     iterator: str = "item"
     spec: LoopSpec = Field(default_factory=LoopSpec)
 
     @property
+    def is_cursor(self) -> bool:
+        return self.cursor is not None
+
+    @property
     def width(self) -> int:
-        """How many iterations may run at once."""
+        """How many iterations may run at once (a cursor loop: how many slots)."""
+        if self.cursor is not None:
+            return self.spec.max_in_flight or 1
         if self.spec.mode == "sequential":
             return 1
         return self.spec.max_in_flight or 1_000_000
+
+    @property
+    def frame_rows(self) -> int:
+        """A cursor frame's rows at most (upstream's `frame.max_rows`, default 1)."""
+        return self.spec.frame.max_rows if self.spec.frame is not None else 1
 
 
 # `output.store.kind`: where a step's result goes. `auto` (inline up to the inline limit,

@@ -126,6 +126,8 @@ def _check_step(step: Step, path: Path, steps: set[str], workbook: list[str], ad
             )
     if step.loop is not None and not step.loop.iterator.isidentifier():
         add((*path, "loop", "iterator"), f"iterator {step.loop.iterator!r} is not a valid name")
+    if step.loop is not None:
+        _check_loop_source(step, (*path, "loop"), add)
     if isinstance(step.tool, list):
         task_names = [t.name for t in step.tool]
         if not task_names:
@@ -140,6 +142,68 @@ def _check_step(step: Step, path: Path, steps: set[str], workbook: list[str], ad
             _check_output(task.output, (*path, "tool", k), add)
     else:
         _check_tool(step.tool, (*path, "tool"), workbook, add)
+
+
+CURSOR_KINDS = ("postgres",)
+MAX_CURSOR_SLOTS = 400  # one activation batch: a write per slot, 500 writes at most
+
+
+def _check_loop_source(step: Step, path: Path, add: Any) -> None:
+    """A loop has one source: `in` (a collection) or `cursor` (claimed rows), the latter
+    with `spec.mode: cursor` and the former without it, as upstream's model requires."""
+    loop = step.loop
+    assert loop is not None
+    if loop.in_ is not None and loop.cursor is not None:
+        add(path, "give either `loop.in` (a collection) or `loop.cursor` (claimed rows), not both")
+        return
+    if loop.in_ is None and loop.cursor is None:
+        add(
+            (*path, "in"),
+            "required field is missing: a loop needs `in` (a collection) or `cursor` "
+            "(a claim query, with `spec.mode: cursor`)",
+        )
+        return
+    mode = loop.spec.mode
+    if loop.cursor is None:
+        if mode == "cursor":
+            add((*path, "spec", "mode"), "`mode: cursor` needs a `loop.cursor` source, not `in`")
+        if loop.spec.frame is not None:
+            add((*path, "spec", "frame"), "`loop.spec.frame` is for cursor loops only")
+        return
+    if mode != "cursor":
+        add(
+            (*path, "spec", "mode"),
+            f"`loop.cursor` needs `spec.mode: cursor` (got {mode!r})",
+        )
+    if loop.width > MAX_CURSOR_SLOTS:
+        add(
+            (*path, "spec", "max_in_flight"),
+            f"a cursor loop runs at most {MAX_CURSOR_SLOTS} slots (got {loop.width}): its "
+            "activation issues every slot's first frame in one batch",
+        )
+    cursor = loop.cursor
+    if cursor.kind not in CURSOR_KINDS:
+        add(
+            (*path, "cursor", "kind"),
+            f"cursor kind {cursor.kind!r} is not supported (supported: {', '.join(CURSOR_KINDS)})",
+        )
+    cap = (cursor.options or {}).get("max_iterations")
+    if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+        add(
+            (*path, "cursor", "options", "max_iterations"),
+            f"max_iterations (rows per slot at most) must be a positive integer, got {cap!r}",
+        )
+    if not cursor.claim.strip():
+        add((*path, "cursor", "claim"), "the claim statement is empty")
+    if not cursor.auth and not (cursor.options or {}).keys() & _CONNECTION_KEYS:
+        add(
+            (*path, "cursor", "auth"),
+            "a cursor needs `auth` (a postgres credential alias) or connection fields in "
+            "`options` (db_host, db_name, ...)",
+        )
+
+
+_CONNECTION_KEYS = {"db_host", "host", "db_name", "dbname", "database"}
 
 
 def _check_tool(

@@ -38,7 +38,7 @@ from ..playbook.loader import LoadedPlaybook
 from ..settings import Settings
 from ..templating import ResultView
 from ..tools.base import ToolCall
-from . import children, claims, execute, faults, limits, payloads, settle, waits
+from . import children, claims, cursor, execute, faults, limits, payloads, settle, waits
 from .executions import Execution, ExecutionCache
 from .hydrate import PathContext
 from .ports import Clock, CommandBus, EventLog, Note, PayloadStore, Snapshot, Timer
@@ -396,8 +396,13 @@ class Runtime(ExecutionCache):
         if refused is not None:
             limits.refuse(self, ex, command, attempt, refused, claim)
             return
-        if command.kind == "loop":
+        loop = ex.blueprint.step(command.step).loop
+        if command.kind == "loop" and loop is not None and loop.is_cursor:
+            cursor.activate(self, ex, command, attempt, claim)
+        elif command.kind == "loop":
             self._activate(ex, command, attempt, claim)
+        elif command.kind == "frame":
+            cursor.run_frame(self, ex, command, attempt, claim)
         else:
             self._execute(ex, command, attempt, claim)
 
@@ -633,7 +638,12 @@ class Runtime(ExecutionCache):
             issued = self.log.get(E.issue_id(ex.id, command_id))
             if issued is not None:
                 made.append(issued)
-        for entry_id in (*head.body.get("arrived", ()), *head.body.get("signals", ())):
+        ended = head.body.get("cursor", {}).get("end")  # a cursor slot's end (engine.cursor)
+        for entry_id in (
+            *head.body.get("arrived", ()),
+            *head.body.get("signals", ()),
+            *([ended] if ended else []),
+        ):
             stored = self.log.get(entry_id)
             if stored is not None:
                 made.append(stored)

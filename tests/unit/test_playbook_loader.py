@@ -1685,7 +1685,7 @@ def test_loop_without_in_is_rejected() -> None:
         """)
     loc, msg = one_problem(text)
     assert loc == SourceLocation("pb.yaml", 6, "workflow[0].loop.in")
-    assert msg == "required field is missing"
+    assert msg.startswith("required field is missing: a loop needs `in`")
 
 
 def test_loop_with_an_unknown_mode_is_rejected() -> None:
@@ -1699,7 +1699,7 @@ def test_loop_with_an_unknown_mode_is_rejected() -> None:
         """)
     loc, msg = one_problem(text)
     assert loc == SourceLocation("pb.yaml", 8, "workflow[0].loop.spec.mode")
-    assert "'sequential' or 'parallel'" in msg and "'random'" in msg
+    assert "'sequential', 'parallel' or 'cursor'" in msg and "'random'" in msg
 
 
 # ------------------------------------------------------------------------- examples
