@@ -43,17 +43,22 @@ import urllib.request
 from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import grpc
 from croniter import croniter
 from google.cloud import scheduler_v1
 from google.cloud.scheduler_v1.services.cloud_scheduler import CloudSchedulerClient, transports
-from google.protobuf import empty_pb2, timestamp_pb2
+from google.protobuf import empty_pb2
 
 from .grpc_service import Abort as _Abort
+from .grpc_service import copy as _copy
 from .grpc_service import generic_service
+from .grpc_service import page as _page
+from .grpc_service import seconds as _seconds
+from .grpc_service import stamp as _stamp
+from .grpc_service import unsigned_jwt as _unsigned_jwt
 
 SERVICE_NAME = "google.cloud.scheduler.v1.CloudScheduler"
 ENV_VAR = "CLOUD_SCHEDULER_EMULATOR_HOST"  # a convention of this project, like the others
@@ -71,7 +76,6 @@ _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 _REPLACED = {"host", "content-length", "user-agent"}
 
 Job, State, Method = scheduler_v1.Job, scheduler_v1.Job.State, scheduler_v1.HttpMethod
-_M = TypeVar("_M", bound=Any)
 
 
 @dataclass(eq=False)
@@ -80,33 +84,9 @@ class _Job:
     due: float | None  # the next time of its cron line (epoch seconds); None: not enabled
 
 
-def _stamp(seconds: float) -> timestamp_pb2.Timestamp:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromNanoseconds(int(seconds * 1e9))
-    return stamp
-
-
-def _seconds(stamp_or_duration: Any) -> float:
-    return float(stamp_or_duration.ToNanoseconds()) / 1e9
-
-
 def _rfc3339(seconds: float) -> str:
     moment = dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat(timespec="microseconds")
     return moment.replace("+00:00", "Z")
-
-
-def _copy(message: _M) -> _M:
-    copied: _M = type(message).deserialize(type(message).serialize(message))
-    return copied
-
-
-def _page(items: list[Any], size: int, token: str) -> tuple[list[Any], str]:
-    try:
-        start = int(token) if token else 0
-    except ValueError:
-        raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "invalid page_token") from None
-    end = start + (min(size, 500) if size > 0 else 500)
-    return items[start:end], (str(end) if end < len(items) else "")
 
 
 def _invalid(message: str) -> _Abort:
@@ -152,13 +132,6 @@ def _check(pb: Any) -> None:
         http.http_method = http.http_method or Method.POST
         if http.body and http.http_method not in (Method.POST, Method.PUT, Method.PATCH):
             raise _invalid("a body needs POST, PUT or PATCH")
-
-
-def _unsigned_jwt(claims: dict[str, Any]) -> str:
-    def part(value: dict[str, Any]) -> str:
-        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
-
-    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}."
 
 
 class CloudSchedulerEmulator:
@@ -297,7 +270,7 @@ class CloudSchedulerEmulator:
         prefix = f"{request.parent}/jobs/"
         with self._cond:
             jobs = [_copy(j.message) for n, j in sorted(self._jobs.items()) if n.startswith(prefix)]
-        page, token = _page(jobs, request.page_size, request.page_token)
+        page, token = _page(jobs, request.page_size, request.page_token, 500)
         return scheduler_v1.ListJobsResponse(jobs=page, next_page_token=token)
 
     def update_job(self, request: scheduler_v1.UpdateJobRequest) -> scheduler_v1.Job:

@@ -14,8 +14,6 @@ defaults to ``application/octet-stream``); 2xx removes it, anything else retries
 from __future__ import annotations
 
 import argparse
-import base64
-import json
 import re
 import signal
 import threading
@@ -31,10 +29,15 @@ from typing import Any, TypeVar
 import grpc
 from google.cloud import tasks_v2
 from google.cloud.tasks_v2.services.cloud_tasks import CloudTasksClient, transports
-from google.protobuf import empty_pb2, timestamp_pb2
+from google.protobuf import empty_pb2
 
 from .grpc_service import Abort as _Abort
+from .grpc_service import copy as _copy
 from .grpc_service import generic_service
+from .grpc_service import page as _page
+from .grpc_service import seconds as _seconds
+from .grpc_service import stamp as _stamp
+from .grpc_service import unsigned_jwt as _unsigned_jwt
 
 SERVICE_NAME = "google.cloud.tasks.v2.CloudTasks"
 ENV_VAR = "CLOUD_TASKS_EMULATOR_HOST"  # a convention of this project, like the others
@@ -48,7 +51,6 @@ _REPLACED = {"host", "content-length", "user-agent"}
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 Method, View = tasks_v2.HttpMethod, tasks_v2.Task.View
-_M = TypeVar("_M", bound=Any)
 _V = TypeVar("_V")
 
 
@@ -59,30 +61,6 @@ class _Task:
     due: float  # epoch seconds
     attempts: int = 0
     running: bool = False
-
-
-def _stamp(seconds: float) -> timestamp_pb2.Timestamp:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromNanoseconds(int(seconds * 1e9))
-    return stamp
-
-
-def _seconds(stamp_or_duration: Any) -> float:
-    return float(stamp_or_duration.ToNanoseconds()) / 1e9
-
-
-def _copy(message: _M) -> _M:
-    copied: _M = type(message).deserialize(type(message).serialize(message))
-    return copied
-
-
-def _page(items: list[Any], size: int, token: str) -> tuple[list[Any], str]:
-    try:
-        start = int(token) if token else 0
-    except ValueError:
-        raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "invalid page_token") from None
-    end = start + (size if size > 0 else 1000)
-    return items[start:end], (str(end) if end < len(items) else "")
 
 
 def _find(table: dict[str, _V], pattern: re.Pattern[str], kind: str, name: str) -> _V:
@@ -218,7 +196,7 @@ class CloudTasksEmulator:
         prefix = f"{request.parent}/queues/"
         with self._cond:
             queues = [_copy(q) for n, q in sorted(self._queues.items()) if n.startswith(prefix)]
-        page, token = _page(queues, request.page_size, request.page_token)
+        page, token = _page(queues, request.page_size, request.page_token, 1000)
         return tasks_v2.ListQueuesResponse(queues=page, next_page_token=token)
 
     def delete_queue(self, request: tasks_v2.DeleteQueueRequest) -> empty_pb2.Empty:
@@ -281,7 +259,7 @@ class CloudTasksEmulator:
                 for _, t in sorted(self._tasks.items())
                 if t.queue == request.parent
             ]
-        page, token = _page(tasks, request.page_size, request.page_token)
+        page, token = _page(tasks, request.page_size, request.page_token, 1000)
         return tasks_v2.ListTasksResponse(tasks=page, next_page_token=token)
 
     def delete_task(self, request: tasks_v2.DeleteTaskRequest) -> empty_pb2.Empty:
@@ -362,13 +340,6 @@ class CloudTasksEmulator:
             delay = _seconds(retry.min_backoff) * 2 ** min(task.attempts - 1, 30)
             task.due = now + min(delay, _seconds(retry.max_backoff))
             pb.schedule_time.CopyFrom(_stamp(task.due))
-
-
-def _unsigned_jwt(claims: dict[str, Any]) -> str:
-    def part(value: dict[str, Any]) -> str:
-        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
-
-    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}."
 
 
 def generic_handler(store: CloudTasksEmulator) -> grpc.GenericRpcHandler:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .engine.entries import MAX_ENTRY_BYTES
-from .errors import CatalogError, PlaybookError
+from .errors import CatalogError, InputLimitError, NoetlError, PlaybookError
 from .keychain.sealing import Sealer
 from .playbook.loader import LoadedPlaybook, declared_path, load_file, load_text
 
@@ -78,8 +78,19 @@ class CatalogBase:
             version += 1
         return Registered(loaded.path, version, True)
 
-    def register_tree(self, directory: str | Path) -> list[Registered]:
-        return [self.register(file) for file in sorted(_yaml_files(Path(directory)))]
+    def register_tree(
+        self, directory: str | Path
+    ) -> tuple[list[Registered], list[tuple[Path, NoetlError]]]:
+        """Every valid playbook file under `directory` registered, and each invalid one
+        with its error: one bad file does not keep the others out of the catalog."""
+        done: list[Registered] = []
+        invalid: list[tuple[Path, NoetlError]] = []
+        for file in sorted(_yaml_files(Path(directory))):
+            try:
+                done.append(self.register(file))
+            except (PlaybookError, CatalogError, InputLimitError) as exc:
+                invalid.append((file, exc))
+        return done, invalid
 
     def resolve(
         self, path: str, version: int | str | None = None, tree: str | None = None

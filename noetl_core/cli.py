@@ -462,9 +462,17 @@ def cmd_register(args: argparse.Namespace, conf: settings.Settings) -> int:
         return remote
     with runtime_for(args, conf) as rt:
         target = Path(args.target)
-        done = (
-            rt.catalog.register_tree(target) if target.is_dir() else [rt.catalog.register(target)]
-        )
+        invalid: list[tuple[Path, NoetlError]] = []
+        if target.is_dir():
+            done, invalid = rt.catalog.register_tree(target)
+            if not done and not invalid:
+                raise WorkloadError(f"no playbook files (*.yaml, *.yml) under {target}")
+        else:
+            done = [rt.catalog.register(target)]
+        for file, error in invalid:  # each problem on a line of its own, naming the file
+            for line in error.message.splitlines():
+                named = line if line.startswith(str(file)) else f"{file}: {line}"
+                print(f"invalid: {named}", file=sys.stderr, flush=True)
         for item in done:
             state = "registered" if item.new else "unchanged"
             print(f"{state}: {item.path} v{item.version}")
@@ -472,7 +480,7 @@ def cmd_register(args: argparse.Namespace, conf: settings.Settings) -> int:
                 from . import schedules
 
                 schedules.publish(rt, rt.catalog.resolve(item.path))
-    return 0
+    return 1 if invalid else 0
 
 
 def credential_store(args: argparse.Namespace, conf: settings.Settings) -> Credentials:

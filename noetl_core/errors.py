@@ -110,14 +110,18 @@ class ToolError(NoetlError):
         code: str | None = None,
         retryable: bool = False,
         details: dict[str, Any] | None = None,
+        kind: str | None = None,
     ):
         super().__init__(message, code=code, retryable=retryable)
         self.tool_kind = tool_kind
         self.details = details or {}
+        self.error_kind = kind
 
     @property
     def kind(self) -> str:
-        return self.tool_kind
+        """The tool's kind, unless the error has a class of its own (an http 5xx answer is
+        `server_error`, as upstream names it)."""
+        return self.error_kind or self.tool_kind
 
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()

@@ -22,3 +22,21 @@ def command(execution_id: str, *parts: object) -> str:
 
 def entry(execution_id: str, kind: str, *parts: object) -> str:
     return kind[:2] + digest(execution_id, kind, *parts)
+
+
+# Execution ids are decimal: 19 digits, a valid SQL BIGINT literal (below 2**63), so a
+# template may put `{{ execution_id }}` unquoted into SQL as upstream NoETL's integer ids
+# allow. A new execution's id is its start time in milliseconds, then six random
+# digits: ids sort by start time, as strings and as numbers, until the year 2286. An id
+# derived from something else (a request id, a schedule's time, a parent's step) is a
+# digest mapped into the same 19-digit range.
+EXECUTION_ID_DIGITS = 19
+_DERIVED_FLOOR, _DERIVED_SPAN = 10**18, 8 * 10**18
+
+
+def execution_id_at(now: float, random_digits: int) -> str:
+    return f"{int(now * 1000) * 10**6 + random_digits % 10**6:019d}"
+
+
+def derived_execution_id(*parts: object) -> str:
+    return str(_DERIVED_FLOOR + int(digest(*parts), 16) % _DERIVED_SPAN)

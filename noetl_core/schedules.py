@@ -95,7 +95,7 @@ def schedules_of(loaded: LoadedPlaybook) -> list[Schedule]:
 
 def execution_id(schedule: Schedule, scheduled: dt.datetime) -> str:
     moment = scheduled.astimezone(dt.UTC).isoformat()
-    return "s" + ids.digest("schedule", schedule.path, schedule.cron, moment)[:18]
+    return ids.derived_execution_id("schedule", schedule.path, schedule.cron, moment)
 
 
 def fire(

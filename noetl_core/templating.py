@@ -33,7 +33,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from . import bounded
-from .errors import TemplateError
+from .errors import KeychainError, TemplateError
 
 if TYPE_CHECKING:
     from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -379,6 +379,9 @@ def render(value: Any, context: Mapping[str, Any], where: str = "") -> Any:
             result = _compiled(value)(context if isinstance(context, dict) else dict(context))
         except TemplateError as exc:
             raise TemplateError(f"{where}: {exc.message}" if where else exc.message) from None
+        except KeychainError as exc:  # stays a keychain error: its code and retryable hold
+            message = f"{where}: {exc.message}" if where else exc.message
+            raise KeychainError(message, code=exc.code, retryable=exc.retryable) from None
         except Exception as exc:
             raise TemplateError(f"{where + ': ' if where else ''}{_failure(value, exc)}") from None
         if _undefined(result):

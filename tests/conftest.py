@@ -4,6 +4,7 @@ infra/firestore.indexes.json under real Firestore's rules (`pytest_sessionfinish
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -133,3 +134,52 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             reporter.write_line(f"NOT SERVED {problem}", red=True)
     if problems:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+# -- helpers the gateway tests share --------------------------------------------------------
+
+
+def read_events(stream: Any, keep: int | None = None) -> list[dict[str, Any]]:
+    """Server-Sent Events from an httpx streaming response, as `{id, data}` (data parsed
+    as JSON), up to `keep` of them (the connection is then left, as a client dropping)."""
+    import json
+
+    out: list[dict[str, Any]] = []
+    event: dict[str, Any] = {}
+    for line in stream.iter_lines():
+        if line.startswith("id: "):
+            event["id"] = int(line[4:])
+        elif line.startswith("data: "):
+            event["data"] = json.loads(line[6:])
+        elif not line and event:
+            out.append(event)
+            event = {}
+            if keep is not None and len(out) == keep:
+                break
+    return out
+
+
+@contextlib.contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """An ASGI application served by uvicorn on a free loopback port; its base URL."""
+    import threading
+    import time
+
+    import uvicorn
+
+    from emulators.processes import free_port
+
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

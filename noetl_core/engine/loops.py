@@ -269,8 +269,8 @@ def tally_id(execution_id: str, activation_id: str, level: int, bucket: int) -> 
 
 
 def tally_of(entry: Entry) -> Tally | None:
-    """The tally member an entry is: an iteration record of its loop's last wave, or a
-    tally entry; None for anything else."""
+    """The tally member an entry is: an iteration record of its loop's last wave (or a
+    cursor loop's slot end, `engine.cursor`), or a tally entry; None for anything else."""
     wave = entry.body.get("wave")
     if entry.group is None or wave is None or entry.step is None:
         return None
@@ -278,7 +278,7 @@ def tally_of(entry: Entry) -> Tally | None:
     if entry.kind == "tally":
         level, member = entry.body["level"], entry.body["bucket"]
         return Tally(entry.group, entry.step, length, width, level, member)
-    if entry.kind != "done" or entry.body["index"] + width < length:
+    if entry.kind not in ("done", "slotend") or entry.body["index"] + width < length:
         return None  # an earlier wave's iteration: it issued the next one
     member = entry.body["index"] - max(0, length - width)
     return Tally(entry.group, entry.step, length, width, 0, member)

@@ -197,7 +197,7 @@ class Gateway:
         request_id = body.get("request_id")
         execution_id = None
         if request_id is not None:
-            execution_id = "r" + ids.digest("request", claims.subject, str(request_id))[:18]
+            execution_id = ids.derived_execution_id("request", claims.subject, str(request_id))
 
         def start() -> tuple[str, bool]:
             loaded = self.rt.catalog.resolve(path, body.get("version"))

@@ -10,6 +10,7 @@ the log, the payload store or the environment.
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -46,6 +47,9 @@ NOT_SECRET = frozenset(
         "account",
     }
 )
+
+
+TOKEN_KINDS = ("oauth2", "google_id_token")
 
 
 class SecretCache:
@@ -96,8 +100,11 @@ class Secrets:
         store: Credentials,
         cache: SecretCache,
         sealer: Sealer,
+        workload: Mapping[str, Any] | None = None,
     ):
         self.execution_id = execution_id
+        self.workload = workload or {}
+        self._resolving: set[str] = set()
         self.sealer = sealer
         self.entries = {e["name"]: e for e in entries if isinstance(e, dict) and "name" in e}
         self.store = store
@@ -126,14 +133,50 @@ class Secrets:
                 f"unknown keychain entry {name!r} (declared: {known})", code="unknown_alias"
             )
         key = f"entry:{name}"
-        values = self.cache.get(self.execution_id, key)
-        if values is None:
-            from . import providers  # the readers load only when a value is read
+        entry = self.entries[name]
+        found = self.cache.get(self.execution_id, key)
+        now = time.time()
+        if found is None or (found[1] is not None and now >= found[1]):
+            values, refresh = self._resolve(name, entry, now)
+            self.cache.put(self.execution_id, key, (values, refresh))
+        else:
+            values = found[0]
+        if entry.get("kind") in TOKEN_KINDS:
+            from . import tokens
 
-            values = providers.resolve(self.entries[name], self.credential, self.sealer.open)
-            self.cache.put(self.execution_id, key, values)
-        self.redactor.add(values)
+            self.redactor.add(tokens.secret_part(values))
+        else:
+            self.redactor.add(values)
         return dict(values)
+
+    def _resolve(
+        self, name: str, entry: dict[str, Any], now: float
+    ) -> tuple[dict[str, Any], float | None]:
+        from . import providers  # the readers load only when a value is read
+
+        if name in self._resolving:
+            raise KeychainError(
+                f"keychain entry {name!r} reads itself through its templates",
+                code="bad_keychain",
+            )
+        self._resolving.add(name)
+        try:
+            values = providers.resolve(
+                entry, self.credential, self.sealer.open, self._render, self.redactor.add
+            )
+        finally:
+            self._resolving.discard(name)
+        if entry.get("kind") not in TOKEN_KINDS:
+            return values, None
+        from . import tokens
+
+        return values, tokens.refresh_at(entry, values, now)
+
+    def _render(self, value: Any, where: str) -> Any:
+        """A token entry's templates: `workload` and the other entries (`keychain`)."""
+        from .. import templating
+
+        return templating.render(value, {"workload": self.workload, "keychain": self.view()}, where)
 
     def view(self) -> KeychainView:
         return KeychainView(self)

@@ -9,6 +9,8 @@ Entry forms (a playbook's `keychain:` list):
     {name, kind: static,  map: {field: value}}   (values sealed in stored texts: sealing.py)
     {name, kind: bearer,  token: value}
     {name, kind: credential, alias: registered-credential-name}
+    {name, kind: oauth2, endpoint, data, ...}            (tokens.py)
+    {name, kind: google_id_token, target_audience, ...}  (tokens.py)
 
 Client libraries (boto3, google-cloud-secret-manager) are imported only when an entry
 that needs them is read.
@@ -32,10 +34,22 @@ def resolve(
     entry: dict[str, Any],
     credential: Callable[[str], dict[str, Any]],
     open_static: Callable[[Any, str], Any],
+    render: Callable[[Any, str], Any] | None = None,
+    mask: Callable[..., None] | None = None,
 ) -> dict[str, Any]:
     """Every field of one entry, read now (`open_static`: a static value as written,
-    opened when it was sealed)."""
+    opened when it was sealed; `render`: a token entry's templates, which read `workload`
+    and other entries; `mask`: values to mask that the entry's fields do not show)."""
     kind = entry["kind"]
+    if kind in ("oauth2", "google_id_token"):
+        from . import tokens
+
+        render_with = render or (lambda value, where: value)
+        if kind == "oauth2":
+            return tokens.oauth2(
+                entry, credential, render_with, mask or (lambda *v: None), open_static
+            )
+        return tokens.google_id_token(entry, credential, render_with, _secret_version)
     if kind == "static":
         where = f"keychain {entry['name']}"
         return {f: open_static(v, f"{where}.{f}") for f, v in entry["map"].items()}
@@ -128,6 +142,13 @@ def _gcp(entry: dict[str, Any], field: str, ref: str) -> str:
             code="secret_unavailable",
         ) from None
     return _pick(answer.payload.data.decode(), key, where)
+
+
+def _secret_version(name: str, where: str) -> str:
+    """The text of a Secret Manager version (`projects/p/secrets/s/versions/v`)."""
+    return _gcp(
+        {"name": where.removeprefix("keychain ").split(".")[0]}, "service_account_secret", name
+    )
 
 
 def secret_manager() -> Any:

@@ -43,11 +43,38 @@ def is_sealed(value: Any) -> bool:
 
 
 def has_plain_values(keychain: list[dict[str, Any]]) -> bool:
-    """Whether any static entry still holds a value in the clear."""
+    """Whether any static entry (or secret form field of an oauth2 entry) still holds a
+    value in the clear."""
     return any(
-        _is_static(entry) and not all(is_sealed(value) for value in entry["map"].values())
-        for entry in keychain
+        not all(is_sealed(value) for value in _sealable(entry).values()) for entry in keychain
     )
+
+
+def _sealable(entry: Any) -> dict[str, Any]:
+    """The values of an entry that are sealed where its playbook is stored: a static
+    entry's `map`; an oauth2 entry's secret form fields (`data.client_secret`, ...) written
+    in the clear, not templates (a template reads another entry, sealed or read there)."""
+    if _is_static(entry):
+        return dict(entry["map"])
+    if _is_oauth2(entry):
+        return {k: v for k, v in entry["data"].items() if _secret_field(k, v)}
+    return {}
+
+
+def _is_oauth2(entry: Any) -> bool:
+    return (
+        isinstance(entry, dict)
+        and entry.get("kind") == "oauth2"
+        and isinstance(entry.get("data"), dict)
+    )
+
+
+def _secret_field(key: Any, value: Any) -> bool:
+    from .tokens import PUBLIC_DATA
+
+    if str(key) in PUBLIC_DATA or not isinstance(value, str):
+        return False
+    return is_sealed(value) or ("{{" not in value and "{%" not in value)
 
 
 class Sealer:
@@ -121,6 +148,8 @@ class Sealer:
         entries = [
             {**entry, "map": {k: self.open(v, "") for k, v in entry["map"].items()}}
             if _is_static(entry)
+            else {**entry, "data": {k: self.open(v, "") for k, v in entry["data"].items()}}
+            if _is_oauth2(entry)
             else entry
             for entry in data["keychain"]
         ]
@@ -166,13 +195,17 @@ def _walk_static(loader: yaml.SafeLoader, text: str) -> Iterator[tuple[int, int,
         return
     for entry in keychain.value:
         kind = _child(entry, "kind")
-        fields = _child(entry, "map")
-        if not isinstance(kind, yaml.ScalarNode) or kind.value != "static":
+        if not isinstance(kind, yaml.ScalarNode) or kind.value not in ("static", "oauth2"):
             continue
+        fields = _child(entry, "map" if kind.value == "static" else "data")
         if not isinstance(fields, yaml.MappingNode):
             continue
-        for _, node in fields.value:
+        for key, node in fields.value:
             value = loader.construct_object(node, deep=True)
+            if kind.value == "oauth2" and not (
+                isinstance(key, yaml.ScalarNode) and _secret_field(key.value, value)
+            ):
+                continue
             if not is_sealed(value):
                 start, end = node.start_mark.index, node.end_mark.index
                 # a block collection ends on the next line's indentation: keep it there

@@ -82,6 +82,7 @@ class Task(Tool):
     name: str
     input: dict[str, Any] | None = None
     set: dict[str, Any] | None = None
+    output: OutputSpec | None = None
 
 
 class Arc(Strict):
@@ -107,29 +108,137 @@ class Next(Strict):
     arcs: list[Arc] = Field(default_factory=list)
 
 
+class FrameSpec(Strict):
+    """Upstream's `loop.spec.frame` (its FramePolicy): how much one cursor slot claims and
+    runs before it records progress. Here a frame is one block: up to `max_rows` rows
+    claimed, each row's body run, then one record. The other fields are accepted and not
+    acted on (docs/language.md, Cursor loops)."""
+
+    max_rows: int = Field(default=1, ge=1)
+    max_seconds: float = Field(default=30.0, ge=0)
+    max_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
+    lease_seconds: float = Field(default=120.0, ge=0)
+    heartbeat_seconds: float = Field(default=30.0, ge=0)
+    row_concurrency: int = Field(default=1, ge=1)
+
+
 class LoopSpec(Strict):
-    mode: Literal["sequential", "parallel"] = "sequential"
-    # an int, or a template rendered when the loop starts (`engine.loops.width_of`)
+    mode: Literal["sequential", "parallel", "cursor"] = "sequential"
+    # an int, or a template rendered when the loop starts (`runtime.children.loop_width`)
     max_in_flight: int | str | None = Field(default=None, ge=1)
     policy: dict[str, Any] | None = None  # upstream placement hints (`exec: distributed`)
+    frame: FrameSpec | None = None  # cursor loops only
+
+
+class CursorSpec(Strict):
+    """A cursor loop's source (upstream's `loop.cursor`): a claim statement that marks and
+    returns the next rows, run against the credential `auth` (or connection fields in
+    `options`) until it returns none."""
+
+    kind: str
+    auth: str | None = None
+    claim: str
+    options: dict[str, Any] | None = None
 
 
 class Loop(Strict):
-    in_: str | list[Any] = Field(alias="in")
+    in_: str | list[Any] | None = Field(default=None, alias="in")
+    cursor: CursorSpec | None = None
     iterator: str = "item"
     spec: LoopSpec = Field(default_factory=LoopSpec)
 
     @property
+    def is_cursor(self) -> bool:
+        return self.cursor is not None
+
+    @property
     def width(self) -> int:
-        """How many iterations may run at once."""
+        """How many iterations may run at once (a cursor loop: how many slots)."""
+        wanted = self.spec.max_in_flight
+        if self.cursor is not None:  # a literal (validation refuses a template here)
+            return wanted if isinstance(wanted, int) else int(wanted or 1)
         if self.spec.mode == "sequential":
             return 1
-        wanted = self.spec.max_in_flight
         return wanted if isinstance(wanted, int) else 1_000_000
+
+    @property
+    def frame_rows(self) -> int:
+        """A cursor frame's rows at most (upstream's `frame.max_rows`, default 1)."""
+        return self.spec.frame.max_rows if self.spec.frame is not None else 1
+
+
+# `output.store.kind`: where a step's result goes. `auto` (inline up to the inline limit,
+# else by reference), `inline` (in the log, or an error), `payload` (by reference, always);
+# upstream's tiers are read as the one this runtime has for them.
+STORE_KINDS = {
+    "auto": "auto",
+    "inline": "inline",
+    "eventlog": "inline",
+    "payload": "payload",
+    "memory": "payload",
+    "kv": "payload",
+    "disk": "payload",
+    "object": "payload",
+    "s3": "payload",
+    "gcs": "payload",
+    "db": "payload",
+    "duckdb": "payload",
+}
+
+
+class OutputStore(Open):
+    """`kind`, plus upstream's hints (`driver`, `bucket`, `prefix`, `ttl`, `compression`,
+    `credential`, `scope`), accepted and not acted on: the payload store is
+    `NOETL_PAYLOAD_URL`."""
+
+    kind: str = "auto"
+
+    @property
+    def mode(self) -> str:
+        return STORE_KINDS.get(self.kind, "auto")
 
 
 class OutputSpec(Strict):
-    select: list[str] = Field(default_factory=list)
+    """Where a step's result goes (`store`), and which fields of it stay inline beside a
+    reference (`select`: names or dotted paths, or upstream's `{path: $.a.b, as: name}`)."""
+
+    store: OutputStore | None = None
+    select: list[str | dict[str, Any]] = Field(default_factory=list)
+    inline_max_bytes: int | None = Field(default=None, ge=0)
+    # upstream hints, accepted and not acted on
+    preview_max_bytes: int | None = None
+    scope: str | None = None
+    accumulate: dict[str, Any] | None = None
+    as_: str | None = Field(default=None, alias="as")
+
+    @property
+    def mode(self) -> str:
+        return self.store.mode if self.store is not None else "auto"
+
+    def selection(self) -> list[tuple[str, tuple[str | int, ...]]]:
+        """`select` as (name, path) pairs: `status` -> (status, (status,)); `data.items[0].id`
+        -> (id, (data, items, 0, id)); `{path: $.paging.next, as: next}` -> (next, ...)."""
+        out: list[tuple[str, tuple[str | int, ...]]] = []
+        for item in self.select:
+            if isinstance(item, str):
+                parts = select_path(item)
+                out.append((str(parts[-1]) if parts else item, parts))
+            else:
+                parts = select_path(str(item.get("path", "")))
+                out.append((str(item.get("as") or (parts[-1] if parts else "")), parts))
+        return out
+
+
+def select_path(text: str) -> tuple[str | int, ...]:
+    """`$.data.items[0].id` or `data.items[0].id` -> ('data', 'items', 0, 'id')."""
+    text = text.strip()
+    if text.startswith("$"):
+        text = text[1:]
+    parts: list[str | int] = []
+    for piece in text.replace("[", ".").replace("]", "").split("."):
+        if piece:
+            parts.append(int(piece) if piece.isdigit() else piece)
+    return tuple(parts)
 
 
 class StepSpec(Open):
@@ -155,6 +264,14 @@ class Step(Strict):
         return isinstance(self.tool, list)
 
     @property
+    def result_output(self) -> OutputSpec | None:
+        """The `output:` that governs the step's recorded result: the step's own (a single
+        tool's is moved here), else a pipeline's last task's."""
+        if self.output is not None or not isinstance(self.tool, list) or not self.tool:
+            return self.output
+        return self.tool[-1].output
+
+    @property
     def arcs(self) -> list[Arc]:
         return self.next.arcs if self.next else []
 
@@ -163,7 +280,8 @@ class WorkbookEntry(Strict):
     name: str
     desc: str | None = None
     tool: Tool
-    # upstream's `assert: {expects: [...], returns: [...]}`: accepted, not enforced
+    output: OutputSpec | None = None  # upstream writes it in the entry's tool
+    # upstream's `assert: {expects: [names], returns: [paths]}` (`tools.workbook`)
     assert_: dict[str, Any] | None = Field(default=None, alias="assert")
 
 
@@ -213,3 +331,14 @@ class Playbook(Strict):
 
     def workbook_entry(self, name: str) -> WorkbookEntry | None:
         return next((w for w in self.workbook if w.name == name), None)
+
+    def result_output(self, step: Step) -> OutputSpec | None:
+        """The `output:` that governs a step's recorded result: the step's (or its last
+        task's), else that of the workbook entry a `kind: workbook` tool names."""
+        found = step.result_output
+        tool = step.tool
+        if found is None and not isinstance(tool, list) and tool.kind == "workbook":
+            name = tool.fields().get("name")
+            entry = self.workbook_entry(name) if isinstance(name, str) else None
+            found = entry.output if entry is not None else None
+        return found

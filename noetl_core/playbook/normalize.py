@@ -10,7 +10,9 @@ Accepted (as upstream NoETL does):
 - `args` as an alias of `input` (on steps and pipeline tasks);
 - a tool's own fields nested under its `spec:` (only `spec.policy` stays there);
 - unnamed pipeline tasks (named `task_<i>`), and tasks written `- label: {kind: ...}`;
-- `output_select: [...]` for `output: {select: [...]}`, and `store:` beside it;
+- `output_select: [...]` for `output: {select: [...]}`, and `store:` beside it (into
+  `output.store`); `output_select` inside `output:`; a single tool's `output:` (where
+  upstream canonical v10 puts it) as the step's;
 - a policy rule written `- else: {then: {...}}`;
 - postgres / duckdb `credential:` for `auth:`; http `verify_ssl:` for `verify:`, `form:`
   for `data:` (a form body) and `retry:` as a retry policy; arc `cond:` for `when:`.
@@ -36,7 +38,7 @@ RETIRED_ROOT_KEYS = {
     "vars": "root `vars:` was retired in noetl.io/v2: put inputs in `workload:` and "
     "mutations in `set: {ctx.<name>: ...}`",
 }
-SPEC_ONLY_KEYS = {"policy", "timeout"}
+SPEC_ONLY_KEYS = {"policy", "timeout", "fail_on_status"}
 # Upstream's other names of a tool's fields, per kind: {kind: {alias: field}}.
 TOOL_ALIASES = {
     "postgres": {"credential": "auth"},
@@ -98,6 +100,17 @@ class Normalizer:
         out = dict(entry)
         if "tool" in out:
             out["tool"] = self.tool(out["tool"], (*path, "tool"))
+            tool = out["tool"]
+            if isinstance(tool, dict) and "output" in tool:  # the entry's, not a tool field
+                if "output" in out:
+                    self.problem(
+                        (*path, "tool", "output"), "`output` is given both here and on the entry"
+                    )
+                out["tool"] = {k: v for k, v in tool.items() if k != "output"}
+                out.setdefault("output", tool["output"])
+                self.alias((*path, "tool", "output"), (*path, "output"))
+        if isinstance(out.get("output"), dict):
+            out["output"] = self.output(out["output"], (*path, "output"))
         return out
 
     def step(self, step: Any, path: Path) -> Any:
@@ -120,8 +133,15 @@ class Normalizer:
             if "output" in out:
                 self.problem((*path, "output_select"), "give either `output` or `output_select`")
             out["output"] = {"select": out.pop("output_select")}
+            self.alias((*path, "output_select"), (*path, "output", "select"))
             self.alias((*path, "output_select"), (*path, "output"))
-        out.pop("store", None)
+        if "store" in out:  # `store:` beside `output_select` (or alone)
+            given = out.get("output")
+            output: dict[str, Any] = given if isinstance(given, dict) else {}
+            if "store" in output:
+                self.problem((*path, "store"), "`store` is given both here and in `output`")
+            out["output"] = {**output, "store": out.pop("store")}
+            self.alias((*path, "store"), (*path, "output", "store"))
         if "next" in out:
             out["next"] = self.next(out["next"], (*path, "next"))
         tool = out.get("tool")
@@ -129,6 +149,24 @@ class Normalizer:
             out["tool"] = [self.task(t, (*path, "tool", i), i) for i, t in enumerate(tool)]
         elif tool is not None:
             out["tool"] = self.tool(tool, (*path, "tool"))
+            if isinstance(out["tool"], dict) and "output" in out["tool"]:
+                # upstream canonical v10 puts `output:` in the tool: it is the step's
+                if "output" in out:
+                    self.problem(
+                        (*path, "tool", "output"), "`output` is given both here and on the step"
+                    )
+                hoisted = out["tool"]["output"]
+                out["tool"] = {k: v for k, v in out["tool"].items() if k != "output"}
+                out["output"] = out.get("output", hoisted)
+                self.alias((*path, "tool", "output"), (*path, "output"))
+        if isinstance(out.get("output"), dict):
+            out["output"] = self.output(out["output"], (*path, "output"))
+        return out
+
+    def output(self, output: dict[str, Any], path: Path) -> dict[str, Any]:
+        """`output_select` inside `output:` (as upstream's worker reads it) is `select`."""
+        out = dict(output)
+        self.rename(out, "output_select", "select", path)
         return out
 
     def loop(self, loop: dict[str, Any], path: Path) -> dict[str, Any]:
@@ -267,6 +305,8 @@ class Normalizer:
                 task = {"name": label, **body}
         out = self.tool(task, path)
         out.setdefault("name", f"task_{index}")
+        if isinstance(out.get("output"), dict):
+            out["output"] = self.output(out["output"], (*path, "output"))
         return out
 
     def policy(self, policy: dict[str, Any], path: Path) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from ..errors import SourceLocation
 from ..tools import registry
 from . import keychain as keychain_entries
 from . import names as step_names
-from .model import Playbook, Policy, Step, Tool
+from .model import STORE_KINDS, OutputSpec, Playbook, Policy, Step, Tool, select_path
 from .yamlsrc import Path, SourceMap
 
 Problems = list[tuple[SourceLocation, str]]
@@ -38,6 +38,7 @@ def semantic_problems(playbook: Playbook, data: dict[str, Any], smap: SourceMap)
         if workbook_names.count(entry.name) > 1:
             add(("workbook", i, "name"), f"workbook name {entry.name!r} is used twice")
         _check_tool(entry.tool, ("workbook", i, "tool"), workbook_names, add)
+        _check_output(entry.output, ("workbook", i), add)
         _check_assert(entry.assert_, ("workbook", i, "assert"), add)
 
     for i, step in enumerate(playbook.workflow):
@@ -95,7 +96,37 @@ def _check_keychain(entries: list[dict[str, Any]], add: Any) -> None:
             declared.append(label)
 
 
+def _check_flag(spec: Any, path: Path, add: Any) -> None:
+    """`spec.fail_on_status` is true or false."""
+    flag = (getattr(spec, "model_extra", None) or {}).get("fail_on_status")
+    if flag is not None and not isinstance(flag, bool):
+        add((*path, "spec", "fail_on_status"), f"expected true or false, got {flag!r}")
+
+
+def _check_output(output: OutputSpec | None, path: Path, add: Any) -> None:
+    """`output.store.kind` is one this runtime knows; `select` entries name a field."""
+    if output is None:
+        return
+    if output.store is not None and output.store.kind not in STORE_KINDS:
+        known = ", ".join(STORE_KINDS)
+        add(
+            (*path, "output", "store", "kind"),
+            f"unknown store kind {output.store.kind!r} (known: {known})",
+        )
+    for k, item in enumerate(output.select):
+        if isinstance(item, dict):
+            if not isinstance(item.get("path"), str) or not select_path(item["path"]):
+                add((*path, "output", "select", k, "path"), "a selected field needs a `path`")
+            elif set(item) - {"path", "as"}:
+                extra = ", ".join(sorted(set(item) - {"path", "as"}))
+                add((*path, "output", "select", k), f"unknown keys {extra} (give `path`, `as`)")
+        elif not select_path(item):
+            add((*path, "output", "select", k), "a selected field needs a name or a path")
+
+
 def _check_step(step: Step, path: Path, steps: set[str], workbook: list[str], add: Any) -> None:
+    _check_flag(step.spec, path, add)
+    _check_output(step.output, path, add)
     for j, arc in enumerate(step.arcs):
         if arc.step not in steps and arc.step != "end":
             known = ", ".join(sorted(steps))
@@ -105,7 +136,14 @@ def _check_step(step: Step, path: Path, steps: set[str], workbook: list[str], ad
             )
     if step.loop is not None and not step.loop.iterator.isidentifier():
         add((*path, "loop", "iterator"), f"iterator {step.loop.iterator!r} is not a valid name")
+    if step.loop is not None:
+        _check_loop_source(step, (*path, "loop"), add)
     wanted = step.loop.spec.max_in_flight if step.loop is not None else None
+    if step.loop is not None and step.loop.is_cursor and templating.is_template(wanted):
+        add(
+            (*path, "loop", "spec", "max_in_flight"),
+            "a cursor loop's `max_in_flight` is a number, not a template",
+        )
     bad = isinstance(wanted, str) and not templating.is_template(wanted)
     if bad and not (str(wanted).strip().isdigit() and int(str(wanted)) >= 1):
         add(
@@ -123,13 +161,84 @@ def _check_step(step: Step, path: Path, steps: set[str], workbook: list[str], ad
             if task_names.count(task.name) > 1:
                 add((*path, "tool", k, "name"), f"task name {task.name!r} is used twice")
             _check_tool(task, (*path, "tool", k), workbook, add, task_names)
+            _check_output(task.output, (*path, "tool", k), add)
     else:
         _check_tool(step.tool, (*path, "tool"), workbook, add)
+
+
+CURSOR_KINDS = ("postgres",)
+MAX_CURSOR_SLOTS = 400  # one activation batch: a write per slot, 500 writes at most
+
+
+def _check_loop_source(step: Step, path: Path, add: Any) -> None:
+    """A loop has one source: `in` (a collection) or `cursor` (claimed rows), the latter
+    with `spec.mode: cursor` and the former without it, as upstream's model requires."""
+    loop = step.loop
+    assert loop is not None
+    if loop.in_ is not None and loop.cursor is not None:
+        add(path, "give either `loop.in` (a collection) or `loop.cursor` (claimed rows), not both")
+        return
+    if loop.in_ is None and loop.cursor is None:
+        add(
+            (*path, "in"),
+            "required field is missing: a loop needs `in` (a collection) or `cursor` "
+            "(a claim query, with `spec.mode: cursor`)",
+        )
+        return
+    mode = loop.spec.mode
+    if loop.cursor is None:
+        if mode == "cursor":
+            add((*path, "spec", "mode"), "`mode: cursor` needs a `loop.cursor` source, not `in`")
+        if loop.spec.frame is not None:
+            add((*path, "spec", "frame"), "`loop.spec.frame` is for cursor loops only")
+        return
+    if mode != "cursor":
+        add(
+            (*path, "spec", "mode"),
+            f"`loop.cursor` needs `spec.mode: cursor` (got {mode!r})",
+        )
+    if loop.width > MAX_CURSOR_SLOTS:
+        add(
+            (*path, "spec", "max_in_flight"),
+            f"a cursor loop runs at most {MAX_CURSOR_SLOTS} slots (got {loop.width}): its "
+            "activation issues every slot's first frame in one batch",
+        )
+    cursor = loop.cursor
+    if cursor.kind not in CURSOR_KINDS:
+        add(
+            (*path, "cursor", "kind"),
+            f"cursor kind {cursor.kind!r} is not supported (supported: {', '.join(CURSOR_KINDS)})",
+        )
+    cap = (cursor.options or {}).get("max_iterations")
+    if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+        add(
+            (*path, "cursor", "options", "max_iterations"),
+            f"max_iterations (rows per slot at most) must be a positive integer, got {cap!r}",
+        )
+    if not cursor.claim.strip():
+        add((*path, "cursor", "claim"), "the claim statement is empty")
+    if not cursor.auth and not (cursor.options or {}).keys() & _CONNECTION_KEYS:
+        add(
+            (*path, "cursor", "auth"),
+            "a cursor needs `auth` (a postgres credential alias) or connection fields in "
+            "`options` (db_host, db_name, ...)",
+        )
+
+
+_CONNECTION_KEYS = {"db_host", "host", "db_name", "dbname", "database"}
 
 
 def _check_tool(
     tool: Tool, path: Path, workbook: list[str], add: Any, tasks: list[str] | None = None
 ) -> None:
+    _check_flag(tool.spec, path, add)
+    if tool.kind in registry.UPSTREAM_UNSUPPORTED:
+        why = registry.UPSTREAM_UNSUPPORTED[tool.kind]
+        add(
+            (*path, "kind"),
+            f"tool kind {tool.kind!r} is upstream NoETL's but not supported here ({why})",
+        )
+        return
     if tool.kind not in registry.KINDS:
         known = ", ".join(sorted(registry.KINDS))
         add((*path, "kind"), f"unknown tool kind {tool.kind!r} (known: {known})")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -37,7 +38,7 @@ from ..playbook.loader import LoadedPlaybook
 from ..settings import Settings
 from ..templating import ResultView
 from ..tools.base import ToolCall
-from . import children, claims, execute, faults, limits, payloads, settle, waits
+from . import children, claims, cursor, execute, faults, limits, payloads, settle, waits
 from .executions import Execution, ExecutionCache
 from .hydrate import PathContext
 from .ports import Clock, CommandBus, EventLog, Note, PayloadStore, Snapshot, Timer
@@ -64,8 +65,8 @@ class _Tail:
 
 
 def new_execution_id(now: float) -> str:
-    """Time-ordered: milliseconds in hex, then randomness."""
-    return f"{int(now * 1000):011x}{os.urandom(4).hex()}"
+    """Time-ordered and decimal (`ids.execution_id_at`): usable unquoted in SQL."""
+    return ids.execution_id_at(now, int.from_bytes(os.urandom(4), "big"))
 
 
 class Runtime(ExecutionCache):
@@ -395,8 +396,13 @@ class Runtime(ExecutionCache):
         if refused is not None:
             limits.refuse(self, ex, command, attempt, refused, claim)
             return
-        if command.kind == "loop":
+        loop = ex.blueprint.step(command.step).loop
+        if command.kind == "loop" and loop is not None and loop.is_cursor:
+            cursor.activate(self, ex, command, attempt, claim)
+        elif command.kind == "loop":
             self._activate(ex, command, attempt, claim)
+        elif command.kind == "frame":
+            cursor.run_frame(self, ex, command, attempt, claim)
         else:
             self._execute(ex, command, attempt, claim)
 
@@ -519,11 +525,28 @@ class Runtime(ExecutionCache):
             )
         step = ex.blueprint.step(command.step)
         key = payloads.key(ex.id, step.step, command.id, attempt, "result")
-        select = step.output.select if step.output else ()
+        output = ex.blueprint.playbook.result_output(step)
+        select = output.selection() if output else ()
+        limit = self.settings.inline_limit
+        if output is not None and output.inline_max_bytes is not None:
+            limit = min(output.inline_max_bytes, payloads.MAX_INLINE)
         redactor = self.secret_cache.redactor(ex.id)
-        ref, view = payloads.persist(
-            self.payloads, run.value, key, self.settings.inline_limit, select, redactor
-        )
+        try:
+            ref, view = payloads.persist(
+                self.payloads,
+                run.value,
+                key,
+                limit,
+                select,
+                redactor,
+                output.mode if output else "auto",
+                self.settings.inline_limit,
+            )
+        except payloads.InlineTooLarge as exc:
+            error = {**exc.to_dict(), "message": f"step {step.step}: {exc.message}"}
+            return engine.Outcome(
+                "error", error=error, view=ResultView(None), meta=meta, patches=run.patches
+            )
         return engine.Outcome("ok", result=ref, view=view, meta=meta, patches=run.patches)
 
     def _fail_block(self, ex: Execution, command: Command, attempt: int, exc: Exception) -> None:
@@ -619,7 +642,12 @@ class Runtime(ExecutionCache):
             issued = self.log.get(E.issue_id(ex.id, command_id))
             if issued is not None:
                 made.append(issued)
-        for entry_id in (*head.body.get("arrived", ()), *head.body.get("signals", ())):
+        ended = head.body.get("cursor", {}).get("end")  # a cursor slot's end (engine.cursor)
+        for entry_id in (
+            *head.body.get("arrived", ()),
+            *head.body.get("signals", ()),
+            *([ended] if ended else []),
+        ):
             stored = self.log.get(entry_id)
             if stored is not None:
                 made.append(stored)
@@ -671,6 +699,8 @@ class Runtime(ExecutionCache):
             if not self.log.halted(execution_id):
                 continue
             isolate.stop(execution_id)
+            if "noetl_core.tools.shell" in sys.modules:  # its programs, when any ran here
+                sys.modules["noetl_core.tools.shell"].stop(execution_id)
             ex = self.execution(execution_id)
             if self.log.get(E.done_id(ex.id, command_id)) is not None:
                 continue
@@ -684,4 +714,4 @@ class Runtime(ExecutionCache):
 
 
 def child_execution_id(parent_execution_id: str, command_id: str, attempt: int) -> str:
-    return "x" + ids.digest(parent_execution_id, command_id, attempt)[:18]
+    return ids.derived_execution_id("child", parent_execution_id, command_id, attempt)

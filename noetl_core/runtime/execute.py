@@ -25,6 +25,7 @@ from ..tools.base import StartChild, ToolCall, ToolServices, Wait
 
 MAX_JUMPS = 1000
 MAX_LOG_CHARS = 64 * 1024  # stdout kept per step record
+FAILED_STATUSES = ("error", "failed")  # a result's `status` that fails under fail_on_status
 
 
 @dataclass
@@ -111,6 +112,26 @@ def output_of(
     return out
 
 
+def fails_on_status(tool: Tool, step: Step) -> bool:
+    """Whether a result `{status: error | failed}` fails the tool (the tool's or task's
+    `spec.fail_on_status`, else the step's): by default it is data, as upstream has it."""
+    own = (tool.spec.model_extra or {}).get("fail_on_status")
+    if own is None and step.spec is not None:
+        own = (step.spec.model_extra or {}).get("fail_on_status")
+    return own is True
+
+
+def status_error(where: str, kind: str, value: dict[str, Any]) -> dict[str, Any]:
+    said = value.get("message") or value.get("error") or "the result's status is failed"
+    return {
+        "kind": kind,
+        "code": "result_status",
+        "retryable": False,
+        "message": f"{where}: result status {value.get('status')!r}: {said}",
+        "data": value,
+    }
+
+
 def attempt_tool(
     tool: Tool,
     extra_input: Mapping[str, Any],
@@ -118,6 +139,7 @@ def attempt_tool(
     inv: Invocation,
     where: str,
     context: Mapping[str, Any] | None = None,
+    fail_on_status: bool = False,
 ) -> tuple[dict[str, Any], str]:
     started = time.perf_counter()
     try:
@@ -129,6 +151,9 @@ def attempt_tool(
         return {"status": "child", "child": value}, log
     if isinstance(value, Wait):
         return {"status": "wait", "seconds": value.seconds}, log
+    if fail_on_status and isinstance(value, dict) and value.get("status") in FAILED_STATUSES:
+        error = status_error(where, tool.kind, value)
+        return output_of("error", None, error, inv.attempt, started), log
     return output_of("ok", value, None, inv.attempt, started), log
 
 
@@ -174,7 +199,8 @@ def run_single(
     context: Mapping[str, Any] | None,
 ) -> StepRun:
     where = f"step {step.step}: tool"
-    output, log = attempt_tool(tool, step_input, names, inv, where, context)
+    strict = fails_on_status(tool, step)
+    output, log = attempt_tool(tool, step_input, names, inv, where, context, strict)
     if output["status"] == "child":
         return StepRun("child", child=output["child"], log=log)
     if output["status"] == "wait":
@@ -226,11 +252,15 @@ class PipelineState:
         where: str,
     ) -> None:
         self.done[task.name] = self.prev = run.value
+        result = ResultView(run.value)
+        # A task's `set` reads the task's result as `output` / `result` (as upstream's
+        # pipelines do); the policy envelope stays `outcome`.
         task_scope = {
             **scope,
-            task.name: ResultView(run.value),
-            "_prev": ResultView(run.value),
-            "output": output,
+            task.name: result,
+            "_prev": result,
+            "output": result,
+            "result": result,
             "outcome": output,
         }
         own = render_set(task.set, task_scope, f"{where}.set")
@@ -255,7 +285,8 @@ def run_pipeline(
         task = tasks[state.index]
         where = f"step {step.step}: tool[{state.index}] ({task.name})"
         scope = state.scope(names)
-        output, log = attempt_tool(task, step_input, scope, inv, where, context)
+        strict = fails_on_status(task, step)
+        output, log = attempt_tool(task, step_input, scope, inv, where, context, strict)
         logs.append(log)
         if output["status"] == "child":  # the pipeline goes on when the child ends
             resume = state.saved()

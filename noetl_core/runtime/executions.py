@@ -203,6 +203,7 @@ class ExecutionCache:
             store=self.credentials,
             cache=self.secret_cache,
             sealer=self.sealer,
+            workload=ex.workload,
         )
 
     def names(

@@ -54,7 +54,11 @@ def step_names(playbook: Playbook, step: Step) -> frozenset[str]:
     for arc in step.arcs:
         found |= templating.condition_names(arc.when) | scope.set_names(arc.set)
     if step.loop is not None:
-        found |= templating.names(step.loop.in_)
+        if step.loop.in_ is not None:
+            found |= templating.names(step.loop.in_)
+        if step.loop.cursor is not None:
+            cursor = step.loop.cursor
+            found |= templating.names(cursor.claim, cursor.auth or "", cursor.options or {})
         found |= templating.names(step.loop.spec.max_in_flight)
     return frozenset(found)
 

@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ..engine.entries import LARGE_FIELDS, MAX_ENTRY_BYTES, SPILLED, Entry, is_spilled
+from ..errors import PayloadError
 from ..redact import Redactor
 from ..templating import ResultView
 from ..tools.base import Rowset
@@ -78,34 +79,69 @@ def _is_records(value: Any) -> bool:
     return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
 
 
+Selected = Sequence[str | tuple[str, Sequence[str | int]]]
+# What `output.store.kind: inline` may keep in the log: half an entry, as other values.
+MAX_INLINE = MAX_ENTRY_BYTES // 2
+
+
+class InlineTooLarge(PayloadError):
+    """`output.store.kind: inline` asked for a result the log cannot hold."""
+
+    @property
+    def kind(self) -> str:
+        return "payload"
+
+
 def persist(
     store: PayloadStore,
     value: Any,
     key: str,
     limit: int,
-    select: Sequence[str] = (),
+    select: Selected = (),
     redactor: Redactor | None = None,
+    mode: str = "auto",
+    select_limit: int | None = None,
 ) -> tuple[dict[str, Any], ResultView]:
     """Store a result (secrets masked); return its reference and the view later templates
-    in this block use."""
+    in this block use. `mode` (`output.store.kind`): `auto` keeps JSON up to `limit`
+    inline and stores the rest; `inline` keeps it inline up to `MAX_INLINE`, else raises
+    `InlineTooLarge`; `payload` stores it whatever its size. `select`: the fields (names,
+    or (name, path) pairs) kept inline beside a reference, together up to `select_limit`
+    (default: `limit`)."""
     if redactor:
         value = (
             Rowset(redactor.scrub(value.table))
             if isinstance(value, Rowset)
             else redactor.scrub(value)
         )
+    budget = limit if select_limit is None else select_limit
+    if mode == "inline":
+        limit = MAX_INLINE
+    elif mode == "payload":
+        limit = -1
     if isinstance(value, Rowset):
-        return _persist_rowset(store, value, key, limit)
+        return _persist_rowset(store, value, key, limit, mode)
     if _is_table(value):
         table_ref = store.put(key, value, tabular=True)
         return table_ref, ResultView(value, ref=table_ref)
+    pairs = _pairs(select)
     scalar = value is None or type(value) in (bool, int, float, str)
-    if scalar and (type(value) is not str or len(value) <= limit):
+    if scalar and limit >= 0 and (type(value) is not str or len(value) <= limit):
         return {"inline": value}, ResultView(value)
     text = to_json(value)
     plain = json.loads(text)
     if len(text) <= limit:
-        return {"inline": plain}, ResultView(plain)
+        inline: dict[str, Any] = {"inline": plain}
+        aliases = [(n, p) for n, p in pairs if tuple(p) != (n,)]
+        if aliases:  # a name that is not the result's own field: readable inline too
+            inline["select"] = _selection(plain, aliases, budget)
+        return inline, ResultView(plain, selected=inline.get("select"))
+    if mode == "inline":
+        raise InlineTooLarge(
+            f"the result is {len(text)} bytes of JSON, over the {MAX_INLINE} the log holds "
+            "inline (`output.store.kind: inline`): use `auto` or `payload`",
+            code="inline_too_large",
+        )
     ref: dict[str, Any] | None = None
     if _is_records(plain):
         try:
@@ -114,34 +150,60 @@ def persist(
             ref = None
     if ref is None:
         ref = store.put(key, plain, tabular=False)
-    if select and isinstance(plain, dict):
-        ref["select"] = _selection(plain, select, limit)
+    if pairs:
+        ref["select"] = _selection(plain, pairs, budget)
     return ref, ResultView(plain, ref=ref, selected=ref.get("select"))
 
 
-def _selection(plain: dict[str, Any], select: Sequence[str], limit: int) -> dict[str, Any]:
+def _pairs(select: Selected) -> list[tuple[str, tuple[str | int, ...]]]:
+    return [(s, (s,)) if isinstance(s, str) else (s[0], tuple(s[1])) for s in select]
+
+
+def _at(value: Any, path: Sequence[str | int]) -> Any:
+    """The value at `path` (keys and list indexes), or None where there is none."""
+    for part in path:
+        if isinstance(value, dict):
+            value = value.get(str(part))
+        elif isinstance(value, list) and isinstance(part, int) and -len(value) <= part < len(value):
+            value = value[part]
+        else:
+            return None
+    return value
+
+
+def _selection(
+    plain: Any, select: Sequence[tuple[str, Sequence[str | int]]], limit: int
+) -> dict[str, Any]:
     """The fields `output.select` names, kept inline while together within `limit`: a
-    field left out is read from the stored result when a template uses it."""
+    field left out is read from the stored result when a template uses it (when it is
+    one of the result's own fields)."""
     kept: dict[str, Any] = {}
     used = 0
-    for key in select:
-        size = len(to_json(plain.get(key)))
+    for name, path in select:
+        found = _at(plain, path)
+        size = len(to_json(found))
         if used + size <= limit:
-            kept[key] = plain.get(key)
+            kept[name] = found
             used += size
     return kept
 
 
 def _persist_rowset(
-    store: PayloadStore, rowset: Rowset, key: str, limit: int
+    store: PayloadStore, rowset: Rowset, key: str, limit: int, mode: str = "auto"
 ) -> tuple[dict[str, Any], ResultView]:
-    if rowset.table.nbytes <= limit:
+    if rowset.table.nbytes <= limit or mode == "inline":
         text = to_json(rowset.value())
         if len(text) <= limit:
             plain = json.loads(text)
             # the column types travel with the JSON, so `table()` can restore them
             schema = [{"name": f.name, "type": str(f.type)} for f in rowset.table.schema]
             return {"inline": plain, "schema": schema}, ResultView(plain)
+        if mode == "inline":
+            raise InlineTooLarge(
+                f"the query result is {len(text)} bytes of JSON, over the {MAX_INLINE} the "
+                "log holds inline (`output.store.kind: inline`): use `auto` or `payload`",
+                code="inline_too_large",
+            )
     ref = store.put(key, rowset.table, tabular=True)
     ref["rowset"] = True
     ref["select"] = {"columns": rowset.columns, "row_count": rowset.row_count}
@@ -157,7 +219,7 @@ def view(store: PayloadStore, ref: dict[str, Any] | None) -> ResultView:
     if ref is None:
         return ResultView(None)
     if "inline" in ref:
-        return ResultView(ref["inline"])
+        return ResultView(ref["inline"], selected=ref.get("select"))
     if ref.get("rowset"):
         return ResultView(
             ref=ref, loader=lambda: _rowset_value(store.get(ref)), selected=ref.get("select")

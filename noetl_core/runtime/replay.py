@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .. import engine
+from ..engine import cursor
 from ..engine.entries import Entry
 from ..engine.fold import State, apply
 from ..engine.scope import Patches
@@ -106,6 +107,11 @@ def _redo_done(rt: Runtime, ex: Execution, entry: Entry) -> list[Entry]:
     command = rt.command(ex, entry.command_id or "")
     scene = _scene(rt, ex, entry)
     names = rt.names(ex, command)
+    if command.kind == "loop" and (entry.body.get("loop") or {}).get("cursor"):
+        return cursor.activate(scene, command, entry.attempt)
+    if command.kind == "frame":
+        progress = {**entry.body["cursor"], "rows": entry.body["cursor"]["rows"]}
+        return cursor.record_frame(scene, command, entry.attempt, _outcome(rt, entry), progress)
     if command.kind == "loop" and entry.body.get("loop") is not None:
         length = len(rt.items_of(entry))
         width = entry.body["loop"].get("width")
@@ -123,6 +129,8 @@ def _redo_loopdone(
     rt: Runtime, ex: Execution, entry: Entry, by_id: dict[str, Entry]
 ) -> list[Entry]:
     command = rt.command(ex, entry.command_id or "")
+    # a collection loop's iteration records; a cursor loop's frame records (by slot,
+    # then in commit order: a slot's frames commit one after another)
     iterations = [
         payloads.unspill_fields(rt.payloads, e)
         for e in by_id.values()

@@ -17,7 +17,7 @@ from ..engine import entries as E
 from ..engine import loops
 from ..engine.entries import Command, Entry
 from ..errors import ExecutionNotFound
-from . import payloads
+from . import cursor, payloads
 from .ports import Note
 
 ITERATION_CHUNK = 500  # ids per read (SQLite's bound parameters, Firestore's batch get)
@@ -145,7 +145,11 @@ def maybe_loop_done(rt: Runtime, ex: Execution, activation_id: str) -> list[Entr
         return []
     command = rt.command(ex, activation_id)
     iterations = _iterations(rt, ex, command, activation)
-    outcome = _loop_outcome(rt, ex, command, iterations)
+    if activation.body["loop"].get("cursor"):  # the slots' ends: read their frames
+        iterations = cursor.frames(rt, ex, command, iterations)
+        outcome = cursor.outcome(rt, ex, command, iterations)
+    else:
+        outcome = _loop_outcome(rt, ex, command, iterations)
     names = rt.names(ex, command)
     batch = engine.loop_done(rt.scene(ex), command, iterations, outcome, names)
     return batch if rt.append(batch) else []

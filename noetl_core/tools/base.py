@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -22,16 +22,36 @@ class ToolServices(Protocol):
     def run_tool(self, tool: Any, input: Mapping[str, Any], call: ToolCall) -> Any: ...
 
 
+FIELDS = ("columns", "rows", "row_count")
+
+
 @dataclass(frozen=True)
-class Rowset:
+class Rowset(Mapping[str, Any]):
     """A query result: `{columns, rows, row_count}` to templates, an Arrow table inside.
 
     Small rowsets are recorded inline as JSON records; large ones are stored as Arrow IPC
     with `columns` and `row_count` kept inline, so rows are materialized only when a
     template reads them, and `duckdb` reads the table by the step's name without JSON.
+    Before it is recorded (in policy rules, `output.data`, and a pipeline task's `set`) it
+    reads as that mapping too: `output.data.rows[0].t`, each field made when read.
     """
 
     table: Any  # pyarrow.Table
+
+    def __getitem__(self, key: str) -> Any:
+        if key == "columns":
+            return self.columns
+        if key == "rows":
+            return self.records()
+        if key == "row_count":
+            return self.row_count
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(FIELDS)
+
+    def __len__(self) -> int:
+        return len(FIELDS)
 
     @property
     def columns(self) -> list[str]:

@@ -4,8 +4,9 @@
 (`{type: bearer|basic|api_key, ...}`); it wins over a header of the same name, and every
 secret form sent is masked. The request carries `Idempotency-Key: <command>-<attempt>`
 unless the playbook sets one. A non-2xx answer is an error `http_<status>` (retryable for
-408, 425, 429, 5xx) with `http: {status, headers}` and `data` (the parsed body) readable
-by policy rules and recovery arcs; a request without an answer is a typed error
+408, 425, 429, 5xx) with `http: {status, headers}`, `http_status` and `data` (the parsed
+body) readable by policy rules and recovery arcs; its kind is `http`, or `server_error`
+for a 5xx answer (upstream's kind for it); a request without an answer is a typed error
 (`timeout`, `connection_refused`, `connect_error`, `tls_error`, `invalid_url`, ...).
 """
 
@@ -254,7 +255,12 @@ def _answer(fields: dict[str, Any], response: httpx.Response, where: str) -> dic
             tool_kind=KIND,
             code=f"http_{status}",
             retryable=status in RETRYABLE_STATUS or status >= 500,
-            details={"http": {"status": status, "headers": headers}, "data": data},
+            details={
+                "http": {"status": status, "headers": headers},
+                "http_status": status,
+                "data": data,
+            },
+            kind="server_error" if status >= 500 else None,
         )
     return {"status_code": status, "headers": headers, "data": data}
 

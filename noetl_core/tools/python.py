@@ -3,7 +3,8 @@
 The result is, in order: a global `result` set by the code; else the return value of
 `def main(...)`, called with the input keys it names; else the value of a top-level
 `return` (the code is then run as a function body). A result
-`{"status": "failed" | "error", ...}` fails the step. Standard output goes to the step's
+`{"status": "failed" | "error", ...}` is data, as upstream records it; it fails the step
+only under `spec.fail_on_status: true` (`runtime.execute`). Standard output goes to the step's
 log. Code also comes from `script: {source: {type: inline, code}}` (a template, rendered
 when the step runs; a file script is embedded as `code` at load: `playbook.scripts`), and
 `libs: {alias: module}` imports modules into the code's globals (a list under `libs` names
@@ -80,16 +81,6 @@ def run(call: ToolCall) -> Any:
         result = isolate.run(call, timeout, execute, code, filename, libs, shared)
     else:
         result = execute(code, filename, call.step, libs, call.input, context, call.log)
-    if isinstance(result, dict) and result.get("status") in ("failed", "error"):
-        message = (
-            result.get("message") or result.get("error") or "the code returned a failed status"
-        )
-        raise ToolError(
-            f"step {call.step}: {message}",
-            tool_kind="python",
-            code="result_status",
-            details={"data": result},
-        )
     return result
 
 

@@ -27,6 +27,23 @@ KINDS: Mapping[str, str | None] = {
     "http": "noetl_core.tools.http",
     "postgres": "noetl_core.tools.postgres",
     "duckdb": "noetl_core.tools.duckdb",
+    "shell": "noetl_core.tools.shell",
+    "transfer": "noetl_core.tools.transfer",
+}
+# Kinds upstream NoETL's workers run that this runtime does not: a playbook using one is
+# refused at validation, naming the kind as upstream's and not supported here (rather
+# than as unknown), with what to use instead where there is something.
+UPSTREAM_UNSUPPORTED: Mapping[str, str] = {
+    "snowflake": "no Snowflake client here",
+    "snowflake_transfer": "no Snowflake client here; `transfer` moves postgres and duckdb rows",
+    "ducklake": "use `duckdb` with a database file",
+    "container": "no container runner here; call a Cloud Run service with `http`",
+    "gcs": "read and write objects from `python` or `duckdb` (httpfs)",
+    "nats": "no NATS here",
+    "mcp": "no MCP client here; call the server with `http`",
+    "agent": "no agent runner here",
+    "gateway": "no upstream gateway here",
+    "script": "use `python` (`script: {source: ...}`) or `shell`",
 }
 LATER = frozenset(kind for kind, module in KINDS.items() if module is None)
 SPECS = "noetl_core.toolspec"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -465,6 +466,39 @@ def test_register_a_directory_then_run_by_catalog_path(tmp_path: Path) -> None:
     pinned = noetl(tmp_path, "run", "examples/hello_world@1", "--json")
     assert pinned.returncode == 0, pinned.stderr
     assert json.loads(pinned.stdout)["result"] == {"text": "HELLO, WORLD!", "length": 13}
+
+
+def test_register_a_folder_with_bad_files_registers_the_good_ones(tmp_path: Path) -> None:
+    """Every valid playbook is registered; each invalid one is listed with its error
+    (file, line, what is wrong); the exit code says something was refused."""
+    folder = tmp_path / "mixed"
+    (folder / "deeper").mkdir(parents=True)
+    shutil.copy(EXAMPLES / "hello_world.yaml", folder / "a_hello.yaml")
+    shutil.copy(EXAMPLES / "loops.yaml", folder / "deeper" / "z_loops.yaml")
+    (folder / "m_bad_arc.yaml").write_text(
+        "apiVersion: noetl.io/v2\nkind: Playbook\nmetadata: {name: bad, path: t/bad}\n"
+        "workflow:\n  - step: start\n    tool: {kind: noop}\n    next: nowhere\n"
+    )
+    (folder / "n_not_yaml.yml").write_text("workflow: [unclosed\n")
+    home = tmp_path / "home"
+    done = noetl(home, "register", str(folder))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert sorted(done.stdout.splitlines()) == [
+        "registered: examples/hello_world v1",
+        "registered: examples/loops v1",
+    ]
+    errors = done.stderr.splitlines()
+    assert any(
+        e.startswith(f"invalid: {folder / 'm_bad_arc.yaml'}:") and "nowhere" in e for e in errors
+    ), done.stderr
+    assert any(e.startswith(f"invalid: {folder / 'n_not_yaml.yml'}:") for e in errors), errors
+    assert "Traceback" not in done.stderr
+    listing = noetl(home, "catalog", "list").stdout.splitlines()
+    assert [line.split()[0] for line in listing] == ["examples/hello_world", "examples/loops"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    nothing = noetl(home, "register", str(empty))
+    assert nothing.returncode == 1 and "no playbook files" in nothing.stderr
 
 
 def test_registering_the_same_file_twice_adds_no_version(tmp_path: Path) -> None:

@@ -521,3 +521,28 @@ def test_a_statement_past_its_timeout_is_interrupted_as_a_retryable_timeout() ->
     with pytest.raises(ToolError) as bad:
         duck.run(call({"query": "SELECT 1", "timeout": -1}))
     assert bad.value.code == "bad_timeout"
+
+
+UNQUOTED_ID = """
+apiVersion: noetl.io/v2
+kind: Playbook
+metadata: {name: ids_in_sql}
+workflow:
+  - step: start
+    tool:
+      kind: duckdb
+      commands:
+        - CREATE TABLE runs (execution_id BIGINT, note VARCHAR)
+        - INSERT INTO runs VALUES ({{ execution_id }}, 'as upstream fixtures write it')
+        - SELECT execution_id, execution_id = {{ execution_id }} AS same FROM runs
+"""
+
+
+def test_an_execution_id_goes_unquoted_into_sql(rt: Runtime) -> None:
+    execution_id = rt.start(load_text(UNQUOTED_ID), {})
+    terminal = rt.wait(execution_id, 30)
+    assert terminal is not None and terminal.body["status"] == "completed", terminal
+    result = payloads.load(rt.payloads, terminal.body["result"])
+    rows = result["rows"] if isinstance(result, dict) else result.to_pylist()
+    assert rows[0]["same"] is True
+    assert str(rows[0]["execution_id"]) == execution_id

@@ -120,7 +120,7 @@ def test_example_completes_with_the_expected_result(
     name = request.node.callspec.id
     assert example_run["status"] == "completed"
     assert "error" not in example_run
-    assert re.fullmatch(r"[0-9a-f]{19}", example_run["execution_id"])
+    assert re.fullmatch(r"[1-9][0-9]{18}", example_run["execution_id"])  # a SQL BIGINT
     assert example_run["result"] == EXPECTED[name]
 
 

@@ -10,21 +10,19 @@ import datetime as dt
 import json
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from noetl_core.engine import entries as E
 from noetl_core.gateway import app as gateway
 from noetl_core.gateway import tokens
 from noetl_core.runtime.block import Runtime
 
-from ..conftest import EXAMPLES, ROOT
+from ..conftest import EXAMPLES, ROOT, read_events, serving
 
 pytestmark = pytest.mark.integration
 
@@ -42,26 +40,13 @@ def auth(value: str) -> dict[str, str]:
 @pytest.fixture
 def client(rt: Runtime) -> Iterator[httpx.Client]:
     """The gateway served by uvicorn on a free loopback port, and a real HTTP client."""
-    from emulators.processes import free_port
-
     rt.catalog.register(EXAMPLES / "hello_world.yaml")
     rt.catalog.register(EXAMPLES / "loops.yaml")
-    port = free_port()
-    config = uvicorn.Config(gateway.create_app(rt, KEY), host="127.0.0.1", port=port)
-    config.log_level = "warning"
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "the gateway did not start"
-        time.sleep(0.01)
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
-            yield http
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with (
+        serving(gateway.create_app(rt, KEY)) as url,
+        httpx.Client(base_url=url, timeout=30) as http,
+    ):
+        yield http
 
 
 def start(client: httpx.Client, path: str, headers: dict[str, str], **body: Any) -> Any:
@@ -157,19 +142,9 @@ def test_bad_requests_get_their_status_never_a_500(
 def events(
     client: httpx.Client, execution_id: str, headers: dict[str, str]
 ) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
     with client.stream("GET", f"/v1/executions/{execution_id}/events", headers=headers) as stream:
         assert stream.headers["content-type"].startswith("text/event-stream")
-        event: dict[str, Any] = {}
-        for line in stream.iter_lines():
-            if line.startswith("id: "):
-                event["id"] = int(line[4:])
-            elif line.startswith("data: "):
-                event["data"] = json.loads(line[6:])
-            elif not line and event:
-                out.append(event)
-                event = {}
-    return out
+        return read_events(stream)
 
 
 def test_events_follow_the_execution_and_resume_after_last_event_id(client: httpx.Client) -> None:
@@ -258,20 +233,9 @@ def test_a_stream_dropped_mid_execution_resumes_losing_and_repeating_nothing(
     rt.catalog.register_loaded(load_text(SLOW))
     headers = auth(token("invoke", "read"))
     execution_id = start(client, "tests/slow", headers).json()["execution_id"]
-    first: list[dict[str, Any]] = []
     url = f"/v1/executions/{execution_id}/events"
     with client.stream("GET", url, headers=headers) as stream:
-        event: dict[str, Any] = {}
-        for line in stream.iter_lines():
-            if line.startswith("id: "):
-                event["id"] = int(line[4:])
-            elif line.startswith("data: "):
-                event["data"] = json.loads(line[6:])
-            elif not line and event:
-                first.append(event)
-                event = {}
-                if len(first) == 3:
-                    break  # the connection drops while the execution runs
+        first = read_events(stream, keep=3)  # the connection drops while the execution runs
     assert rt.log.get(E.terminal_id(execution_id)) is None, "dropped too late to prove much"
     rest = events(client, execution_id, {**headers, "Last-Event-ID": str(first[-1]["id"])})
     got = first + rest

@@ -12,13 +12,11 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from noetl_core.engine import entries as E
 from noetl_core.gateway import app as gateway
@@ -27,7 +25,7 @@ from noetl_core.gateway.client import GatewayClient
 from noetl_core.playbook.loader import load_text
 from noetl_core.runtime.block import Runtime
 
-from ..conftest import EXAMPLES, ROOT
+from ..conftest import EXAMPLES, ROOT, serving
 
 pytestmark = pytest.mark.integration
 
@@ -54,24 +52,8 @@ workflow:
 @pytest.fixture
 def url(rt: Runtime, home: Path) -> Iterator[str]:
     """The gateway over `rt`, signing with the key of its NOETL_HOME."""
-    from emulators.processes import free_port
-
-    key = tokens.load_key(None, home)
-    port = free_port()
-    config = uvicorn.Config(gateway.create_app(rt, key), host="127.0.0.1", port=port)
-    config.log_level = "warning"
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "the gateway did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serving(gateway.create_app(rt, tokens.load_key(None, home))) as base:
+        yield base
 
 
 def noetl(

@@ -24,6 +24,8 @@ from noetl_core.playbook import load_text
 from noetl_core.runtime.block import Runtime
 from noetl_core.tools.registry import KINDS
 
+from ..conftest import read_events
+
 pytestmark = pytest.mark.integration
 
 PLAYBOOK = """
@@ -51,22 +53,6 @@ def gateway_key(stack: Any) -> bytes:
         name=f"projects/{stack.project}/secrets/{name}/versions/latest"
     )
     return bytes(stored.payload.data)
-
-
-def read_events(stream: httpx.Response, keep: int | None = None) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    event: dict[str, Any] = {}
-    for line in stream.iter_lines():
-        if line.startswith("id: "):
-            event["id"] = int(line[4:])
-        elif line.startswith("data: "):
-            event["data"] = json.loads(line[6:])
-        elif not line and event:
-            out.append(event)
-            event = {}
-            if keep is not None and len(out) == keep:
-                break
-    return out
 
 
 def test_register_start_follow_and_resume_through_the_deployed_gateway(

@@ -254,9 +254,9 @@ def test_a_non_2xx_answer_is_an_error_with_status_headers_and_body(
 ) -> None:
     error = fails({"url": f"{api.url}/status/{status}?secret=s3cr3t"})
     assert error.code == f"http_{status}" and error.retryable is retryable
-    assert error.kind == "http"
+    assert error.kind == ("server_error" if status >= 500 else "http")
     shown = error.to_dict()
-    assert shown["http"]["status"] == status
+    assert shown["http"]["status"] == status and shown["http_status"] == status
     assert shown["http"]["headers"]["content-type"] == "application/json"
     assert shown["data"] == {"status": status}
     assert f"GET {api.url}/status/{status} answered {status}" in error.message

@@ -574,7 +574,10 @@ def test_unknown_tool_kind_lists_the_known_kinds() -> None:
     assert "unknown tool kind 'ftp'" in msg
     for kind in registry.KINDS:
         assert kind in msg
-    assert "known: artifact, duckdb, http, noop, playbook, postgres, python, wait, workbook" in msg
+    assert (
+        "known: artifact, duckdb, http, noop, playbook, postgres, python, shell, transfer, wait, workbook"
+        in msg
+    )
 
 
 def test_the_data_tools_are_known_kinds() -> None:
@@ -1156,6 +1159,56 @@ def test_output_select_becomes_output_select_and_store_is_accepted() -> None:
     assert step.output.select == ["status", "count"]
 
 
+def test_store_beside_output_select_goes_into_output_store() -> None:
+    text = pb("""\
+        workflow:
+          - step: a
+            tool: {kind: noop}
+            output_select: [status, data.id]
+            store: {kind: payload, ttl: 1h}
+        """)
+    output = load(text).playbook.workflow[0].output
+    assert output is not None and output.mode == "payload"
+    assert output.selection() == [("status", ("status",)), ("id", ("data", "id"))]
+
+
+def test_a_tools_output_and_its_spec_output_are_the_steps() -> None:
+    for where in ("output: {store: {kind: kv}}", "spec: {output: {store: {kind: kv}}}"):
+        text = pb(f"""\
+            workflow:
+              - step: a
+                tool: {{kind: noop, {where}}}
+            """)
+        step = load(text).playbook.workflow[0]
+        assert step.output is not None and step.output.mode == "payload"
+        assert "output" not in step.tool.fields()  # type: ignore[union-attr]
+
+
+def test_output_on_the_tool_and_the_step_is_an_error() -> None:
+    text = pb("""\
+        workflow:
+          - step: a
+            tool: {kind: noop, output: {store: {kind: inline}}}
+            output: {store: {kind: payload}}
+        """)
+    loc, msg = one_problem(text)
+    assert loc == SourceLocation("pb.yaml", 6, "workflow[0].tool.output")
+    assert "given both" in msg
+
+
+def test_a_pipelines_last_task_output_governs_the_steps_result() -> None:
+    text = pb("""\
+        workflow:
+          - step: a
+            tool:
+              - one: {kind: noop}
+              - two: {kind: noop, output: {output_select: [n], store: {kind: eventlog}}}
+        """)
+    step = load(text).playbook.workflow[0]
+    assert step.result_output is not None and step.result_output.mode == "inline"
+    assert step.result_output.select == ["n"]
+
+
 def test_output_and_output_select_together_are_an_error() -> None:
     text = pb("""\
         workflow:
@@ -1632,7 +1685,7 @@ def test_loop_without_in_is_rejected() -> None:
         """)
     loc, msg = one_problem(text)
     assert loc == SourceLocation("pb.yaml", 6, "workflow[0].loop.in")
-    assert msg == "required field is missing"
+    assert msg.startswith("required field is missing: a loop needs `in`")
 
 
 def test_loop_with_an_unknown_mode_is_rejected() -> None:
@@ -1646,7 +1699,7 @@ def test_loop_with_an_unknown_mode_is_rejected() -> None:
         """)
     loc, msg = one_problem(text)
     assert loc == SourceLocation("pb.yaml", 8, "workflow[0].loop.spec.mode")
-    assert "'sequential' or 'parallel'" in msg and "'random'" in msg
+    assert "'sequential', 'parallel' or 'cursor'" in msg and "'random'" in msg
 
 
 # ------------------------------------------------------------------------- examples

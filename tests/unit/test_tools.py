@@ -74,12 +74,9 @@ def test_python_no_result_is_none() -> None:
     assert python.run(call({"code": "x = 1"})) is None
 
 
-def test_python_failed_status_fails_the_step_keeping_the_data() -> None:
-    with pytest.raises(ToolError) as caught:
-        python.run(call({"code": "result = {'status': 'failed', 'message': 'quota'}"}))
-    assert caught.value.code == "result_status"
-    assert "quota" in caught.value.message
-    assert caught.value.details["data"] == {"status": "failed", "message": "quota"}
+def test_python_failed_status_is_data() -> None:
+    out = python.run(call({"code": "result = {'status': 'failed', 'message': 'quota'}"}))
+    assert out == {"status": "failed", "message": "quota"}
 
 
 def test_python_exception_names_step_class_and_code_line() -> None:

@@ -27,12 +27,27 @@ EXTRA = """
 apiVersion: noetl.io/v2
 kind: Playbook
 metadata: {name: extra, path: checks/extra}
+keychain:
+  - name: tok
+    kind: oauth2
+    endpoint: http://127.0.0.1:9/token
+    data: {client_id: c, client_secret: s3cret}
+  - {name: idt, kind: google_id_token, target_audience: "https://svc.run.app"}
 workflow:
   - step: start
     tool: {kind: wait, seconds: 1s}
     next: fetch
   - step: fetch
     tool: {kind: artifact, action: get, input: {result_ref: "{{ start._ref }}"}}
+    next: sh
+  - step: sh
+    tool: {kind: shell, cmds: ["echo hi"], env: {T: "{{ keychain.tok.access_token }}"}}
+    next: move
+  - step: move
+    tool:
+      kind: transfer
+      source: {kind: duckdb, query: "SELECT 1 AS x"}
+      target: {kind: duckdb, table: t}
 """
 MISTAKES = {
     "python": {"kind": "python", "code": "def (:"},
@@ -44,6 +59,8 @@ MISTAKES = {
     "http": {"kind": "http", "url": "http://x", "response_type": "xml"},
     "postgres": {"kind": "postgres", "auth": "pg", "command": "SELECT 1; SELECT 2", "params": [1]},
     "duckdb": {"kind": "duckdb", "query": "SELECT 1", "command": "SELECT 2"},
+    "shell": {"kind": "shell", "cmd": "echo a", "command": "echo b"},
+    "transfer": {"kind": "transfer", "source": {"kind": "postgres"}, "target": {"kind": "duckdb"}},
 }
 
 PROBE = """
