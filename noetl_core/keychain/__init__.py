@@ -173,10 +173,12 @@ class Secrets:
         return values, tokens.refresh_at(entry, values, now)
 
     def _render(self, value: Any, where: str) -> Any:
-        """A token entry's templates: `workload` and the other entries (`keychain`)."""
+        """An entry's templates (a token entry's fields, a secret's reference): `workload`
+        and the other entries (`keychain`)."""
         from .. import templating
 
-        return templating.render(value, {"workload": self.workload, "keychain": self.view()}, where)
+        names = {**self.workload, "workload": self.workload, "keychain": self.view()}
+        return templating.render(value, names, where)  # workload keys by name, as in steps
 
     def view(self) -> KeychainView:
         return KeychainView(self)

@@ -59,7 +59,12 @@ def resolve(
         found = credential(entry["alias"])
         return {**found.get("data", {}), "type": found.get("type")}
     reader = _READERS[entry["provider"]]
-    return {field: reader(entry, field, str(ref)) for field, ref in entry["map"].items()}
+    out = {}
+    for field, ref in entry["map"].items():  # a reference may be a template (`{{ path }}`)
+        if render is not None and isinstance(ref, str) and "{{" in ref:
+            ref = render(ref, f"keychain {entry['name']}.map.{field}")
+        out[field] = reader(entry, field, str(ref))
+    return out
 
 
 def _split(ref: str) -> tuple[str, str | None]:

@@ -309,6 +309,8 @@ class Playbook(Strict):
     keychain: list[dict[str, Any]] = Field(default_factory=list)
     workbook: list[WorkbookEntry] = Field(default_factory=list)
     workflow: list[Step] = Field(min_length=1)
+    # upstream's tracing hints (service name, exporter): accepted and kept, no effect here
+    tracing: dict[str, Any] | bool | None = None
 
     def step_named(self, name: str) -> Step:
         """O(1): the steps by name, built on first use."""

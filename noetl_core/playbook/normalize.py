@@ -86,12 +86,25 @@ class Normalizer:
         for key, message in RETIRED_ROOT_KEYS.items():
             if key in out:
                 self.problem((key,), message)
+        if isinstance(out.get("keychain"), list):
+            out["keychain"] = [self.keychain_entry(e) for e in out["keychain"]]
         if isinstance(out.get("workflow"), list):
             out["workflow"] = [self.step(s, ("workflow", i)) for i, s in enumerate(out["workflow"])]
         if isinstance(out.get("workbook"), list):
             out["workbook"] = [
                 self.workbook_entry(w, ("workbook", i)) for i, w in enumerate(out["workbook"])
             ]
+        return out
+
+    def keychain_entry(self, entry: Any) -> Any:
+        """Upstream's `kind: secret_manager` (with `provider`, default gcp, and `map`) is
+        this project's `kind: secrets`; its `auth:` (which credentials read the secret
+        manager) is left to the runtime's own identity and dropped."""
+        if not isinstance(entry, dict) or entry.get("kind") != "secret_manager":
+            return entry
+        out = {k: v for k, v in entry.items() if k not in ("auth", "scope")}
+        out["kind"] = "secrets"
+        out.setdefault("provider", "gcp")
         return out
 
     def workbook_entry(self, entry: Any, path: Path) -> Any:
