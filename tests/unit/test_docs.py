@@ -120,7 +120,8 @@ def _class(node: ast.ClassDef) -> Klass:
 def index() -> Index:
     modules: dict[str, set[str]] = {}
     classes: dict[str, list[Klass]] = {}
-    files = {p.name for top in TOP for p in (ROOT / top).rglob("*") if p.is_file()}
+    files = {p.name for p in ROOT.iterdir() if p.is_file()}
+    files |= {p.name for top in TOP for p in (ROOT / top).rglob("*") if p.is_file()}
     for name, path in _module_files():
         tree = ast.parse(path.read_text(encoding="utf-8"))
         names: set[str] = set()
