@@ -41,10 +41,11 @@ def spans() -> list[str]:
 # -- paths -----------------------------------------------------------------------------
 
 FILE = re.compile(
-    r"(?<![\w./:<>-])((?:[A-Za-z0-9_.-]+/)+[A-Za-z0-9_.-]+\.(?:%s))(?![\w/<>])"
-    % "|".join(EXTENSIONS)
+    r"(?<![\w./:<>-])((?:[A-Za-z0-9_.-]+/)+[A-Za-z0-9_.-]+\.(?:"
+    + "|".join(EXTENSIONS)
+    + r"))(?![\w/<>])"
 )
-FOLDER = re.compile(r"(?<![\w./:<>-])((?:%s)(?:/[A-Za-z0-9_.-]+)*/)(?![\w<>])" % "|".join(TOP))
+FOLDER = re.compile(r"(?<![\w./:<>-])((?:" + "|".join(TOP) + r")(?:/[A-Za-z0-9_.-]+)*/)(?![\w<>])")
 
 
 def cited_files() -> list[str]:
@@ -284,8 +285,11 @@ def test_the_sequence_diagram_is_there_and_well_formed() -> None:
             open_blocks.pop()
             continue
         arrow, note = ARROW.match(line), NOTE.match(line)
-        assert arrow or note, f"not a sequence-diagram statement: {line}"
-        who = [arrow[1], arrow[3]] if arrow else [n for n in (note[1], note[2]) if n]  # type: ignore[index]
+        if arrow is not None:
+            who = [arrow[1], arrow[3]]
+        else:
+            assert note is not None, f"not a sequence-diagram statement: {line}"
+            who = [n for n in (note[1], note[2]) if n]
         assert all(w in aliases for w in who), f"undeclared participant in: {line}"
         arrows += bool(arrow)
     assert open_blocks == []
