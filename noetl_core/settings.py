@@ -295,7 +295,7 @@ def require_production(env: Mapping[str, str] | None = None) -> None:
 
 def prepare_gcsfs() -> None:
     """gcsfs reads this when imported; its experimental mode stalls ~60 s per call
-    against an emulator (ARCHITECTURE.md), so it is off unless set otherwise."""
+    against an emulator (docs/architecture.md), so it is off unless set otherwise."""
     os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 
 

@@ -4,7 +4,7 @@ No I/O, no clock, no random ids: the caller passes the time and the hydrated nam
 every id is derived from the ids it was given. So replaying a log through these
 functions reproduces exactly the entries the blocks recorded.
 
-Order after a tool finishes (PLAYBOOK_LANGUAGE.md): step `set` -> evaluate arcs ->
+Order after a tool finishes (docs/language.md): step `set` -> evaluate arcs ->
 chosen arcs' `set` -> issue the targets. On `call.error`, only arcs with a `when` are
 candidates (recovery arcs); they see `event.name == 'call.error'` and `error`.
 """

@@ -10,7 +10,7 @@ that open or close work carry deltas of three counters, per `step`:
 | `dj` join arrivals | an arrival at a join (+1) | the join's `command.issued` (-k) |
 
 Summing deltas answers "is anything still in flight?" with one consistent read, with
-no shared counter to update (see ARCHITECTURE.md). A batch also carries, on its first
+no shared counter to update (see docs/architecture.md). A batch also carries, on its first
 entry, its net change of what is in flight upstream of each join (`jn`, see
 `join_nets`), so a log can answer a join's check from the few batches that changed it.
 
