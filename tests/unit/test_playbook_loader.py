@@ -1,5 +1,5 @@
 """Loading and validating playbooks: lenient forms in, canonical model out, and every
-problem reported with file, YAML line and path (see PLAYBOOK_LANGUAGE.md)."""
+problem reported with file, YAML line and path (see docs/language.md)."""
 
 from __future__ import annotations
 
