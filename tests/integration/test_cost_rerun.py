@@ -11,6 +11,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -170,4 +171,29 @@ def test_unknown_step_or_attempt_is_one_clear_line(ran: tuple[Path, Path, str, P
     assert attempt.returncode == 1 and attempt.stdout == ""
     assert attempt.stderr.count("\n") == 1
     assert "no recorded attempt 3" in attempt.stderr and "attempts: 1" in attempt.stderr
+    assert entry_count(home, execution_id) == before
+
+
+def test_retried_attempts_are_priced_and_rerun_by_number(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    run = noetl(home, "run", "playbooks/examples/retry.yaml", "--json")
+    assert run.returncode == 0, run.stderr
+    execution_id = json.loads(run.stdout)["execution_id"]
+    before = entry_count(home, execution_id)
+    report = json.loads(noetl(home, "cost", execution_id, "--json").stdout)
+    attempts = [b for b in report["blocks"] if b["step"] == "start"]
+    assert [b["attempt"] for b in attempts] == [1, 2, 3]
+    # each retry: a Cloud Task created and its push delivery
+    assert [b["counted"].get("tasks_operations", 0) for b in attempts] == [2, 2, 0]
+    # the step counts its calls in a file (gone after its success): attempt 3 saw 2
+    counter = Path(tempfile.gettempdir()) / f"noetl-flaky-{execution_id}"
+    counter.write_text("2")
+    done = noetl(home, "rerun", execution_id, "start", "--attempt", "3")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "attempt 3" in done.stdout and "same output" in done.stdout
+    assert not counter.exists()
+    # from the state attempt 1 saw, it fails as attempt 1 did
+    again = noetl(home, "rerun", execution_id, "start", "--attempt", "1")
+    assert again.returncode == 0 and "same output" in again.stdout
+    counter.unlink()
     assert entry_count(home, execution_id) == before
