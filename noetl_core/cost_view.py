@@ -341,7 +341,7 @@ def render(rep: Report) -> str:
     for r, cost in zip(rep.rows, rep.row_costs, strict=True):
         ms = f"{r.seconds * 1000:.1f}" if r.kind == "block" else "-"
         out.append(
-            f"  {r.label:<22.22} {(r.command_id or '-'):<18.18} "
+            f"  {r.label:<22.22} {_short(r.command_id):<18.18} "
             f"{(r.attempt if r.kind == 'block' else '-')!s:>3} {ms:>9} "
             f"{r.counted.firestore_writes:>6g} {r.estimated.firestore_reads:>7.2f} "
             f"{r.messages:>4} {r.counted.gcs_class_a:>3g} {r.counted.tasks_operations:>5g} "
@@ -357,6 +357,16 @@ def render(rep: Report) -> str:
         f"${rep.estimated.total:.8f})"
     )
     return "\n".join(out)
+
+
+def _short(command_id: str | None) -> str:
+    """A command id for a column: its head, and a loop iteration's index whole."""
+    if not command_id:
+        return "-"
+    iteration = E.iteration_of(command_id)
+    if iteration is None:
+        return command_id[:12]
+    return f"{iteration[0][:12]}.{iteration[1]}"
 
 
 def _lines(bill: costs.Bill, mark: str) -> list[str]:
