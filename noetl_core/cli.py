@@ -3,6 +3,7 @@
     noetl run FILE|CATALOG_PATH [--set k=v]... [--workload JSON|@file] [--json]
     noetl validate FILE...
     noetl status [EXEC]          noetl events EXEC         noetl replay EXEC [--at N]
+    noetl cost EXEC [--json]     noetl rerun EXEC STEP [--attempt N]
     noetl register FILE|DIR      noetl catalog list        noetl cancel EXEC
     noetl register credential -f FILE | --directory DIR    noetl credentials list
     noetl token create --subject S --scope invoke [--scope read]... --paths 'reports/*'...
@@ -450,6 +451,23 @@ def cmd_replay(args: argparse.Namespace, conf: settings.Settings) -> int:
         return print_replay(rt, resolve_id(rt, args.execution), args.at)
 
 
+def cmd_cost(args: argparse.Namespace, conf: settings.Settings) -> int:
+    from . import cost_view
+    from .view import resolve_id
+
+    with runtime_for(args, conf) as rt:
+        execution_id = resolve_id(rt, args.execution)
+        return cost_view.main(rt, execution_id, args.backend, args.json)
+
+
+def cmd_rerun(args: argparse.Namespace, conf: settings.Settings) -> int:
+    from . import rerun
+    from .view import resolve_id
+
+    with runtime_for(args, conf) as rt:
+        return rerun.main(rt, resolve_id(rt, args.execution), args.step, args.attempt)
+
+
 def cmd_register(args: argparse.Namespace, conf: settings.Settings) -> int:
     if args.target == "credential":
         if args.gateway:
@@ -650,6 +668,21 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("execution")
     rp.add_argument("--at", type=int, default=None, help="stop after event N (1-based)")
     rp.set_defaults(func=cmd_replay)
+    cost = sub.add_parser(
+        "cost", parents=[backend], help="an execution's cost at Google Cloud list prices"
+    )
+    cost.add_argument("execution")
+    cost.add_argument("--json", action="store_true", help="print the report as JSON")
+    cost.set_defaults(func=cmd_cost)
+    rr = sub.add_parser(
+        "rerun",
+        parents=[backend],
+        help="run one recorded block again from its inputs and diff its output",
+    )
+    rr.add_argument("execution")
+    rr.add_argument("step")
+    rr.add_argument("--attempt", type=int, default=None, help="the attempt to rerun (the last)")
+    rr.set_defaults(func=cmd_rerun)
     reg = sub.add_parser(
         "register",
         parents=[backend, gateway],
