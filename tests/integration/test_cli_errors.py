@@ -170,7 +170,9 @@ def test_template_error_at_run_time_fails_the_execution_at_its_step(
     lines = status.stdout.splitlines()
     assert lines[0] == f"execution {execution_id}: failed"
     assert f"error: {error['message']}" in lines
-    assert any(re.fullmatch(r"  compute\s+failed\s+1\s+1\s+(?:[\d.]+ ms|-)", line) for line in lines)
+    assert any(
+        re.fullmatch(r"  compute\s+failed\s+1\s+1\s+(?:[\d.]+ ms|-)", line) for line in lines
+    )
     assert not any(line.strip().startswith("never") for line in lines)
     events = noetl(home, "events", execution_id)
     assert "playbook.failed" in events.stdout.splitlines()[-1]
