@@ -230,7 +230,7 @@ def cut(text: str, width: int) -> str:
 
 
 EVENTS_HEADER = (
-    f"{'#':>5}  {'since start':>12}  {'event':<20} {'step':<20} {'try':<4} detail"
+    f"{'#':>5}  {'since start':>13}  {'event':<20} {'step':<20} {'try':<4} detail"
     "   (try: the attempt; … marks a value cut short: `--json` has it whole)"
 )
 
