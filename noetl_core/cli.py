@@ -626,13 +626,31 @@ def version() -> str:
         return "unknown (not installed)"
 
 
+class VersionAction(argparse.Action):
+    """`--version`, reading the installed version only when asked (not on every run)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        kwargs.update(nargs=0, default=argparse.SUPPRESS)
+        super().__init__(option_strings, argparse.SUPPRESS, **kwargs)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        print(f"noetl {version()}")
+        parser.exit()
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="noetl",
         description="Run NoETL playbooks (noetl.io/v2). An execution id may be a unique "
         "prefix of one, or `last` (the most recent execution).",
     )
-    top.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    top.add_argument("--version", action=VersionAction, help="print noetl's version and exit")
     sub = top.add_subparsers(dest="verb", metavar="VERB")
     backend = argparse.ArgumentParser(add_help=False)
     backend.add_argument(
