@@ -361,7 +361,12 @@ def cmd_schedules(args: argparse.Namespace, conf: settings.Settings) -> int:
         return remote
     now = dt.datetime.now(dt.UTC)
     with runtime_for(args, conf) as rt:
-        for _loaded, schedule in due(rt.catalog):
+        found = due(rt.catalog)
+        if not found:
+            print(
+                "noetl: no scheduled playbook in the catalog (`metadata.schedule`)", file=sys.stderr
+            )
+        for _loaded, schedule in found:
             upcoming = schedule.next_after(now)
             local = upcoming.astimezone(schedule.zone()).isoformat(timespec="minutes")
             print(f"{schedule.path}  {schedule.cron!r} {schedule.timezone}  next {local}")
@@ -533,7 +538,12 @@ def register_credentials(args: argparse.Namespace, conf: settings.Settings) -> i
 
 def cmd_credentials(args: argparse.Namespace, conf: settings.Settings) -> int:
     store = credential_store(args, conf)
-    for name, kind in store.describe():
+    described = store.describe()
+    if not described:
+        print(
+            "noetl: no credential registered (`noetl register credential -f FILE`)", file=sys.stderr
+        )
+    for name, kind in described:
         print(f"{name}  {kind}")
     return 0
 
@@ -543,7 +553,10 @@ def cmd_catalog(args: argparse.Namespace, conf: settings.Settings) -> int:
     if remote is not None:
         return remote
     with runtime_for(args, conf) as rt:
-        for path, versions in rt.catalog.entries():
+        listed = rt.catalog.entries()
+        if not listed:
+            print("noetl: the catalog is empty (`noetl register FILE|DIR`)", file=sys.stderr)
+        for path, versions in listed:
             plural = "s" if len(versions) > 1 else ""
             print(f"{path}  latest v{versions[-1]}  ({len(versions)} version{plural})")
     return 0

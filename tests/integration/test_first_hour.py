@@ -262,6 +262,17 @@ def test_versions_as_catalog_prints_them_and_verbs_without_list(tmp_path: Path) 
     assert noetl(tmp_path, "credentials").returncode == 0
 
 
+def test_empty_listings_say_how_to_fill_them(tmp_path: Path) -> None:
+    for verb, hint in (
+        ("catalog", "`noetl register FILE|DIR`"),
+        ("schedules", "`metadata.schedule`"),
+        ("credentials", "`noetl register credential -f FILE`"),
+    ):
+        done = noetl(tmp_path, verb)
+        assert (done.returncode, done.stdout) == (0, ""), verb
+        assert done.stderr.startswith("noetl: ") and hint in done.stderr, done.stderr
+
+
 def test_cancel_a_finished_execution_says_so(tmp_path: Path) -> None:
     execution_id = json.loads(noetl(tmp_path, "run", HELLO, "--json").stdout)["execution_id"]
     done = noetl(tmp_path, "cancel", "last")
