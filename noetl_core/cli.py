@@ -191,6 +191,8 @@ def cmd_run(args: argparse.Namespace, conf: settings.Settings) -> int:
     workload = workload_from(args, conf.limits)
     with runtime_for(args, conf) as rt:
         loaded = _target(rt, args.target)
+        if not args.json and Path(args.target).is_file():
+            warn_unknown_names(args.target)
         progress = Progress(sys.stderr, quiet=args.json)
         remote = args.backend != "embedded"
         if remote:
@@ -216,6 +218,16 @@ def cmd_run(args: argparse.Namespace, conf: settings.Settings) -> int:
         assert terminal is not None
         print_result(rt, execution_id, terminal, as_json=args.json)
         return 0 if terminal.body.get("status") == "completed" else 1
+
+
+def warn_unknown_names(file: str) -> None:
+    """Before a file runs: the names its templates read that nothing defines (each would
+    render as nothing), as `noetl validate` warns about them."""
+    from .playbook.loader import check_file
+
+    _, warnings = check_file(file)
+    for where, message in warnings:
+        print(f"warning: {where}: {message}", file=sys.stderr)
 
 
 GRACE = 0.5  # seconds a cancelled execution's running blocks get before they are abandoned

@@ -163,6 +163,17 @@ def test_validate_warns_about_names_nothing_defines(tmp_path: Path) -> None:
     assert all(line.startswith("error: ") for line in strict.stderr.splitlines())
 
 
+def test_run_warns_before_it_starts(tmp_path: Path) -> None:
+    file = playbook(tmp_path, "typo", TYPO)
+    done = noetl(tmp_path, "run", str(file))  # it fails: `ctx.totl > 0` compares nothing
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 4
+    assert "did you mean 'message'?" in warnings[0]
+    assert done.stderr.index("warning: ") < done.stderr.index("execution ")
+    quiet = noetl(tmp_path, "run", str(file), "--json")
+    assert "warning" not in quiet.stderr
+
+
 def test_validate_strict_accepts_every_example(tmp_path: Path) -> None:
     files = sorted(str(f.relative_to(ROOT)) for f in EXAMPLES.rglob("*.yaml"))
     done = noetl(tmp_path, "validate", "--strict", *files)
