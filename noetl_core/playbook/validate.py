@@ -309,7 +309,7 @@ BUILTIN_NAMES = frozenset(
         "joiner",
         "namespace",
     }
-)
+) | frozenset(step_names.RESERVED)
 # what a run adds to the workload: a scheduled execution's time (`schedules.fire`)
 RUNTIME_WORKLOAD_KEYS = frozenset({"scheduled_time"})
 
