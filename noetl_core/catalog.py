@@ -108,13 +108,22 @@ class CatalogBase:
                 f"no playbook registered at catalog path {path!r} "
                 f"(register it with `noetl register FILE`)"
             )
-        chosen = versions[-1] if version in (None, "", "latest") else int(version)
+        chosen = versions[-1] if version in (None, "", "latest") else version_number(version)
         if chosen not in versions:
             raise CatalogError(f"catalog path {path!r} has no version {version} (has {versions})")
         return replace(load_text(self.read(path, chosen), self.where(path, chosen)), tree=tree)
 
     def entries(self) -> list[tuple[str, list[int]]]:
         return [(path, self.versions(path)) for path in sorted(self.paths())]
+
+
+def version_number(version: int | str) -> int:
+    """A catalog version as given after `@`: `3`, or `v3` as `noetl catalog` prints it."""
+    text = str(version).strip()
+    digits = text[1:] if text[:1] in ("v", "V") else text
+    if not digits.isdigit():
+        raise CatalogError(f"catalog version {version!r} is not a number (give 3, v3 or latest)")
+    return int(digits)
 
 
 def check_path(path: str) -> str:

@@ -94,7 +94,7 @@ def _target(rt: Runtime, target: str) -> LoadedPlaybook:
     if target.endswith((".yaml", ".yml")) or target.startswith((".", "/")):
         raise CatalogError(f"playbook file {target!r} does not exist (nor is it a catalog path)")
     path, _, version = target.partition("@")
-    loaded: LoadedPlaybook = rt.catalog.resolve(path, version or None)
+    loaded: LoadedPlaybook = rt.catalog.resolve(path, version or None)  # `@1`, `@v1`, `@latest`
     return loaded
 
 
@@ -192,6 +192,8 @@ def cmd_run(args: argparse.Namespace, conf: settings.Settings) -> int:
     workload = workload_from(args, conf.limits)
     with runtime_for(args, conf) as rt:
         loaded = _target(rt, args.target)
+        if not args.json and Path(args.target).is_file():
+            warn_unknown_names(args.target)
         progress = Progress(sys.stderr, quiet=args.json)
         remote = args.backend != "embedded"
         if remote:
@@ -217,6 +219,16 @@ def cmd_run(args: argparse.Namespace, conf: settings.Settings) -> int:
         assert terminal is not None
         print_result(rt, execution_id, terminal, as_json=args.json)
         return 0 if terminal.body.get("status") == "completed" else 1
+
+
+def warn_unknown_names(file: str) -> None:
+    """Before a file runs: the names its templates read that nothing defines (each would
+    render as nothing), as `noetl validate` warns about them."""
+    from .playbook.loader import check_file
+
+    _, warnings = check_file(file)
+    for where, message in warnings:
+        print(f"warning: {where}: {message}", file=sys.stderr)
 
 
 GRACE = 0.5  # seconds a cancelled execution's running blocks get before they are abandoned
@@ -312,7 +324,7 @@ def cmd_serve(args: argparse.Namespace, conf: settings.Settings) -> int:
     with runtime_for(args, conf) as rt:
         server = Server(rt, args.host, args.port, log=log).start()
         warn_if_exposed(server)
-        scheduler = Scheduler(rt).start()
+        scheduler = Scheduler(rt, log=log).start()
         print(
             f"noetl serve: {server.url}  (gateway at /v1, callbacks at /callbacks/<token>; "
             "schedules of the catalog fire; Ctrl-C stops)",
@@ -362,7 +374,12 @@ def cmd_schedules(args: argparse.Namespace, conf: settings.Settings) -> int:
         return remote
     now = dt.datetime.now(dt.UTC)
     with runtime_for(args, conf) as rt:
-        for _loaded, schedule in due(rt.catalog):
+        found = due(rt.catalog)
+        if not found:
+            print(
+                "noetl: no scheduled playbook in the catalog (`metadata.schedule`)", file=sys.stderr
+            )
+        for _loaded, schedule in found:
             upcoming = schedule.next_after(now)
             local = upcoming.astimezone(schedule.zone()).isoformat(timespec="minutes")
             print(f"{schedule.path}  {schedule.cron!r} {schedule.timezone}  next {local}")
@@ -409,19 +426,44 @@ def watch(rt: Runtime, execution_id: str, progress: Progress) -> threading.Threa
 
 
 def cmd_validate(args: argparse.Namespace, conf: settings.Settings) -> int:
-    from .playbook.loader import load_file
+    from .playbook.loader import check_file
 
     failed = 0
     for file in args.files:
         try:
-            loaded = load_file(file)
+            loaded, warnings = check_file(file)
         except NoetlError as exc:
             failed += 1
             print(exc.message, file=sys.stderr)
             continue
+        for where, message in warnings:
+            print(f"{'error' if args.strict else 'warning'}: {where}: {message}", file=sys.stderr)
+        if warnings and args.strict:
+            failed += 1
+            continue
         steps = len(loaded.playbook.workflow)
-        print(f"ok: {file} ({loaded.playbook.metadata.name}, {steps} steps)")
+        said = f", {len(warnings)} warning{'s' if len(warnings) > 1 else ''}" if warnings else ""
+        print(f"ok: {file} ({loaded.playbook.metadata.name}, {steps} steps{said})")
+        if args.graph:
+            from .graphview import render
+
+            print(render(loaded, args.format))
     return 1 if failed else 0
+
+
+def cmd_graph(args: argparse.Namespace, conf: settings.Settings) -> int:
+    from .graphview import render
+
+    with runtime_for(args, conf) as rt:
+        print(render(_target(rt, args.playbook), args.format))
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace, conf: settings.Settings) -> int:
+    from .view import print_logs, resolve_id
+
+    with runtime_for(args, conf) as rt:
+        return print_logs(rt, resolve_id(rt, args.execution), args.step)
 
 
 def cmd_status(args: argparse.Namespace, conf: settings.Settings) -> int:
@@ -526,7 +568,12 @@ def register_credentials(args: argparse.Namespace, conf: settings.Settings) -> i
 
 def cmd_credentials(args: argparse.Namespace, conf: settings.Settings) -> int:
     store = credential_store(args, conf)
-    for name, kind in store.describe():
+    described = store.describe()
+    if not described:
+        print(
+            "noetl: no credential registered (`noetl register credential -f FILE`)", file=sys.stderr
+        )
+    for name, kind in described:
         print(f"{name}  {kind}")
     return 0
 
@@ -536,7 +583,10 @@ def cmd_catalog(args: argparse.Namespace, conf: settings.Settings) -> int:
     if remote is not None:
         return remote
     with runtime_for(args, conf) as rt:
-        for path, versions in rt.catalog.entries():
+        listed = rt.catalog.entries()
+        if not listed:
+            print("noetl: the catalog is empty (`noetl register FILE|DIR`)", file=sys.stderr)
+        for path, versions in listed:
             plural = "s" if len(versions) > 1 else ""
             print(f"{path}  latest v{versions[-1]}  ({len(versions)} version{plural})")
     return 0
@@ -554,7 +604,13 @@ def cmd_cancel(args: argparse.Namespace, conf: settings.Settings) -> int:
         execution_id = resolve_id(rt, args.execution)
         ended = rt.log.get(E.terminal_id(execution_id))
         if ended is not None:
-            print(f"noetl: execution {execution_id} already ended: {ended.body.get('status')}")
+            from .view import when
+
+            print(
+                f"noetl: execution {execution_id} already ended ({ended.body.get('status')} at "
+                f"{when(ended.ts)} UTC): there is nothing to cancel",
+                file=sys.stderr,
+            )
             return 1
         rt.cancel(execution_id, args.reason)
         if recovery.nobody_runs(rt, execution_id):  # interrupted: end it here
@@ -599,9 +655,46 @@ def cmd_token(args: argparse.Namespace, conf: settings.Settings) -> int:
     return 0
 
 
+EXEC_HELP = "an execution id, a unique prefix of one, or `last`"
+FORMAT_HELP = "mermaid (default) or dot (Graphviz)"
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("noetl-gcp")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+class VersionAction(argparse.Action):
+    """`--version`, reading the installed version only when asked (not on every run)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        kwargs.update(nargs=0, default=argparse.SUPPRESS)
+        super().__init__(option_strings, argparse.SUPPRESS, **kwargs)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        print(f"noetl {version()}")
+        parser.exit()
+
+
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="noetl", description="Run NoETL playbooks (noetl.io/v2).")
-    sub = top.add_subparsers(dest="verb", required=True)
+    top = argparse.ArgumentParser(
+        prog="noetl",
+        description="Run NoETL playbooks (noetl.io/v2). An execution id may be a unique "
+        "prefix of one, or `last` (the most recent execution).",
+    )
+    top.add_argument("--version", action=VersionAction, help="print noetl's version and exit")
+    sub = top.add_subparsers(dest="verb", metavar="VERB")
     backend = argparse.ArgumentParser(add_help=False)
     backend.add_argument(
         "--target",
@@ -627,7 +720,11 @@ def parser() -> argparse.ArgumentParser:
         parents=[backend, gateway],
         help="run a playbook file or catalog path and wait for it",
     )
-    run.add_argument("target")
+    run.add_argument(
+        "target",
+        metavar="playbook",
+        help="a playbook FILE, or a catalog PATH[@VERSION] (`examples/hello_world@v1`)",
+    )
     run.add_argument(
         "--set", action="append", metavar="KEY=VALUE", help="workload value (JSON or text)"
     )
@@ -641,23 +738,41 @@ def parser() -> argparse.ArgumentParser:
     res = sub.add_parser(
         "resume", help="finish executions a crash interrupted (all, or the one named)"
     )
-    res.add_argument("execution", nargs="?")
+    res.add_argument("execution", nargs="?", help=EXEC_HELP + " (default: every interrupted one)")
     res.add_argument("--json", action="store_true", help="print each result as JSON only")
     res.add_argument("--timeout", type=float, default=None, help="seconds to wait for each")
     res.set_defaults(func=cmd_resume, backend="embedded")
-    val = sub.add_parser("validate", help="check playbook files")
-    val.add_argument("files", nargs="+")
+    val = sub.add_parser(
+        "validate",
+        help="check playbook files; warn about names templates read that nothing defines",
+    )
+    val.add_argument("files", nargs="+", metavar="FILE", help="playbook files")
+    val.add_argument("--strict", action="store_true", help="warnings are errors (exit 1)")
+    val.add_argument("--graph", action="store_true", help="also print each playbook's graph")
+    val.add_argument("--format", choices=["mermaid", "dot"], default="mermaid", help=FORMAT_HELP)
     val.set_defaults(func=cmd_validate)
+    gr = sub.add_parser(
+        "graph", parents=[backend], help="a playbook's steps and arcs as Mermaid or Graphviz dot"
+    )
+    gr.add_argument("playbook", help="a playbook FILE, or a catalog PATH[@VERSION]")
+    gr.add_argument("--format", choices=["mermaid", "dot"], default="mermaid", help=FORMAT_HELP)
+    gr.set_defaults(func=cmd_graph)
+    lg = sub.add_parser(
+        "logs", parents=[backend], help="what an execution's steps printed, and their errors"
+    )
+    lg.add_argument("execution", help=EXEC_HELP)
+    lg.add_argument("step", nargs="?", help="only this step")
+    lg.set_defaults(func=cmd_logs)
     st = sub.add_parser(
         "status", parents=[backend, gateway], help="an execution's state, or the recent executions"
     )
-    st.add_argument("execution", nargs="?")
+    st.add_argument("execution", nargs="?", help=EXEC_HELP + " (default: list the recent ones)")
     st.set_defaults(func=cmd_status)
     ev = sub.add_parser(
         "events", parents=[backend, gateway], help="an execution's events as a timeline"
     )
-    ev.add_argument("execution")
-    ev.add_argument("--json", action="store_true")
+    ev.add_argument("execution", help=EXEC_HELP)
+    ev.add_argument("--json", action="store_true", help="one JSON object per event")
     ev.add_argument(
         "--follow", action="store_true", help="with --gateway: follow a running execution"
     )
@@ -665,7 +780,7 @@ def parser() -> argparse.ArgumentParser:
     rp = sub.add_parser(
         "replay", parents=[backend], help="rebuild an execution's state and check its decisions"
     )
-    rp.add_argument("execution")
+    rp.add_argument("execution", help=EXEC_HELP)
     rp.add_argument("--at", type=int, default=None, help="stop after event N (1-based)")
     rp.set_defaults(func=cmd_replay)
     cost = sub.add_parser(
@@ -695,32 +810,34 @@ def parser() -> argparse.ArgumentParser:
     srv = sub.add_parser(
         "serve", help="the gateway (executions, events, catalog) and callbacks over HTTP"
     )
-    srv.add_argument("--host", default="127.0.0.1")
-    srv.add_argument("--port", type=int, default=8080)
+    srv.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    srv.add_argument("--port", type=int, default=8080, help="port to listen on (8080)")
     srv.set_defaults(func=cmd_serve)
     sch = sub.add_parser(
         "schedules", parents=[gateway], help="the catalog's scheduled playbooks and next fire times"
     )
-    sch.add_argument("action", choices=["list"])
+    sch.add_argument("action", nargs="?", choices=["list"], default="list", help="list (default)")
     sch.set_defaults(func=cmd_schedules)
     creds = sub.add_parser(
         "credentials", parents=[backend], help="registered credentials (names and types)"
     )
-    creds.add_argument("action", choices=["list"])
+    creds.add_argument("action", nargs="?", choices=["list"], default="list", help="list (default)")
     creds.set_defaults(func=cmd_credentials)
     cat = sub.add_parser("catalog", parents=[gateway], help="the catalog")
-    cat.add_argument("action", choices=["list"])
+    cat.add_argument("action", nargs="?", choices=["list"], default="list", help="list (default)")
     cat.set_defaults(func=cmd_catalog)
     can = sub.add_parser(
         "cancel", parents=[backend, gateway], help="cancel an execution and its children"
     )
-    can.add_argument("execution")
-    can.add_argument("--reason", default="cancelled by `noetl cancel`")
+    can.add_argument("execution", help=EXEC_HELP)
+    can.add_argument(
+        "--reason", default="cancelled by `noetl cancel`", help="recorded as the error message"
+    )
     can.set_defaults(func=cmd_cancel)
     tok = sub.add_parser(
         "token", parents=[backend], help="`token create`: a gateway token signed with the key"
     )
-    tok.add_argument("action", choices=["create"])
+    tok.add_argument("action", choices=["create"], help="create")
     tok.add_argument("--subject", required=True, help="who the token speaks for")
     tok.add_argument(
         "--scope",
@@ -742,7 +859,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    top = parser()
+    args = top.parse_args(argv)
+    if args.verb is None:  # `noetl` alone: what it can do
+        top.print_help()
+        return 0
     try:
         conf = settings.load()
         code: int = args.func(args, conf)

@@ -29,6 +29,7 @@ from typing import Any
 class NoetlError(Exception):
     code = "noetl_error"
     retryable = False
+    captured = ""  # a failed tool call: what its code printed first (`noetl logs`)
 
     def __init__(self, message: str, *, code: str | None = None, retryable: bool | None = None):
         super().__init__(message)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -130,9 +131,10 @@ def due(catalog: CatalogBase) -> list[tuple[LoadedPlaybook, Schedule]]:
 class Scheduler:
     """`noetl serve`'s loop: fire each schedule when its next time comes."""
 
-    def __init__(self, rt: Runtime, tick: float = 1.0):
+    def __init__(self, rt: Runtime, tick: float = 1.0, log: Callable[[str], None] | None = None):
         self.rt = rt
         self.tick = tick
+        self.log = log  # one line per fired schedule, and per schedule that cannot fire
         self._stop = threading.Event()
         self._next: dict[tuple[str, str], dt.datetime] = {}
         self.fired: list[str] = []
@@ -151,13 +153,26 @@ class Scheduler:
             key = (schedule.path, schedule.cron)
             upcoming = self._next.setdefault(key, schedule.next_after(now))
             if upcoming <= now:
-                started, _new = fire(self.rt, loaded, schedule, upcoming)
+                started, new = fire(self.rt, loaded, schedule, upcoming)
                 self.fired.append(started)
                 self._next[key] = schedule.next_after(upcoming)
+                if self.log is not None:
+                    at = upcoming.astimezone(schedule.zone()).isoformat(timespec="seconds")
+                    said = "started" if new else "was already started (by another server)"
+                    self.log(
+                        f"schedule {schedule.path} {schedule.cron!r} fired for {at}: "
+                        f"execution {started} {said}"
+                    )
 
     def _loop(self) -> None:
+        said = ""
         while not self._stop.wait(self.tick):
             try:
                 self.run_once(dt.datetime.now(dt.UTC))
-            except NoetlError:
+            except NoetlError as exc:
+                if self.log is not None and exc.message != said:  # once, not every tick
+                    self.log(f"schedules: {exc.message}")
+                said = exc.message
                 time.sleep(self.tick)
+            else:
+                said = ""

@@ -27,7 +27,8 @@
 | `NOETL_MAX_NODES` | `100000` | most YAML nodes in a playbook, each alias counted expanded |
 | `NOETL_MAX_DEPTH` | `100` | deepest YAML and JSON nesting read (at most 200) |
 | `NOETL_WORKER_URL` | unset | the worker function's URL; set, timers are Cloud Tasks |
-| `NOETL_TASKS_QUEUE`, `..._LOCATION` | `noetl-timers`, `us-central1` | Cloud Tasks queue, jobs |
+| `NOETL_TASKS_QUEUE` | `noetl-timers` | the Cloud Tasks queue of timers |
+| `NOETL_TASKS_LOCATION` | `us-central1` | the location of that queue and of schedule jobs |
 | `NOETL_TRIGGER_TOPIC` | `noetl-triggers` | topic Cloud Scheduler jobs (schedules) publish to |
 | `NOETL_TASKS_INVOKER` | unset | service account whose OIDC token Cloud Tasks sends the worker |
 | `K_SERVICE` | unset | set by Cloud Run: the production checks below apply |
@@ -35,6 +36,10 @@
 | `CLOUD_SCHEDULER_EMULATOR_HOST` | unset | the Cloud Scheduler emulator (`emulators/...`) |
 | `NOETL_GATEWAY` | unset | the gateway URL the CLI sends its verbs to (as `--gateway URL`) |
 | `NOETL_TOKEN` | unset | the bearer token the CLI sends the gateway (as `--token`) |
+| `SECRET_MANAGER_EMULATOR_HOST` | unset | the Secret Manager emulator (`emulators/...`) |
+| `STORAGE_EMULATOR_HOST` | unset | the Cloud Storage emulator (fake-gcs-server) |
+| `PUBSUB_EMULATOR_HOST` | unset | the Pub/Sub emulator |
+| `FIRESTORE_EMULATOR_HOST` | unset | the Firestore emulator |
 
 The Google client libraries read their emulator variables (`PUBSUB_EMULATOR_HOST`,
 `FIRESTORE_EMULATOR_HOST`, `STORAGE_EMULATOR_HOST`) themselves;
@@ -302,3 +307,31 @@ def prepare_gcsfs() -> None:
 def environ(name: str) -> str | None:
     """One environment variable, for keychain entries that name one (`provider: env`)."""
     return os.environ.get(name)
+
+
+def table() -> list[str]:
+    """The settings table of this module's docstring, one line per row."""
+    return [line for line in (__doc__ or "").splitlines() if line.startswith("|")]
+
+
+def markdown() -> str:
+    """docs/settings.md: `python -m noetl_core.settings > docs/settings.md` (a unit test
+    checks the page against this module)."""
+    return "\n".join(
+        [
+            "# Settings",
+            "",
+            "Every environment variable NoETL reads, with its default. Generated from",
+            "`noetl_core/settings.py` (`python -m noetl_core.settings > docs/settings.md`);",
+            "a unit test fails when the two differ. Keychain entries with `provider: env`",
+            "read the variables they name; a deployed function's required settings are in",
+            "[cloud.md](cloud.md).",
+            "",
+            *table(),
+            "",
+        ]
+    )
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")

@@ -321,6 +321,31 @@ def _names(source: str) -> frozenset[str]:
         return frozenset(jinja2.meta.find_undeclared_variables(environment().parse(source)))
 
 
+@lru_cache(maxsize=4096)
+def reads(source: str) -> frozenset[tuple[str, ...]]:
+    """What a template reads from outside: `(name,)` for each free name, and `(name,
+    key)` for each `name.key` / `name['key']` of one (`workload.message`)."""
+    parts = _plain_path(source)
+    if parts is not None:
+        return frozenset({parts[:1], parts[:2]})
+    import jinja2.meta
+    from jinja2 import nodes
+
+    with _reading(source):
+        tree = environment().parse(source)
+    free = jinja2.meta.find_undeclared_variables(tree)
+    found: set[tuple[str, ...]] = {(name,) for name in free}
+    for node in tree.find_all(nodes.Getattr):
+        if isinstance(node.node, nodes.Name) and node.node.name in free:
+            found.add((node.node.name, node.attr))
+    for item in tree.find_all(nodes.Getitem):
+        key, base = item.arg, item.node
+        named = isinstance(base, nodes.Name) and base.name in free
+        if named and isinstance(key, nodes.Const) and isinstance(key.value, str):
+            found.add((getattr(base, "name", ""), key.value))
+    return frozenset(found)
+
+
 @contextmanager
 def _reading(source: str) -> Iterator[None]:
     """Jinja's parsing and compiling errors as TemplateErrors. Its parser and code

@@ -20,9 +20,17 @@ if TYPE_CHECKING:
 PREVIEW_ROWS = 5
 
 
+LAST = "last"  # wherever an execution id is asked for: the most recent execution
+
+
 def resolve_id(rt: Runtime, given: str) -> str:
     if rt.log.get(E.start_id(given)) is not None:
         return given
+    if given == LAST:
+        recent = rt.log.executions(1)
+        if not recent:
+            raise ExecutionNotFound("no execution under this NOETL_HOME yet (`last` names none)")
+        return recent[0].execution_id
     finder = getattr(rt.log, "find_execution", None)
     matches = finder(given) if finder else []
     if len(matches) == 1:
@@ -114,11 +122,12 @@ def print_result(rt: Runtime, execution_id: str, terminal: Entry, *, as_json: bo
     print(f"status: {body.get('status')}")
     if body.get("error"):
         print(f"error: {body['error'].get('message')}", file=sys.stderr)
-    print("result:")
-    print(json.dumps(value, indent=2, default=str))
+    if body.get("status") == "completed":  # a failed run's `result` would mislead
+        print("result:")
+        print(json.dumps(value, indent=2, default=str))
 
 
-def _when(ts: float | None) -> str:
+def when(ts: float | None) -> str:
     if ts is None:
         return "-"
     import datetime as dt
@@ -142,7 +151,7 @@ def print_status(rt: Runtime, execution_id: str | None) -> int:
         for start in rt.log.executions():
             status = _status_of(rt, start.execution_id)
             path = start.body["playbook"]["path"]
-            print(f"{start.execution_id}  {_when(start.ts)}  {status:<10}  {path}")
+            print(f"{start.execution_id}  {when(start.ts)}  {status:<10}  {path}")
         return 0
     state = fold(rt.log.entries(execution_id), execution_id)
     playbook = state.header.get("playbook", {})
@@ -150,7 +159,7 @@ def print_status(rt: Runtime, execution_id: str | None) -> int:
     print(f"execution {execution_id}: {state.status}")
     print(f"playbook  {playbook.get('path')} (sha256 {str(playbook.get('digest'))[:12]})")
     print(
-        f"started   {_when(state.started)}   {took:.1f} ms   {state.entries} entries, "
+        f"started   {when(state.started)}   {took:.1f} ms   {state.entries} entries, "
         f"{state.events} events"
     )
     if state.header.get("parent_execution_id"):
@@ -160,23 +169,77 @@ def print_status(rt: Runtime, execution_id: str | None) -> int:
         f"{state.open_arrivals} join arrival(s)"
     )
     print("steps:")
-    for step in state.steps.values():
-        parts = [f"ok {step.ok}"]
-        if step.failed:
-            parts.append(f"failed {step.failed}")
-        if step.retries:
-            parts.append(f"retries {step.retries}")
-        if step.skipped:
-            parts.append(f"skipped {step.skipped}")
-        print(f"  {step.name:<24} {', '.join(parts)}")
+    print(f"  {'step':<24} {'status':<9} {'runs':>5} {'attempts':>8} {'duration':>12}")
+    for row in step_rows(state):
+        print(
+            f"  {cut(row['step'], 24):<24} {row['status']:<9} {row['runs']:>5} "
+            f"{row['attempts']:>8} {row['duration']:>12}"
+        )
     if state.error:
         print(f"error: {state.error.get('message')}")
+        failed = [s for s in state.steps.values() if s.failed and s.error]
+        for step in failed:
+            message = step.error.get("message") if step.error else ""
+            if message != state.error.get("message"):
+                print(f"  {step.name}: {message}")
+        if failed:
+            print(f"(`noetl logs {execution_id}` shows what the steps printed)")
+    elif state.status == "completed":
+        value = describe(payloads.load(rt.payloads, state.result))
+        print("result:")
+        print(json.dumps(value, indent=2, default=str))
     return 0
+
+
+def step_rows(state: Any) -> list[dict[str, Any]]:
+    """One row per step: status, runs (records of it: iterations count one each),
+    attempts (runs plus retries), and the time from its first claim to its last record."""
+    rows = []
+    for step in state.steps.values():
+        commands = [c for c in state.commands.values() if c.step == step.name and c.kind != "loop"]
+        open_ = [c.status for c in commands if c.status in ("issued", "running", "pending")]
+        if open_:
+            status = "running" if "running" in open_ else open_[0]
+        elif any(c.status == "retrying" for c in commands):
+            status = "retrying"
+        elif step.failed:
+            status = "failed"
+        elif step.ok:
+            status = "ok"
+        else:
+            status = "skipped" if step.skipped else "-"
+        runs = step.ok + step.failed + step.skipped
+        starts = [c.started for c in commands if c.started is not None]
+        ends = [c.finished for c in commands if c.finished is not None]
+        took = f"{(max(ends) - min(starts)) * 1000:.1f} ms" if starts and ends else "-"
+        rows.append(
+            {
+                "step": step.name,
+                "status": status,
+                "runs": runs,
+                "attempts": runs + step.retries,
+                "duration": took,
+            }
+        )
+    return rows
+
+
+def cut(text: str, width: int) -> str:
+    """`text` in at most `width` characters; a cut one ends with a visible mark."""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+EVENTS_HEADER = (
+    f"{'#':>5}  {'since start':>13}  {'event':<20} {'step':<20} {'try':<4} detail"
+    "   (try: the attempt; … marks a value cut short: `--json` has it whole)"
+)
 
 
 def print_events(rt: Runtime, execution_id: str, *, as_json: bool) -> int:
     n = 0
     first: float | None = None
+    if not as_json:
+        print(EVENTS_HEADER)
     for entry in rt.log.entries(execution_id):
         for event in E.expand(entry):
             n += 1
@@ -187,7 +250,7 @@ def print_events(rt: Runtime, execution_id: str, *, as_json: bool) -> int:
             offset = (event["timestamp"] - first) * 1000
             detail = _detail(entry, event)
             print(
-                f"{n:>5}  +{offset:>9.1f} ms  {event['type']:<20} {entry.step or '':<20} "
+                f"{n:>5}  +{offset:>9.1f} ms  {event['type']:<20} {cut(entry.step or '', 20):<20} "
                 f"{'#' + str(entry.attempt) if entry.attempt else '':<4} {detail}"
             )
     return 0
@@ -196,14 +259,14 @@ def print_events(rt: Runtime, execution_id: str, *, as_json: bool) -> int:
 def _detail(entry: Entry, expanded: dict[str, Any]) -> str:
     body, event = entry.body, expanded["type"]
     if event in ("call.error", "command.failed", "playbook.failed") and body.get("error"):
-        return str(body["error"].get("message", ""))[:120]
+        return cut(str(body["error"].get("message", "")), 120)
     iteration = E.iteration_of(expanded["command_id"] or "")
     if event == "command.issued" and iteration is not None:
         return f"iteration {iteration[1]}"
     if event == "call.done" and body.get("result"):
         ref = body["result"]
         if "inline" in ref:
-            return json.dumps(ref["inline"], default=str)[:100]
+            return cut(json.dumps(ref["inline"], default=str), 100)
         return f"stored {ref.get('format')} {ref.get('rows')} rows {ref.get('size')} bytes"
     if event == "call.pending":
         return f"child {body.get('child_execution_id')}"
@@ -241,3 +304,40 @@ def print_replay(rt: Runtime, execution_id: str, at: int | None) -> int:
     for c in bad:
         print(f"  MISMATCH at entry {c.seq} ({c.kind} {c.step}): {c.detail}")
     return 1 if bad else 0
+
+
+def print_logs(rt: Runtime, execution_id: str, step: str | None) -> int:
+    """What each step printed (`print()` in python steps, kept with its record, the last
+    64 KiB) and each error, in log order; a step of a sub-playbook is in the child's."""
+    shown = 0
+    known: set[str] = set()
+    for entry in rt.log.entries(execution_id):
+        if entry.step:
+            known.add(entry.step)
+        if entry.kind not in ("done", "attempt") or (step and entry.step != step):
+            continue
+        body = entry.body
+        output = (body.get("meta") or {}).get("log") or ""
+        error = body.get("error") if body.get("status") not in ("ok", "continue") else None
+        if not output and not error:
+            continue
+        iteration = E.iteration_of(entry.command_id or "")
+        where = entry.step or ""
+        if iteration is not None:
+            where += f" [{iteration[1]}]"
+        print(f"== {where} (attempt {entry.attempt}, {body.get('status')}) ==")
+        if output:
+            print(output, end="" if output.endswith("\n") else "\n")
+        if error:
+            print(f"error: {error.get('message')}")
+            trace = error.get("traceback")
+            for line in trace if isinstance(trace, list) else []:
+                print(f"  {line}")
+        shown += 1
+    if step and step not in known:
+        raise ExecutionNotFound(
+            f"execution {execution_id} has no step {step!r} (steps: {', '.join(sorted(known))})"
+        )
+    if not shown:
+        print("(no step printed anything or failed)")
+    return 0

@@ -10,6 +10,10 @@ run as the `postgres` system user (the child switches user before exec, like
 `runuser -u postgres`, but the PID we hold is the server's own, not a wrapper's).
 
     python -m noetl_core.devtools.postgres      # prints the connection as JSON, stays up
+
+It writes the credential (with its password) to `NOETL_HOME/pg_local.json`, or the file
+`--credential-file` names, readable by its owner only, for `noetl register credential
+-f`; what it prints never holds the password.
 """
 
 from __future__ import annotations
@@ -38,6 +42,12 @@ from typing import Any
 SEARCH = "/usr/lib/postgresql/*/bin"
 SYSTEM_USER = "postgres"
 SUPERUSER = "postgres"
+
+
+NEEDS_DRIVER = (
+    "the PostgreSQL driver psycopg is not installed: run `.venv/bin/pip install -e "
+    "'.[postgres,duckdb]'` (or `make dev`)"
+)
 
 
 class PostgresUnavailable(RuntimeError):
@@ -370,15 +380,25 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--port", type=int, default=0, help="port (default: a free one)")
     parser.add_argument("--name", default="pg_local", help="name of the printed credential")
-    parser.add_argument("--user", default="noetl_dev")
-    parser.add_argument("--dbname", default="noetl_dev")
+    parser.add_argument("--user", default="noetl_dev", help="login role (noetl_dev)")
+    parser.add_argument("--dbname", default="noetl_dev", help="database (noetl_dev)")
     parser.add_argument("--password", default=None, help="default: a random one")
     parser.add_argument(
         "--credential-file",
         default=None,
-        help="also write the credential here, for `noetl register credential -f`",
+        help="where to write the credential, for `noetl register credential -f` "
+        "(default: NOETL_HOME/pg_local.json)",
     )
     args = parser.parse_args(argv)
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        print(f"error: {NEEDS_DRIVER}", file=sys.stderr)
+        return 2
+    if args.credential_file is None:
+        from ..settings import load
+
+        args.credential_file = str(load().home / "pg_local.json")
 
     stopping = threading.Event()
 
@@ -391,19 +411,21 @@ def main(argv: list[str] | None = None) -> int:
             user=args.user, dbname=args.dbname, password=args.password, port=args.port or None
         )
         with server:
-            info = {
+            path = Path(args.credential_file)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(json.dumps(server.credential(args.name)))
+            path.chmod(0o600)
+            info = {  # never the password: it is in the credential file only
                 "host": server.host,
                 "port": server.port,
                 "user": server.user,
-                "password": server.password,
                 "dbname": server.dbname,
-                "dsn": server.dsn(),
-                "credential": server.credential(args.name),
+                "credential_name": args.name,
+                "credential_file": str(path),
+                "register": f"noetl register credential -f {path}",
             }
-            if args.credential_file:
-                path = Path(args.credential_file)
-                path.write_text(json.dumps(info["credential"]))
-                path.chmod(0o600)
             print(json.dumps(info, indent=2), flush=True)
             while not stopping.wait(0.5):
                 if not server.running:

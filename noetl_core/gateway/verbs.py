@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .. import settings
-from ..errors import CatalogError, ConfigError, NoetlError, WorkloadError
+from ..errors import CatalogError, ConfigError, ExecutionNotFound, NoetlError, WorkloadError
 from . import tokens
 from .client import Event, GatewayClient, GatewayError
 
@@ -91,6 +91,11 @@ def dispatch(verb: str, args: argparse.Namespace, conf: settings.Settings) -> in
     if client is None:
         return None
     with client:
+        if getattr(args, "execution", None) == "last":  # the most recent the gateway lists
+            recent = client.executions(limit=1)
+            if not recent:
+                raise ExecutionNotFound("the gateway lists no execution yet (`last` names none)")
+            args.execution = str(recent[0]["execution_id"])
         return VERBS[verb](args, conf, client)
 
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, replace
 from pathlib import Path as FsPath
+from typing import Any
 
-from ..errors import PlaybookError
+from ..errors import PlaybookError, SourceLocation
 from ..settings import Limits
 from . import scripts
 from .model import Playbook
 from .normalize import Normalizer
 from .schema import Invalid
-from .validate import semantic_problems
+from .validate import name_warnings, semantic_problems
 from .yamlsrc import SourceMap, parse_yaml
 
 
@@ -65,11 +66,27 @@ def _read(file: str | FsPath) -> str:
     raise PlaybookError([(SourceMap(str(file)).at(()), problem)])
 
 
+def check_file(
+    file: str | FsPath, limits: Limits | None = None
+) -> tuple[LoadedPlaybook, list[tuple[SourceLocation, str]]]:
+    """`load_file`, and the warnings `noetl validate` prints: names the playbook's
+    templates read that nothing defines (`validate.name_warnings`)."""
+    folder = str(FsPath(file).resolve().parent)
+    loaded, canonical, smap = _load(_read(file), str(file), limits, base=folder)
+    return replace(loaded, tree=folder), name_warnings(loaded.playbook, canonical, smap)
+
+
 def load_text(
     text: str, file: str = "<playbook>", limits: Limits | None = None, base: str | None = None
 ) -> LoadedPlaybook:
     """`base`: the folder file scripts are read from (`scripts`); the files read are
     embedded in the returned source, so no later load of it reads the disk."""
+    return _load(text, file, limits, base)[0]
+
+
+def _load(
+    text: str, file: str, limits: Limits | None, base: str | None
+) -> tuple[LoadedPlaybook, dict[str, Any], SourceMap]:
     data, smap = parse_yaml(text, file, limits)
     top = data if isinstance(data, dict) else {}
     files = scripts.ScriptFiles(top.get(scripts.EMBED_KEY), base, top.get("workload"))
@@ -91,4 +108,4 @@ def load_text(
         raise PlaybookError(problems)
     if files.read:
         text = scripts.embed(text, files.read)
-    return LoadedPlaybook(playbook, text, file)
+    return LoadedPlaybook(playbook, text, file), canonical, smap

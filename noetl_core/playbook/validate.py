@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import templating
-from ..errors import SourceLocation
+from ..errors import NoetlError, SourceLocation
 from ..tools import registry
 from . import keychain as keychain_entries
 from . import names as step_names
@@ -278,3 +278,138 @@ def _split(sub: str) -> Path:
             continue
         out.append(int(part) if part.isdigit() else part)
     return tuple(out)
+
+
+# Names every template may read besides the playbook's own (docs/language.md, Templates):
+# the scopes, the ids, what policies, sets and arcs see of an outcome, loop and cursor
+# names, a callback's URL, and Jinja's globals.
+BUILTIN_NAMES = frozenset(
+    {
+        "workload",
+        "ctx",
+        "iter",
+        "loop",
+        "loop_index",
+        "args",
+        "keychain",
+        "execution_id",
+        "parent_execution_id",
+        "output",
+        "outcome",
+        "error",
+        "event",
+        "result",
+        "callback",
+        "cursor",
+        "step",
+        "range",
+        "dict",
+        "lipsum",
+        "cycler",
+        "joiner",
+        "namespace",
+    }
+) | frozenset(step_names.RESERVED)
+# what a run adds to the workload: a scheduled execution's time (`schedules.fire`)
+RUNTIME_WORKLOAD_KEYS = frozenset({"scheduled_time"})
+
+Warnings = list[tuple[SourceLocation, str]]
+
+
+def name_warnings(playbook: Playbook, data: dict[str, Any], smap: SourceMap) -> Warnings:
+    """Names the playbook's templates read that nothing defines: no step, task, workload
+    key, ctx key (`set: {ctx.x: ...}` or `set: {x: ...}`), loop iterator, keychain entry
+    or built-in name; and `workload.x`, `ctx.x`, `keychain.x` whose `x` the playbook never
+    declares or sets (a key given only at run time, `--set x=...`, reads as a typo here).
+    At run time such a name renders as nothing (None), so this is where a typo shows."""
+    workload = set(playbook.workload) | RUNTIME_WORKLOAD_KEYS
+    schedule = (playbook.metadata.model_extra or {}).get("schedule")
+    for item in schedule if isinstance(schedule, list) else [schedule]:
+        if isinstance(item, dict) and isinstance(item.get("workload"), dict):
+            workload |= set(item["workload"])
+    ctx_keys = _set_keys(data) | workload
+    entries = {e["name"] for e in playbook.keychain if isinstance(e.get("name"), str)}
+    defined = set(BUILTIN_NAMES) | ctx_keys | entries
+    for step in playbook.workflow:
+        defined.add(step.step)
+        if step.loop is not None:
+            defined.add(step.loop.iterator)
+        if isinstance(step.tool, list):
+            defined.update(t.name for t in step.tool)
+    defined.update(w.name for w in playbook.workbook)
+    scoped = {"workload": workload, "ctx": ctx_keys, "keychain": entries}
+    found: Warnings = []
+    for path, source in _templates(_without_raw_fields(data)):
+        try:
+            read = templating.reads(source)
+        except NoetlError:  # a syntax error: already a problem of its own
+            continue
+        said: set[str] = set()
+        for parts in sorted(read):
+            name = parts[0]
+            if name.startswith("_") or name in said:
+                continue
+            if len(parts) == 1 and name not in defined:
+                said.add(name)
+                what = (
+                    f"{name!r} is not a step, workload key, set key, loop iterator, keychain "
+                    "entry or built-in name: it renders as nothing"
+                )
+                found.append((smap.at(path), _unknown(what, name, defined)))
+            elif len(parts) == 2 and name in scoped and parts[1] not in scoped[name]:
+                key = parts[1]
+                if name == "workload" and not playbook.workload:
+                    continue  # no workload declared: every key comes at run time
+                whose = {
+                    "workload": "the workload declares no key",
+                    "ctx": "no workload key or `set` defines",
+                    "keychain": "the keychain declares no entry",
+                }
+                what = f"`{name}.{key}`: {whose[name]} {key!r}: it renders as nothing"
+                found.append((smap.at(path), _unknown(what, key, scoped[name])))
+    return found
+
+
+def _unknown(what: str, name: str, known: set[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.75)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return what + hint
+
+
+def _templates(value: Any, path: Path = ()) -> list[tuple[Path, str]]:
+    """Every template in `value` with its path; a `when:` without braces counts as one
+    expression, as the runtime reads it."""
+    out: list[tuple[Path, str]] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "when" and isinstance(item, str) and not templating.is_template(item):
+                out.append(((*path, key), "{{ " + item + " }}"))
+            else:
+                out.extend(_templates(item, (*path, str(key))))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            out.extend(_templates(item, (*path, i)))
+    elif templating.is_template(value):
+        out.append((path, value))
+    return out
+
+
+def _set_keys(value: Any) -> set[str]:
+    """ctx keys any `set` (of a step, task, arc or policy rule) or `set_ctx` assigns."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key in ("set", "set_ctx") and isinstance(item, dict):
+                for name in item:
+                    scope, _, rest = str(name).partition(".")
+                    if key == "set_ctx" or not rest or scope not in ("ctx", "iter", "step"):
+                        found.add(str(name).split(".")[0])
+                    elif scope == "ctx":
+                        found.add(rest.split(".")[0])
+            found |= _set_keys(item)
+    elif isinstance(value, list):
+        for item in value:
+            found |= _set_keys(item)
+    return found

@@ -90,8 +90,25 @@ def call_tool(
         secrets=inv.secrets,
         tables=inv.tables,
     )
-    value = module.run(call)
+    try:
+        value = module.run(call)
+    except NoetlError as exc:
+        exc.captured = call.log.getvalue()
+        raise
+    except ModuleNotFoundError as exc:
+        if exc.name not in OPTIONAL_DRIVERS:
+            raise
+        raise ToolError(
+            f"{where}: tool kind {tool.kind} needs {exc.name}, which is not installed: run "
+            f"`.venv/bin/pip install -e '.[{OPTIONAL_DRIVERS[exc.name]}]'` (or `make dev`)",
+            tool_kind=tool.kind,
+            code="missing_dependency",
+        ) from None
     return value, call.log.getvalue()
+
+
+# drivers of tool kinds that the base install leaves out, and the extra that brings each
+OPTIONAL_DRIVERS = {"psycopg": "postgres", "duckdb": "duckdb", "boto3": "aws"}
 
 
 def output_of(
@@ -145,8 +162,7 @@ def attempt_tool(
     try:
         value, log = call_tool(tool, extra_input, names, inv, where, context)
     except NoetlError as exc:
-        log = ""
-        return output_of("error", None, exc.to_dict(), inv.attempt, started), log
+        return output_of("error", None, exc.to_dict(), inv.attempt, started), exc.captured
     if isinstance(value, StartChild):
         return {"status": "child", "child": value}, log
     if isinstance(value, Wait):

@@ -148,7 +148,8 @@ def test_example_events_and_status_say_completed(
     execution_id = example_run["execution_id"]
     events = noetl(example_home, "events", execution_id)
     assert events.returncode == 0, events.stderr
-    lines = events.stdout.splitlines()
+    header, *lines = events.stdout.splitlines()
+    assert header.split()[:4] == ["#", "since", "start", "event"]
     assert "playbook.initialized" in lines[0]
     assert re.search(r"\bplaybook\.completed\b.*\bcompleted$", lines[-1]), lines[-1]
     assert not any("playbook.failed" in line for line in lines)

@@ -142,6 +142,8 @@ def test_register_a_directory_then_list_run_and_read(url: str, home: Path, playb
     lines = status.stdout.splitlines()
     assert lines[0] == f"execution {execution_id}: completed"
     assert [line.split()[0] for line in lines[2:]] == ["start", "greet", "shout"]
+    last = noetl(home, "status", "last", "--gateway", url)  # the most recent: the second run
+    assert last.stdout.splitlines()[0] == f"execution {out['execution_id']}: completed"
     recent = noetl(home, "status", "--gateway", url)
     assert any(
         row.startswith(execution_id) and row.endswith("completed   examples/hello_world")

@@ -275,7 +275,7 @@ def test_cancel_ends_an_execution_nobody_runs(tmp_path: Path) -> None:
     assert "cancelled" in cancelled.stdout
     assert ended_status(home, execution_id) == "cancelled"
     again = noetl(home, "cancel", execution_id)
-    assert again.returncode == 1 and "already ended: cancelled" in again.stdout
+    assert again.returncode == 1 and "already ended (cancelled at " in again.stderr
 
 
 def test_a_python_step_with_a_timeout_is_stopped_and_its_error_routed(rt: Any) -> None:
