@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 COOKIE = "noetl_viewer"
 CODE_TTL = 300.0  # seconds a login code stays valid
 SESSION_TTL = 12 * 3600.0  # seconds the cookie's read token lasts
+MAX_BLOCKS = 1000  # timeline rows one graph answer carries (the first and latest halves)
 ASSETS = {
     "index.html": "text/html; charset=utf-8",
     "app.js": "text/javascript; charset=utf-8",
@@ -221,6 +222,9 @@ def graph_of(rt: Runtime, execution_id: str) -> dict[str, Any]:
         for target in targets
     ]
     playbook = header["playbook"]
+    omitted = max(0, len(blocks) - MAX_BLOCKS)
+    if omitted:  # the first and the latest blocks; the counts above saw them all
+        blocks = blocks[: MAX_BLOCKS // 2] + blocks[-MAX_BLOCKS // 2 :]
     return {
         "execution_id": execution_id,
         "path": str(playbook.get("path") or playbook.get("name") or ""),
@@ -235,6 +239,7 @@ def graph_of(rt: Runtime, execution_id: str) -> dict[str, Any]:
         "arcs": arcs,
         "joins": sorted(graph.joins),
         "blocks": blocks,
+        "blocks_omitted": omitted,
     }
 
 

@@ -241,7 +241,10 @@
       const block = blocks[blocks.length - 1] || latest.blocks.filter((b) => b.step === step.name && b.entry_id).pop();
       state.selected = { step: step.name, entryId: block ? block.entry_id : null };
       if (block) showEntry(block.entry_id);
-      else details.replaceChildren(h("h3", {}, step.name), h("p", { class: "muted" }, "This step has not run."), pretty(step));
+      else {
+        const why = step.status === "running" ? "Running: nothing recorded yet." : "Nothing recorded for this step.";
+        details.replaceChildren(h("h3", {}, step.name), h("p", { class: "muted" }, why), pretty(step));
+      }
       drawGraph(graphBox, latest, (st) => selectStep(st));
       drawTimeline(timeline, latest, (b) => selectBlock(b));
     }
@@ -434,6 +437,10 @@
         h("div", { class: "tl-info" }, info.filter(Boolean).join(" · ")),
       );
     });
+    if (g.blocks_omitted) {
+      const cut = Math.floor(rows.length / 2);
+      rows.splice(cut, 0, h("p", { class: "muted" }, g.blocks_omitted + " more blocks not shown"));
+    }
     box.replaceChildren(...rows);
   }
 
