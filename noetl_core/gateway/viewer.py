@@ -30,6 +30,8 @@ from ..engine.entries import Entry
 from . import tokens
 
 if TYPE_CHECKING:
+    from ..engine.graph import Graph
+    from ..playbook.model import Playbook
     from ..runtime.block import Runtime
 
 COOKIE = "noetl_viewer"
@@ -125,13 +127,37 @@ def _tool_kind(step: Any) -> str:
     return str(getattr(step.tool, "kind", "") or "")
 
 
-def graph_of(rt: Runtime, execution_id: str) -> dict[str, Any]:
-    """The playbook's steps and arcs (from the start entry's source), each step's status
-    and counts from the log, and the execution's blocks for the timeline."""
+_PARSED: dict[str, tuple[Playbook, Graph]] = {}
+_PARSED_LOCK = threading.Lock()
+PARSED_CACHE = 64  # playbooks kept parsed, by digest
+
+
+def _parsed(rt: Runtime, header: dict[str, Any]) -> tuple[Playbook, Graph]:
+    """An execution's playbook and step graph, parsed from its start entry's source once
+    per digest (a page refreshes its graph on every event)."""
     from ..engine import graph as graphs
     from ..playbook.loader import load_text
     from ..runtime import payloads
 
+    digest = str(header["playbook"].get("digest") or "")
+    with _PARSED_LOCK:
+        found = _PARSED.get(digest) if digest else None
+    if found is not None:
+        return found
+    source = payloads.unspill(rt.payloads, header["source"])
+    loaded = load_text(source, header["playbook"].get("file") or "<stored>")
+    made = (loaded.playbook, graphs.build(loaded.playbook))
+    with _PARSED_LOCK:
+        if digest:
+            _PARSED[digest] = made
+            while len(_PARSED) > PARSED_CACHE:
+                del _PARSED[next(iter(_PARSED))]
+    return made
+
+
+def graph_of(rt: Runtime, execution_id: str) -> dict[str, Any]:
+    """The playbook's steps and arcs (from the start entry's source), each step's status
+    and counts from the log, and the execution's blocks for the timeline."""
     entries = rt.log.entries(execution_id)
     start = next((e for e in entries if e.kind == "start"), None)
     if start is None:
@@ -141,11 +167,9 @@ def graph_of(rt: Runtime, execution_id: str) -> dict[str, Any]:
 
         raise ExecutionNotFound(f"no execution {execution_id!r}")
     header = start.body
-    source = payloads.unspill(rt.payloads, header["source"])
-    loaded = load_text(source, header["playbook"].get("file") or "<stored>")
-    graph = graphs.build(loaded.playbook)
+    playbook, graph = _parsed(rt, header)
     steps: dict[str, dict[str, Any]] = {}
-    for step in loaded.playbook.workflow:
+    for step in playbook.workflow:
         info: dict[str, Any] = {
             "name": step.step,
             "tool": _tool_kind(step),
@@ -221,13 +245,13 @@ def graph_of(rt: Runtime, execution_id: str) -> dict[str, Any]:
         for source_step, targets in graph.arcs.items()
         for target in targets
     ]
-    playbook = header["playbook"]
+    meta = header["playbook"]
     omitted = max(0, len(blocks) - MAX_BLOCKS)
     if omitted:  # the first and the latest blocks; the counts above saw them all
         blocks = blocks[: MAX_BLOCKS // 2] + blocks[-MAX_BLOCKS // 2 :]
     return {
         "execution_id": execution_id,
-        "path": str(playbook.get("path") or playbook.get("name") or ""),
+        "path": str(meta.get("path") or meta.get("name") or ""),
         "status": str(terminal.body.get("status")) if terminal else "running",
         "error": terminal.body.get("error") if terminal else None,
         "started_at": start.ts,
@@ -335,7 +359,6 @@ def entry_of(rt: Runtime, execution_id: str, entry_id: str) -> dict[str, Any] | 
     """One block's record: its events, times, status, error, output (loaded from its
     payload reference) and the inputs its step declares (templates, unrendered). Entries
     are redacted when recorded; nothing here reads a secret."""
-    from ..playbook.loader import load_text
     from ..runtime import payloads
 
     entry = rt.log.get(entry_id)
@@ -366,10 +389,9 @@ def entry_of(rt: Runtime, execution_id: str, entry_id: str) -> dict[str, Any] | 
     if entry.step:
         start = rt.log.get(E.start_id(execution_id))
         if start is not None:
-            source = payloads.unspill(rt.payloads, start.body["source"])
-            loaded = load_text(source, start.body["playbook"].get("file") or "<stored>")
+            playbook, _ = _parsed(rt, start.body)
             try:
-                step = loaded.playbook.step_named(entry.step)
+                step = playbook.step_named(entry.step)
             except KeyError:
                 step = None
             if step is not None:
