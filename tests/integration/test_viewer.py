@@ -7,6 +7,7 @@ open a running execution, watch its steps turn done without a reload. Screenshot
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -74,12 +75,13 @@ class Viewed:
             assert time.monotonic() < deadline, f"{execution_id} did not end"
             time.sleep(0.05)
 
-    def logged_in(self) -> httpx.Client:
-        client = httpx.Client(base_url=self.url, timeout=30)
-        answer = client.get(self.server.login_url())
-        assert answer.status_code == 303, answer.text
-        assert viewer.COOKIE in client.cookies
-        return client
+    @contextlib.contextmanager
+    def logged_in(self) -> Iterator[httpx.Client]:
+        with httpx.Client(base_url=self.url, timeout=30) as client:
+            answer = client.get(self.server.login_url())
+            assert answer.status_code == 303, answer.text
+            assert viewer.COOKIE in client.cookies
+            yield client
 
 
 @pytest.fixture(scope="module")

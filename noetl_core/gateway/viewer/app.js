@@ -252,7 +252,7 @@
     function selectBlock(block) {
       state.selected = { step: block.step, entryId: block.entry_id };
       if (block.entry_id) showEntry(block.entry_id);
-      else details.replaceChildren(h("p", { class: "muted" }, "This block is queued: nothing recorded yet."));
+      else details.replaceChildren(h("p", { class: "muted" }, "This block is running: nothing recorded yet."));
       drawGraph(graphBox, latest, (st) => selectStep(st));
       drawTimeline(timeline, latest, (b) => selectBlock(b));
     }
@@ -291,7 +291,7 @@
 
   function drawSummary(box, g) {
     const end = g.ended_at || g.now;
-    box.replaceChildren(
+    const parts = [
       h("span", {}, h("strong", {}, g.path)),
       h("span", { id: "execution-status" }, badge(g.status)),
       h("span", { class: "muted" }, "started " + when(g.started_at)),
@@ -299,7 +299,8 @@
       g.parent_execution_id
         ? h("span", {}, "parent ", h("a", { href: "#/e/" + encodeURIComponent(g.parent_execution_id), class: "mono" }, g.parent_execution_id))
         : null,
-    );
+    ];
+    box.replaceChildren(...parts.filter(Boolean));
     if (g.error) box.append(h("div", { class: "error-box" }, g.error.message || JSON.stringify(g.error)));
   }
 
