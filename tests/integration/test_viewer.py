@@ -42,7 +42,12 @@ workflow:
   - step: start
     desc: wait a little, then go on
     tool: {kind: python, code: "import time; time.sleep(6); result = {'started': True}"}
-    next: each
+    next:
+      spec: {mode: inclusive}
+      arcs: [{step: each}, {step: side}]
+  - step: side
+    tool: {kind: python, code: "import time; time.sleep(0.5); result = 'side'"}
+    next: finish
   - step: each
     loop: {in: "{{ items }}", iterator: item, spec: {mode: sequential}}
     tool:
@@ -53,7 +58,7 @@ workflow:
   - step: finish
     tool:
       kind: python
-      input: {values: "{{ each }}"}
+      input: {values: "{{ each }}", side: "{{ side }}"}
       code: "import time; time.sleep(2); result = {'sum': sum(values)}"
 """
 
@@ -299,6 +304,7 @@ def test_the_viewer_shows_a_running_execution_live(viewed: Viewed, browser: Any)
     until(open_it, why="clicking the execution")
     until(lambda: node_status(browser, "start") == "running", why="step start running")
     assert node_status(browser, "each") == "pending"
+    assert node_status(browser, "side") == "pending"
     assert node_status(browser, "finish") == "pending"
     status = browser.find_element(By.CSS_SELECTOR, "#execution-status .badge").text
     assert status == "running"
@@ -327,7 +333,8 @@ def test_the_viewer_shows_a_running_execution_live(viewed: Viewed, browser: Any)
         "loop 3/3" in browser.find_element(By.CSS_SELECTOR, '#graph g.node[data-step="each"]').text
     )
     rows = browser.find_elements(By.CSS_SELECTOR, "#timeline .tl-row")
-    assert len(rows) >= 6  # start, the loop, its 3 iterations, finish
+    assert len(rows) >= 7  # start, the loop, its 3 iterations, side, finish
+    assert node_status(browser, "side") == "done"
 
     # a block's output on click
     browser.find_element(By.CSS_SELECTOR, '#graph g.node[data-step="finish"]').click()
@@ -356,5 +363,16 @@ def test_the_viewer_shows_a_running_execution_live(viewed: Viewed, browser: Any)
     browser.find_element(By.ID, "invoke-token").send_keys(viewed.token("invoke"))
     until(lambda: browser.find_elements(By.CSS_SELECTOR, "#catalog textarea"))
     browser.save_screenshot(str(SHOTS / "5-catalog.png"))
+    # ... and then starts one with the pasted token, as a bearer header
+    item = "#catalog .catalog-item:first-child"
+    assert "examples/hello_world" in browser.find_element(By.CSS_SELECTOR, item).text
+    browser.find_element(By.CSS_SELECTOR, item + " button").click()
+    until(lambda: "#/e/" in browser.current_url, why="the started execution's page")
+    until(
+        lambda: (
+            browser.find_element(By.CSS_SELECTOR, "#execution-status .badge").text == "completed"
+        ),
+        why="the started execution completed",
+    )
     if os.environ.get("NOETL_VIEWER_DOCS_SHOT"):  # refreshes docs/viewer.png on demand
         shutil.copyfile(SHOTS / "3-later.png", ROOT / "docs" / "viewer.png")
