@@ -62,6 +62,35 @@ workflow:
       code: "import time; time.sleep(2); result = {'sum': sum(values)}"
 """
 
+FLAKY = """
+apiVersion: noetl.io/v2
+kind: Playbook
+metadata: {name: flaky_viewer, path: tests/flaky_viewer}
+workflow:
+  - step: start
+    tool:
+      kind: python
+      input: {execution_id: "{{ execution_id }}"}
+      code: |
+        import os, tempfile
+        path = os.path.join(tempfile.gettempdir(), f"noetl-viewer-flaky-{execution_id}")
+        calls = 0
+        if os.path.exists(path):
+            with open(path) as fh:
+                calls = int(fh.read())
+        with open(path, "w") as fh:
+            fh.write(str(calls + 1))
+        if calls < 2:
+            raise ConnectionError(f"flaky service unavailable (call {calls + 1})")
+        os.remove(path)
+        result = {"calls": calls + 1}
+      spec:
+        policy:
+          rules:
+            - when: "{{ output.status == 'error' }}"
+              then: {do: retry, attempts: 5, backoff: exponential, delay: 0.05}
+"""
+
 
 class Viewed:
     def __init__(self, rt: Runtime, server: Server):
@@ -94,8 +123,10 @@ def viewed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Viewed]:
     home = tmp_path_factory.mktemp("viewer") / "home"
     with embedded.runtime(settings.load({"NOETL_HOME": str(home)})) as rt:
         rt.catalog.register(EXAMPLES / "hello_world.yaml")
-        rt.catalog.register(EXAMPLES / "loops.yaml")
+        for name in ("loops", "sub_playbook", "child_sum"):
+            rt.catalog.register(EXAMPLES / f"{name}.yaml")
         rt.catalog.register_loaded(load_text(SLOW))
+        rt.catalog.register_loaded(load_text(FLAKY))
         server = Server(rt).start()
         try:
             yield Viewed(rt, server)
@@ -175,6 +206,54 @@ def test_the_cookie_reads_but_never_starts_or_cancels(viewed: Viewed) -> None:
     forged = {viewer.COOKIE: viewed.token("read") + "x"}
     answer = httpx.get(viewed.url + "/v1/executions", cookies=forged)
     assert answer.status_code == 401
+
+
+def test_the_graph_counts_loops_retries_and_children(viewed: Viewed) -> None:
+    started = {name: viewed.start(f"examples/{name}") for name in ("loops", "sub_playbook")}
+    started["retry"] = viewed.start("tests/flaky_viewer")
+    for execution_id in started.values():
+        viewed.wait_ended(execution_id)
+    read = {"Authorization": f"Bearer {viewed.token('read')}"}
+
+    def graph(name: str) -> dict[str, Any]:
+        answer = httpx.get(f"{viewed.url}/v1/executions/{started[name]}/graph", headers=read)
+        assert answer.status_code == 200
+        drawn: dict[str, Any] = answer.json()
+        assert drawn["status"] == "completed"
+        return drawn
+
+    loops = {s["name"]: s for s in graph("loops")["steps"]}
+    assert loops["start"]["loop"] and loops["start"]["loop_length"] == 8
+    assert loops["squares"]["iterations_done"] == 8 and loops["total"]["status"] == "done"
+    assert [(a["from"], a["to"]) for a in graph("loops")["arcs"]] == [
+        ("start", "squares"),
+        ("squares", "total"),
+    ]
+    retry = graph("retry")
+    flaky = next(s for s in retry["steps"] if s["name"] == "start")
+    assert flaky["attempts"] == 3 and flaky["retries"] == 2 and flaky["status"] == "done"
+    failed = next(b for b in retry["blocks"] if b["status"] == "retry")
+    detail = httpx.get(
+        f"{viewed.url}/v1/executions/{started['retry']}/entries/{failed['entry_id']}",
+        headers=read,
+    ).json()
+    assert "flaky service unavailable" in json.dumps(detail["error"])
+    assert detail["input"] == {"execution_id": "{{ execution_id }}"}  # as declared
+    parent = graph("sub_playbook")
+    call = next(s for s in parent["steps"] if s["name"] == "start")
+    assert call["tool"] == "playbook" and call["child_path"] == "examples/child_sum"
+    assert len(call["children"]) == 1
+    child = httpx.get(f"{viewed.url}/v1/executions/{call['children'][0]}/graph", headers=read)
+    assert child.json()["parent_execution_id"] == started["sub_playbook"]
+    # an entry is shown only under its own execution (whose path the token may read)
+    elsewhere = f"{viewed.url}/v1/executions/{started['loops']}/entries/{failed['entry_id']}"
+    assert httpx.get(elsewhere, headers=read).status_code == 404
+    narrow = tokens.create(viewed.key, "t", ["read"], ["examples/loops"], time.time())
+    refused = httpx.get(
+        f"{viewed.url}/v1/executions/{started['retry']}/graph",
+        headers={"Authorization": f"Bearer {narrow}"},
+    )
+    assert refused.status_code == 403
 
 
 def test_the_pages_are_served_with_a_strict_policy(viewed: Viewed) -> None:
@@ -275,10 +354,31 @@ def until(what: Callable[[], Any], within: float = 30, why: str = "") -> Any:
 
 
 def node_status(driver: Any, step: str) -> str | None:
+    """Read in one script: the page redraws its graph on every event."""
+    found: str | None = driver.execute_script(
+        "const n = document.querySelector(arguments[0]);"
+        "return n ? n.getAttribute('data-status') : null",
+        f'#graph g.node[data-step="{step}"]',
+    )
+    return found
+
+
+def text(driver: Any, selector: str) -> str:
+    found: str | None = driver.execute_script(
+        "const n = document.querySelector(arguments[0]); return n ? n.textContent : null",
+        selector,
+    )
+    return found or ""
+
+
+def click(driver: Any, selector: str, why: str) -> None:
     from selenium.webdriver.common.by import By
 
-    found = driver.find_elements(By.CSS_SELECTOR, f'#graph g.node[data-step="{step}"]')
-    return found[0].get_attribute("data-status") if found else None
+    def clicked() -> bool:
+        driver.find_element(By.CSS_SELECTOR, selector).click()
+        return True
+
+    until(clicked, why=why)
 
 
 def test_the_viewer_shows_a_running_execution_live(viewed: Viewed, browser: Any) -> None:
@@ -297,49 +397,36 @@ def test_the_viewer_shows_a_running_execution_live(viewed: Viewed, browser: Any)
     assert browser.find_elements(By.CSS_SELECTOR, f'#executions tr[data-execution="{done_id}"]')
     browser.save_screenshot(str(SHOTS / "1-list.png"))
 
-    def open_it() -> bool:
-        browser.find_element(By.CSS_SELECTOR, row + " a").click()
-        return True
-
-    until(open_it, why="clicking the execution")
+    click(browser, row + " a", why="clicking the execution")
     until(lambda: node_status(browser, "start") == "running", why="step start running")
     assert node_status(browser, "each") == "pending"
     assert node_status(browser, "side") == "pending"
     assert node_status(browser, "finish") == "pending"
-    status = browser.find_element(By.CSS_SELECTOR, "#execution-status .badge").text
-    assert status == "running"
+    assert text(browser, "#execution-status .badge") == "running"
     browser.execute_script("window.__noReload = 'still the same page';")
     browser.save_screenshot(str(SHOTS / "2-running.png"))
 
     # the page changes as the execution runs, with no reload
     until(lambda: node_status(browser, "start") == "done", within=60, why="start done")
     until(lambda: node_status(browser, "each") in ("running", "done"), why="the loop starts")
-    loop_text = until(
-        lambda: browser.find_element(By.CSS_SELECTOR, '#graph g.node[data-step="each"]').text,
-        why="the loop's node text",
-    )
-    assert "loop" in loop_text
+    assert "loop" in text(browser, '#graph g.node[data-step="each"]')
     until(lambda: node_status(browser, "finish") == "running", within=60, why="finish runs")
     browser.save_screenshot(str(SHOTS / "3-later.png"))
     until(lambda: node_status(browser, "finish") == "done", within=60, why="finish done")
     until(
-        lambda: (
-            browser.find_element(By.CSS_SELECTOR, "#execution-status .badge").text == "completed"
-        ),
+        lambda: text(browser, "#execution-status .badge") == "completed",
         why="the execution completed",
     )
     assert browser.execute_script("return window.__noReload") == "still the same page"
-    assert (
-        "loop 3/3" in browser.find_element(By.CSS_SELECTOR, '#graph g.node[data-step="each"]').text
-    )
-    rows = browser.find_elements(By.CSS_SELECTOR, "#timeline .tl-row")
-    assert len(rows) >= 7  # start, the loop, its 3 iterations, side, finish
+    assert "loop 3/3" in text(browser, '#graph g.node[data-step="each"]')
+    rows = browser.execute_script("return document.querySelectorAll('#timeline .tl-row').length")
+    assert rows >= 7  # start, the loop, its 3 iterations, side, finish
     assert node_status(browser, "side") == "done"
 
     # a block's output on click
-    browser.find_element(By.CSS_SELECTOR, '#graph g.node[data-step="finish"]').click()
+    click(browser, '#graph g.node[data-step="finish"]', why="clicking step finish")
     details = until(
-        lambda: "output" in (text := browser.find_element(By.ID, "details").text) and text,
+        lambda: "output" in (shown := text(browser, "#details")) and shown,
         why="the details of finish",
     )
     assert '"sum": 60' in details
@@ -358,20 +445,17 @@ def test_the_viewer_shows_a_running_execution_live(viewed: Viewed, browser: Any)
 
     # the catalog page: no start form until an invoke token is pasted
     browser.get(viewed.url + "/viewer/#/catalog")
-    until(lambda: "tests/slow_viewer" in browser.find_element(By.ID, "catalog").text)
+    until(lambda: "tests/slow_viewer" in text(browser, "#catalog"), why="the catalog")
     assert not browser.find_elements(By.CSS_SELECTOR, "#catalog textarea")
     browser.find_element(By.ID, "invoke-token").send_keys(viewed.token("invoke"))
     until(lambda: browser.find_elements(By.CSS_SELECTOR, "#catalog textarea"))
     browser.save_screenshot(str(SHOTS / "5-catalog.png"))
     # ... and then starts one with the pasted token, as a bearer header
-    item = "#catalog .catalog-item:first-child"
-    assert "examples/hello_world" in browser.find_element(By.CSS_SELECTOR, item).text
-    browser.find_element(By.CSS_SELECTOR, item + " button").click()
+    item = '#catalog .catalog-item[data-path="examples/hello_world"]'
+    click(browser, item + " button", why="clicking Start")
     until(lambda: "#/e/" in browser.current_url, why="the started execution's page")
     until(
-        lambda: (
-            browser.find_element(By.CSS_SELECTOR, "#execution-status .badge").text == "completed"
-        ),
+        lambda: text(browser, "#execution-status .badge") == "completed",
         why="the started execution completed",
     )
     if os.environ.get("NOETL_VIEWER_DOCS_SHOT"):  # refreshes docs/viewer.png on demand

@@ -561,7 +561,7 @@
           );
           return h(
             "div",
-            { class: "panel catalog-item" },
+            { class: "panel catalog-item", "data-path": p.path },
             h("strong", {}, p.path),
             " ",
             h("span", { class: "muted" }, "versions " + p.versions.join(", ")),
