@@ -41,7 +41,7 @@ workload:
 workflow:
   - step: start
     desc: wait a little, then go on
-    tool: {kind: python, code: "import time; time.sleep(6); result = {'started': True}"}
+    tool: {kind: python, code: "import time; time.sleep(8); result = {'started': True}"}
     next:
       spec: {mode: inclusive}
       arcs: [{step: each}, {step: side}]
