@@ -31,11 +31,17 @@ lint: dev
 typecheck: dev
 	$(BIN)/mypy
 
-# The tests start a real PostgreSQL server; install the Debian package when it is missing.
+# The tests start a real PostgreSQL server and drive a headless Chromium; install the
+# Debian packages when they are missing.
 system-deps:
 	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 	  echo "installing PostgreSQL server binaries (Debian package postgresql)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	fi
+	@# the viewer's browser tests drive headless Chromium through its system chromedriver
+	@if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then \
+	  echo "installing Chromium and its driver (Debian packages chromium, chromium-driver)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
 	fi
 
 test: system-deps lint typecheck infra-check package

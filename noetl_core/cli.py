@@ -330,6 +330,10 @@ def cmd_serve(args: argparse.Namespace, conf: settings.Settings) -> int:
             "schedules of the catalog fire; Ctrl-C stops)",
             flush=True,
         )
+        print(
+            f"noetl serve: viewer: {server.login_url()}  (one-time login link, valid 5 minutes)",
+            flush=True,
+        )
         stop = threading.Event()
         repairs = threading.Thread(target=repair, args=(rt, stop), name="noetl-repair")
         repairs.start()

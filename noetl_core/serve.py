@@ -6,6 +6,9 @@ served by uvicorn.
                               the CLI mints one from the local key, NOETL_HOME/gateway.key)
     POST /callbacks/<token>   resume a step waiting for a callback (202/400/401/410/413);
                               the token in the path is the authority
+    GET  /viewer/             the execution viewer; `noetl serve` prints a one-time login
+                              URL (`/viewer/login?code=...`, 5 minutes) that sets its
+                              read-only cookie (`gateway/viewer.py`)
 
 Before any route, `LocalGuard` refuses what a browser page on another site, or a DNS
 name rebound to this machine, could send: a `Host` that is not loopback, this server's
@@ -42,7 +45,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import NoetlError
 from .gateway import app as gateway
-from .gateway import tokens
+from .gateway import tokens, viewer
 from .runtime import waits
 from .runtime.block import Runtime
 
@@ -190,7 +193,10 @@ class Server:
             hosts |= {host.lower().strip("[]")}
         key = tokens.load_key(rt.settings.gateway_key, rt.settings.home)
         guard = Middleware(LocalGuard, hosts=frozenset(hosts), port=lambda: self.port, log=log)
-        self.app = gateway.create_app(rt, key, extra=[callback_route(rt)], middleware=[guard])
+        self.logins = viewer.LoginCodes()
+        self.app = gateway.create_app(
+            rt, key, extra=[callback_route(rt)], middleware=[guard], login=self.logins
+        )
         config = uvicorn.Config(
             self.app,
             log_level="warning",
@@ -210,6 +216,11 @@ class Server:
     def url(self) -> str:
         host = self.host if ":" not in self.host else f"[{self.host}]"
         return f"http://{host}:{self.port}"
+
+    def login_url(self) -> str:
+        """A one-time URL that logs a browser into the viewer (read scope): single use,
+        valid `viewer.CODE_TTL` seconds."""
+        return f"{self.url}/viewer/login?code={self.logins.mint()}"
 
     @property
     def exposed(self) -> bool:

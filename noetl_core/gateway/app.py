@@ -9,9 +9,14 @@ catalog and schedules over HTTP, on a Starlette application over any runtime.
     POST /v1/executions/{id}/cancel   -> 202
     GET  /v1/catalog                  paths and versions;  POST (admin) registers YAML
     GET  /v1/schedules                the catalog's schedules
+    GET  /v1/executions/{id}/graph    steps, arcs, per-step status, blocks (the viewer's)
+    GET  /v1/executions/{id}/entries/{entry}  one block's inputs, output, error
     GET  /v1/openapi.json             this interface
+    GET  /viewer/                     the execution viewer (`viewer.py`)
 
-Every route needs a bearer token (`tokens.py`). Answers: 401 without a valid token, 403
+Every /v1 route needs a bearer token (`tokens.py`); a GET may instead carry the viewer's
+cookie (`viewer.py`), which `noetl serve`'s one-time login URL sets. Answers: 401 without
+a valid token, 403
 without the scope or path, 404 for an unknown playbook or execution, 422 for a workload
 that is not a JSON object, 413 over `MAX_BODY`, 400 for a body that is not JSON (or
 nested past `NOETL_MAX_DEPTH`), 415 for another content type. The gateway reads the log
@@ -46,7 +51,7 @@ from ..errors import (
     PlaybookError,
     WorkloadError,
 )
-from . import tokens
+from . import tokens, viewer
 
 if TYPE_CHECKING:
     from ..runtime.block import Runtime
@@ -159,7 +164,14 @@ class Gateway:
         self.key = key
 
     def claims(self, request: Request) -> tokens.Claims:
-        return tokens.verify(self.key, request.headers.get("authorization"), self.rt.clock.now())
+        """The bearer header's claims; for a GET without one, the viewer's cookie
+        (`viewer.py`): a page can read with it, never start or cancel."""
+        header = request.headers.get("authorization")
+        if header is None and request.method in ("GET", "HEAD"):
+            cookie = request.cookies.get(viewer.COOKIE)
+            if cookie:
+                header = f"Bearer {cookie}"
+        return tokens.verify(self.key, header, self.rt.clock.now())
 
     async def body(self, request: Request) -> dict[str, Any]:
         kind = request.headers.get("content-type", "").split(";")[0].strip()
@@ -326,6 +338,24 @@ class Gateway:
             wait = min(wait * 1.5, MAX_POLL)
             batch = await run_in_threadpool(self.rt.log.entries_since, execution_id, last_seq)
 
+    async def graph(self, request: Request) -> Response:
+        claims = self.claims(request)
+        execution_id = request.path_params["id"]
+        claims.require("read", await run_in_threadpool(self._path_of, execution_id))
+        drawn = await run_in_threadpool(viewer.graph_of, self.rt, execution_id)
+        return viewer.json_answer(drawn)
+
+    async def entry(self, request: Request) -> Response:
+        claims = self.claims(request)
+        execution_id = request.path_params["id"]
+        claims.require("read", await run_in_threadpool(self._path_of, execution_id))
+        found = await run_in_threadpool(
+            viewer.entry_of, self.rt, execution_id, request.path_params["entry"]
+        )
+        if found is None:
+            raise HttpError(404, "no such entry in this execution", "not_found")
+        return viewer.json_answer(found)
+
     # -- catalog and schedules -------------------------------------------------------
     async def catalog(self, request: Request) -> Response:
         claims = self.claims(request)
@@ -374,20 +404,38 @@ class Gateway:
 
 
 def create_app(
-    rt: Runtime, key: bytes, *, extra: Sequence[BaseRoute] = (), middleware: Sequence[Any] = ()
+    rt: Runtime,
+    key: bytes,
+    *,
+    extra: Sequence[BaseRoute] = (),
+    middleware: Sequence[Any] = (),
+    login: viewer.LoginCodes | None = None,
 ) -> Starlette:
-    """The gateway's routes, then `extra` ones (`noetl serve` adds its callback route),
-    behind `middleware` (Starlette `Middleware` entries)."""
+    """The gateway's routes and the viewer's pages, then `extra` ones (`noetl serve` adds
+    its callback route), behind `middleware` (Starlette `Middleware` entries). `login`:
+    the one-time codes `GET /viewer/login` redeems (`noetl serve` mints them)."""
     gateway = Gateway(rt, key)
+    pages: list[BaseRoute] = [
+        Route("/viewer", viewer.to_page, methods=["GET"]),
+        Route("/viewer/", viewer.page, methods=["GET"]),
+    ]
+    if login is not None:
+        pages.append(
+            Route("/viewer/login", viewer.login_route(login, key, rt.clock.now), methods=["GET"])
+        )
+    pages.append(Route("/viewer/{name}", viewer.page, methods=["GET"]))
     routes: list[BaseRoute] = [
         Route("/v1/executions", guarded(gateway.start), methods=["POST"]),
         Route("/v1/executions", guarded(gateway.listing), methods=["GET"]),
         Route("/v1/executions/{id}", guarded(gateway.show), methods=["GET"]),
         Route("/v1/executions/{id}/events", guarded(gateway.events), methods=["GET"]),
         Route("/v1/executions/{id}/cancel", guarded(gateway.cancel), methods=["POST"]),
+        Route("/v1/executions/{id}/graph", guarded(gateway.graph), methods=["GET"]),
+        Route("/v1/executions/{id}/entries/{entry}", guarded(gateway.entry), methods=["GET"]),
         Route("/v1/catalog", guarded(gateway.catalog), methods=["GET", "POST"]),
         Route("/v1/schedules", guarded(gateway.schedules), methods=["GET"]),
         Route("/v1/openapi.json", gateway.openapi, methods=["GET"]),
+        *pages,
         *extra,
     ]
     return Starlette(routes=routes, middleware=list(middleware))
@@ -642,6 +690,26 @@ OPENAPI: dict[str, Any] = {
                 body="CancelRequest",
                 body_required=False,
                 parameters=[_ID],
+            )
+        },
+        "/v1/executions/{id}/graph": {
+            "get": _op(
+                "the execution's steps and arcs, each step's status and counts, and its "
+                "blocks (start, end, attempt, status): what the viewer draws",
+                200,
+                {"content": {"application/json": {"schema": _ANY}}},
+                (401, 403, 404),
+                parameters=[_ID],
+            )
+        },
+        "/v1/executions/{id}/entries/{entry}": {
+            "get": _op(
+                "one entry of the execution: events, times, status, error, output, and "
+                "the inputs its step declares",
+                200,
+                {"content": {"application/json": {"schema": _ANY}}},
+                (401, 403, 404),
+                parameters=[_ID, {**_ID, "name": "entry"}],
             )
         },
         "/v1/catalog": {

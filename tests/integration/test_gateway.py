@@ -188,6 +188,8 @@ def test_the_openapi_document_lists_every_route(client: httpx.Client) -> None:
         "/v1/executions/{id}",
         "/v1/executions/{id}/events",
         "/v1/executions/{id}/cancel",
+        "/v1/executions/{id}/graph",
+        "/v1/executions/{id}/entries/{entry}",
         "/v1/catalog",
         "/v1/schedules",
     }
