@@ -790,7 +790,7 @@ def parser() -> argparse.ArgumentParser:
     cost = sub.add_parser(
         "cost", parents=[backend], help="an execution's cost at Google Cloud list prices"
     )
-    cost.add_argument("execution")
+    cost.add_argument("execution", help="an execution id, a unique prefix of one, or `last`")
     cost.add_argument("--json", action="store_true", help="print the report as JSON")
     cost.set_defaults(func=cmd_cost)
     rr = sub.add_parser(
@@ -798,8 +798,8 @@ def parser() -> argparse.ArgumentParser:
         parents=[backend],
         help="run one recorded block again from its inputs and diff its output",
     )
-    rr.add_argument("execution")
-    rr.add_argument("step")
+    rr.add_argument("execution", help="an execution id, a unique prefix of one, or `last`")
+    rr.add_argument("step", help="the step whose recorded block runs again")
     rr.add_argument("--attempt", type=int, default=None, help="the attempt to rerun (the last)")
     rr.set_defaults(func=cmd_rerun)
     reg = sub.add_parser(
