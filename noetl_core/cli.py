@@ -10,7 +10,7 @@
                        [--ttl SECONDS] [--target emulators|gcp]
 
 Through a gateway: `--gateway URL` (or NOETL_GATEWAY) on `run PATH`, `status`, `events`,
-`cancel`, `register FILE|DIR`, `catalog list` and `schedules list` sends them to that
+`logs`, `cancel`, `register FILE|DIR`, `catalog list` and `schedules list` sends them to that
 gateway over HTTP (`gateway/verbs.py`) with the bearer token `--token` (or NOETL_TOKEN).
 Without a token, a gateway on this machine (a loopback address) gets one minted here for
 five minutes from the local gateway key; any other needs one from `noetl token create`,
@@ -466,6 +466,9 @@ def cmd_graph(args: argparse.Namespace, conf: settings.Settings) -> int:
 def cmd_logs(args: argparse.Namespace, conf: settings.Settings) -> int:
     from .view import print_logs, resolve_id
 
+    remote = via_gateway(args, conf, "logs")
+    if remote is not None:
+        return remote
     with runtime_for(args, conf) as rt:
         return print_logs(rt, resolve_id(rt, args.execution), args.step)
 
@@ -762,7 +765,9 @@ def parser() -> argparse.ArgumentParser:
     gr.add_argument("--format", choices=["mermaid", "dot"], default="mermaid", help=FORMAT_HELP)
     gr.set_defaults(func=cmd_graph)
     lg = sub.add_parser(
-        "logs", parents=[backend], help="what an execution's steps printed, and their errors"
+        "logs",
+        parents=[backend, gateway],
+        help="what an execution's steps printed, and their errors",
     )
     lg.add_argument("execution", help=EXEC_HELP)
     lg.add_argument("step", nargs="?", help="only this step")

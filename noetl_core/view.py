@@ -306,12 +306,13 @@ def print_replay(rt: Runtime, execution_id: str, at: int | None) -> int:
     return 1 if bad else 0
 
 
-def print_logs(rt: Runtime, execution_id: str, step: str | None) -> int:
+def logs_of(entries: Sequence[Entry], execution_id: str, step: str | None) -> list[dict[str, Any]]:
     """What each step printed (`print()` in python steps, kept with its record, the last
-    64 KiB) and each error, in log order; a step of a sub-playbook is in the child's."""
-    shown = 0
+    64 KiB) and each error, in log order, one row per block that printed or failed; a
+    step of a sub-playbook is in the child's. ExecutionNotFound for an unknown `step`."""
+    rows: list[dict[str, Any]] = []
     known: set[str] = set()
-    for entry in rt.log.entries(execution_id):
+    for entry in entries:
         if entry.step:
             known.add(entry.step)
         if entry.kind not in ("done", "attempt") or (step and entry.step != step):
@@ -322,22 +323,43 @@ def print_logs(rt: Runtime, execution_id: str, step: str | None) -> int:
         if not output and not error:
             continue
         iteration = E.iteration_of(entry.command_id or "")
-        where = entry.step or ""
-        if iteration is not None:
-            where += f" [{iteration[1]}]"
-        print(f"== {where} (attempt {entry.attempt}, {body.get('status')}) ==")
+        rows.append(
+            {
+                "step": entry.step,
+                "index": iteration[1] if iteration is not None else None,
+                "attempt": entry.attempt,
+                "status": body.get("status"),
+                "output": output,
+                "error": error,
+            }
+        )
+    if step and step not in known:
+        raise ExecutionNotFound(
+            f"execution {execution_id} has no step {step!r} (steps: {', '.join(sorted(known))})"
+        )
+    return rows
+
+
+def print_log_rows(rows: Sequence[dict[str, Any]]) -> int:
+    """`noetl logs`, from `logs_of` rows (here or from a gateway)."""
+    for row in rows:
+        where = str(row.get("step") or "")
+        if row.get("index") is not None:
+            where += f" [{row['index']}]"
+        print(f"== {where} (attempt {row.get('attempt')}, {row.get('status')}) ==")
+        output = row.get("output") or ""
         if output:
             print(output, end="" if output.endswith("\n") else "\n")
+        error = row.get("error")
         if error:
             print(f"error: {error.get('message')}")
             trace = error.get("traceback")
             for line in trace if isinstance(trace, list) else []:
                 print(f"  {line}")
-        shown += 1
-    if step and step not in known:
-        raise ExecutionNotFound(
-            f"execution {execution_id} has no step {step!r} (steps: {', '.join(sorted(known))})"
-        )
-    if not shown:
+    if not rows:
         print("(no step printed anything or failed)")
     return 0
+
+
+def print_logs(rt: Runtime, execution_id: str, step: str | None) -> int:
+    return print_log_rows(logs_of(rt.log.entries(execution_id), execution_id, step))

@@ -6,18 +6,22 @@ catalog and schedules over HTTP, on a Starlette application over any runtime.
     GET  /v1/executions/{id}          status, steps, result, error
     GET  /v1/executions/{id}/events   Server-Sent Events until the execution ends;
                                       `Last-Event-ID` resumes after that event
-    POST /v1/executions/{id}/cancel   -> 202
+    POST /v1/executions/{id}/cancel   -> 202 (409 once it has ended)
     GET  /v1/catalog                  paths and versions;  POST (admin) registers YAML
     GET  /v1/schedules                the catalog's schedules
     GET  /v1/executions/{id}/graph    steps, arcs, per-step status, blocks (the viewer's)
     GET  /v1/executions/{id}/entries/{entry}  one block's inputs, output, error
+    GET  /v1/executions/{id}/logs     ?step=   what its steps printed, their errors
     GET  /v1/openapi.json             this interface
     GET  /viewer/                     the execution viewer (`viewer.py`)
+    POST /viewer/session              a read token in the bearer header -> the viewer's
+                                      cookie;  DELETE signs out
 
 Every /v1 route needs a bearer token (`tokens.py`); a GET may instead carry the viewer's
 cookie (`viewer.py`), which `noetl serve`'s one-time login URL sets. Answers: 401 without
 a valid token, 403
-without the scope or path, 404 for an unknown playbook or execution, 422 for a workload
+without the scope or path, 404 for an unknown playbook or execution, 409 for a cancel of
+an execution that has ended, 422 for a workload
 that is not a JSON object, 413 over `MAX_BODY`, 400 for a body that is not JSON (or
 nested past `NOETL_MAX_DEPTH`), 415 for another content type. The gateway reads the log
 and the catalog only through the runtime's ports: it runs no tool and reads no secret.
@@ -297,6 +301,15 @@ class Gateway:
             given = (await self.body(request)).get("reason")
             if given is not None:
                 reason = f"{str(given)[:200]} (by {claims.subject})"
+        ended = await run_in_threadpool(self.rt.log.get, E.terminal_id(execution_id))
+        if ended is not None:
+            at = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ended.ts))
+            raise HttpError(
+                409,
+                f"execution {execution_id} already ended ({ended.body.get('status')} at {at} "
+                "UTC): there is nothing to cancel",
+                "already_ended",
+            )
         await run_in_threadpool(self.rt.cancel, execution_id, reason)
         return JSONResponse({"execution_id": execution_id, "status": "cancelling"}, 202)
 
@@ -356,6 +369,18 @@ class Gateway:
             raise HttpError(404, "no such entry in this execution", "not_found")
         return viewer.json_answer(found)
 
+    async def logs(self, request: Request) -> Response:
+        """What the execution's steps printed and their errors (`noetl logs`)."""
+        from ..view import logs_of
+
+        claims = self.claims(request)
+        execution_id = request.path_params["id"]
+        claims.require("read", await run_in_threadpool(self._path_of, execution_id))
+        step = request.query_params.get("step") or None
+        entries = await run_in_threadpool(self.rt.log.entries, execution_id)
+        rows = logs_of(entries, execution_id, step)  # an unknown step: 404
+        return viewer.json_answer({"execution_id": execution_id, "logs": rows})
+
     # -- catalog and schedules -------------------------------------------------------
     async def catalog(self, request: Request) -> Response:
         claims = self.claims(request)
@@ -399,6 +424,24 @@ class Gateway:
         ]
         return JSONResponse({"schedules": listed})
 
+    async def session(self, request: Request) -> Response:
+        """`POST /viewer/session` with a bearer token that has the read scope: sets the
+        viewer's cookie, a read-only token with the same subject and paths, expiring with
+        it (at most `viewer.SESSION_TTL`). How a browser signs in to a gateway that mints
+        no login links (the deployed `gateway` function): the token is pasted once into
+        the page, sent in this header, and never kept by the page."""
+        header = request.headers.get("authorization")
+        if header is None:
+            raise tokens.TokenError("a bearer token is required (Authorization: Bearer <token>)")
+        claims = tokens.verify(self.key, header, self.rt.clock.now())
+        claims.require("read")
+        now = self.rt.clock.now()
+        ttl = min(claims.expires - now, viewer.SESSION_TTL)
+        cookie = tokens.create(self.key, claims.subject, ["read"], list(claims.paths), now, ttl)
+        answer = JSONResponse({"subject": claims.subject, "expires": _iso(now + ttl)})
+        viewer.set_cookie(answer, request, cookie, ttl)
+        return answer
+
     async def openapi(self, request: Request) -> Response:
         return JSONResponse(OPENAPI)
 
@@ -423,6 +466,8 @@ def create_app(
         pages.append(
             Route("/viewer/login", viewer.login_route(login, key, rt.clock.now), methods=["GET"])
         )
+    pages.append(Route("/viewer/session", guarded(gateway.session), methods=["POST"]))
+    pages.append(Route("/viewer/session", viewer.sign_out, methods=["DELETE"]))
     pages.append(Route("/viewer/{name}", viewer.page, methods=["GET"]))
     routes: list[BaseRoute] = [
         Route("/v1/executions", guarded(gateway.start), methods=["POST"]),
@@ -431,6 +476,7 @@ def create_app(
         Route("/v1/executions/{id}/events", guarded(gateway.events), methods=["GET"]),
         Route("/v1/executions/{id}/cancel", guarded(gateway.cancel), methods=["POST"]),
         Route("/v1/executions/{id}/graph", guarded(gateway.graph), methods=["GET"]),
+        Route("/v1/executions/{id}/logs", guarded(gateway.logs), methods=["GET"]),
         Route("/v1/executions/{id}/entries/{entry}", guarded(gateway.entry), methods=["GET"]),
         Route("/v1/catalog", guarded(gateway.catalog), methods=["GET", "POST"]),
         Route("/v1/schedules", guarded(gateway.schedules), methods=["GET"]),
@@ -447,6 +493,7 @@ def _error_responses(*codes: int) -> dict[str, Any]:
         401: "no valid bearer token",
         403: "the token lacks the scope or the playbook path",
         404: "unknown playbook or execution",
+        409: "the execution has already ended",
         413: "body too large",
         415: "the body is not application/json",
         422: "the request is well-formed but invalid (e.g. the workload)",
@@ -686,10 +733,28 @@ OPENAPI: dict[str, Any] = {
                 "cancel an execution and its children",
                 202,
                 _json("Cancelling"),
-                (400, 401, 403, 404, 413, 415),
+                (400, 401, 403, 404, 409, 413, 415),
                 body="CancelRequest",
                 body_required=False,
                 parameters=[_ID],
+            )
+        },
+        "/v1/executions/{id}/logs": {
+            "get": _op(
+                "what the execution's steps printed (the last 64 KiB of each block) and "
+                "their errors, in log order; `step` limits it to one step",
+                200,
+                {"content": {"application/json": {"schema": _ANY}}},
+                (401, 403, 404),
+                parameters=[
+                    _ID,
+                    {
+                        "name": "step",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string"},
+                    },
+                ],
             )
         },
         "/v1/executions/{id}/graph": {

@@ -219,6 +219,18 @@ class GatewayClient:
         state: dict[str, Any] = self._call("GET", f"/v1/executions/{execution_id}")
         return state
 
+    def graph(self, execution_id: str) -> dict[str, Any]:
+        """The viewer's drawing: steps with status and counts, arcs, blocks."""
+        drawn: dict[str, Any] = self._call("GET", f"/v1/executions/{execution_id}/graph")
+        return drawn
+
+    def logs(self, execution_id: str, step: str | None = None) -> list[dict[str, Any]]:
+        """What the steps printed and their errors (`view.logs_of` rows)."""
+        params = {"step": step} if step else None
+        found = self._call("GET", f"/v1/executions/{execution_id}/logs", params=params)
+        rows: list[dict[str, Any]] = found["logs"]
+        return rows
+
     def cancel(self, execution_id: str, reason: str | None = None) -> dict[str, Any]:
         body = {"reason": reason} if reason else {}
         done: dict[str, Any] = self._call(

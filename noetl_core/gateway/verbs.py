@@ -247,7 +247,7 @@ def follow(
                 return why
             if not why and deadline is not None and now >= deadline:
                 why, give_up = "timeout", now + CANCEL_WAIT
-                client.cancel(execution_id, "timed out waiting in `noetl run`")
+                _cancel_quietly(client, execution_id, "timed out waiting in `noetl run`")
             try:
                 kind, item = found.get(timeout=0.25)
             except queue.Empty:
@@ -262,7 +262,16 @@ def follow(
             if why:
                 return why
             why, give_up = "interrupted", time.monotonic() + CANCEL_WAIT
-            client.cancel(execution_id, "interrupted in `noetl run`")
+            _cancel_quietly(client, execution_id, "interrupted in `noetl run`")
+
+
+def _cancel_quietly(client: GatewayClient, execution_id: str, reason: str) -> None:
+    """Cancel what `run` follows; one that ended meanwhile (409) is fine: its end comes."""
+    try:
+        client.cancel(execution_id, reason)
+    except GatewayError as exc:
+        if exc.status != 409:
+            raise
 
 
 def print_result(state: dict[str, Any], *, as_json: bool) -> None:
@@ -324,19 +333,33 @@ def status(args: argparse.Namespace, conf: settings.Settings, client: GatewayCli
             state = client.execution(item["execution_id"]).get("status", "-")
             print(f"{item['execution_id']}  {_when(item.get('at'))}  {state:<10}  {item['path']}")
         return 0
-    state = client.execution(args.execution)
-    print(f"execution {state.get('execution_id', args.execution)}: {state.get('status')}")
+    execution_id = args.execution
+    state = client.execution(execution_id)
+    drawn = client.graph(execution_id)
+    print(f"execution {execution_id}: {state.get('status')}")
+    print(f"playbook  {drawn.get('path')}")
     print("steps:")
-    counts: dict[str, dict[str, int]] = {}  # step -> status -> how many, in first-seen order
-    for step in state.get("steps") or []:
-        seen = counts.setdefault(str(step.get("step") or ""), {})
-        seen[str(step.get("status"))] = seen.get(str(step.get("status")), 0) + 1
-    for name, seen in counts.items():
-        print(f"  {name:<24} {', '.join(f'{status} {n}' for status, n in seen.items())}")
+    print(f"  {'step':<24} {'status':<9} {'runs':>5} {'attempts':>8}")
+    for step in drawn.get("steps") or []:
+        runs = int(step.get("ok", 0)) + int(step.get("failed", 0)) + int(step.get("skipped", 0))
+        attempts = max(int(step.get("attempts", 0)), runs)
+        name = str(step.get("name"))
+        name = name if len(name) <= 24 else name[:23] + "…"
+        print(f"  {name:<24} {step.get('status', '-'):<9} {runs:>5} {attempts:>8}")
     error = state.get("error")
     if error:
         print(f"error: {error.get('message') if isinstance(error, dict) else error}")
+        print(f"(`noetl logs {execution_id}` shows what the steps printed)")
+    elif state.get("status") == "completed":
+        print("result:")
+        print(json.dumps(state.get("result"), indent=2, default=str))
     return 0
+
+
+def logs(args: argparse.Namespace, conf: settings.Settings, client: GatewayClient) -> int:
+    from ..view import print_log_rows
+
+    return print_log_rows(client.logs(args.execution, args.step))
 
 
 def events(args: argparse.Namespace, conf: settings.Settings, client: GatewayClient) -> int:
@@ -359,11 +382,13 @@ def events(args: argparse.Namespace, conf: settings.Settings, client: GatewayCli
 
 
 def cancel(args: argparse.Namespace, conf: settings.Settings, client: GatewayClient) -> int:
-    state = client.execution(args.execution)
-    if state.get("status") != "running":
-        print(f"noetl: execution {args.execution} already ended: {state.get('status')}")
+    try:
+        client.cancel(args.execution, args.reason)
+    except GatewayError as exc:
+        if exc.status != 409:  # 409: it has ended; the gateway says when, in one line
+            raise
+        print(f"noetl: {exc.detail}", file=sys.stderr)
         return 1
-    client.cancel(args.execution, args.reason)
     print(f"cancel recorded for {args.execution}")
     return 0
 
@@ -377,4 +402,5 @@ VERBS: dict[str, Verb] = {
     "status": status,
     "events": events,
     "cancel": cancel,
+    "logs": logs,
 }

@@ -5,6 +5,10 @@ execution's page draws (its step graph with per-step status, its blocks, one ent
     GET /viewer/login?code=CODE           `noetl serve`'s one-time login: sets an HttpOnly,
                                           SameSite=Strict cookie holding a read-scoped
                                           token, then redirects to /viewer/
+    POST /viewer/session                  the same cookie from a pasted token with the read
+                                          scope (bearer header; its paths and expiry kept):
+                                          how one signs in to the deployed gateway;
+                                          DELETE signs out
     GET /v1/executions/{id}/graph         steps, arcs, per-step status and counts, blocks
     GET /v1/executions/{id}/entries/{e}   one block's inputs (declared), output and error
 
@@ -18,7 +22,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Set
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -90,7 +94,7 @@ async def page(request: Request) -> Response:
 
 
 async def to_page(request: Request) -> Response:
-    return RedirectResponse("/viewer/", status_code=307)
+    return RedirectResponse("viewer/", status_code=307)  # relative: kept behind a prefix
 
 
 def login_route(codes: LoginCodes, key: bytes, clock: Callable[[], float]) -> Any:
@@ -103,19 +107,38 @@ def login_route(codes: LoginCodes, key: bytes, clock: Callable[[], float]) -> An
                 headers=HEADERS,
             )
         token = tokens.create(key, "viewer", ["read"], ["*"], clock(), SESSION_TTL)
-        answer = RedirectResponse("/viewer/", status_code=303, headers=HEADERS)
-        answer.set_cookie(
-            COOKIE,
-            token,
-            max_age=int(SESSION_TTL),
-            path="/",
-            httponly=True,
-            samesite="strict",
-            secure=request.url.scheme == "https",
-        )
+        answer = RedirectResponse("./", status_code=303, headers=HEADERS)  # /viewer/
+        set_cookie(answer, request, token, SESSION_TTL)
         return answer
 
     return login
+
+
+def set_cookie(answer: Response, request: Request, token: str, ttl: float) -> None:
+    """The viewer's session: HttpOnly (no script reads it), SameSite=Strict (no other
+    site's page sends it), Secure behind HTTPS; the gateway accepts it for GET only."""
+    answer.set_cookie(
+        COOKIE,
+        token,
+        max_age=max(1, int(ttl)),
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=_https(request),
+    )
+
+
+def _https(request: Request) -> bool:
+    # Cloud Run and Cloud Functions end TLS in front and say so in X-Forwarded-Proto
+    forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0].strip()
+    return request.url.scheme == "https" or forwarded == "https"
+
+
+async def sign_out(request: Request) -> Response:
+    """`DELETE /viewer/session`: forget the cookie (nothing to authorize: it only clears)."""
+    answer = Response(status_code=204, headers=HEADERS)
+    answer.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
+    return answer
 
 
 # -- what an execution's page draws ------------------------------------------------------
@@ -157,7 +180,8 @@ def _parsed(rt: Runtime, header: dict[str, Any]) -> tuple[Playbook, Graph]:
 
 def graph_of(rt: Runtime, execution_id: str) -> dict[str, Any]:
     """The playbook's steps and arcs (from the start entry's source), each step's status
-    and counts from the log, and the execution's blocks for the timeline."""
+    and counts from the log, the execution's blocks for the timeline and, once it has
+    ended, its result (a table as its first rows)."""
     entries = rt.log.entries(execution_id)
     start = next((e for e in entries if e.kind == "start"), None)
     if start is None:
@@ -184,11 +208,16 @@ def graph_of(rt: Runtime, execution_id: str) -> dict[str, Any]:
             "attempts": 0,
             "waiting": 0,
             "running": 0,
+            "queued": 0,
         }
         if not isinstance(step.tool, list) and info["tool"] == "playbook":
             info["child_path"] = getattr(step.tool, "path", None)
         steps[step.step] = info
-    blocks = _blocks(entries, rt.clock.now())
+    here: set[str] | None = None
+    if rt.owners is not None and rt.owners.held(execution_id):  # this process runs it
+        with rt._lock:
+            here = {command for command, _ in rt._running}
+    blocks = _blocks(entries, rt.clock.now(), claims_first=not rt.log.deferred_claims, here=here)
     terminal = next((e for e in entries if e.kind == "terminal"), None)
     for block in blocks:
         found = steps.get(block["step"] or "")
@@ -214,8 +243,10 @@ def graph_of(rt: Runtime, execution_id: str) -> dict[str, Any]:
             info["retries"] += 1
         elif state == "waiting":
             info["waiting"] += 1
-        elif state in ("running", "queued") and terminal is None:
+        elif state == "running" and terminal is None:
             info["running"] += 1
+        elif state == "queued" and terminal is None:
+            info["queued"] += 1
         if block.get("child_execution_id"):
             info.setdefault("children", []).append(block["child_execution_id"])
     for entry in entries:
@@ -230,6 +261,8 @@ def graph_of(rt: Runtime, execution_id: str) -> dict[str, Any]:
             info["loop"] and info.get("loop_length") is not None and not info.get("loops_done")
         ):
             info["status"] = "running" if terminal is None else "stopped"
+        elif info["queued"] and terminal is None:
+            info["status"] = "queued"  # issued; no worker has taken it yet
         elif info["waiting"] and terminal is None:
             info["status"] = "waiting"
         elif info["failed"]:
@@ -246,6 +279,14 @@ def graph_of(rt: Runtime, execution_id: str) -> dict[str, Any]:
         for target in targets
     ]
     meta = header["playbook"]
+    ended: dict[str, Any] = {}
+    if terminal is not None and terminal.body.get("result") is not None:
+        from ..runtime import payloads
+
+        try:
+            ended["result"] = _plain(payloads.load(rt.payloads, terminal.body["result"]))
+        except Exception as exc:  # a payload gone or unreadable: say so, keep the rest
+            ended["result_error"] = f"{type(exc).__name__}: {exc}"
     omitted = max(0, len(blocks) - MAX_BLOCKS)
     if omitted:  # the first and the latest blocks; the counts above saw them all
         blocks = blocks[: MAX_BLOCKS // 2] + blocks[-MAX_BLOCKS // 2 :]
@@ -254,6 +295,7 @@ def graph_of(rt: Runtime, execution_id: str) -> dict[str, Any]:
         "path": str(meta.get("path") or meta.get("name") or ""),
         "status": str(terminal.body.get("status")) if terminal else "running",
         "error": terminal.body.get("error") if terminal else None,
+        **ended,
         "started_at": start.ts,
         "ended_at": terminal.ts if terminal else None,
         "now": rt.clock.now(),
@@ -267,8 +309,21 @@ def graph_of(rt: Runtime, execution_id: str) -> dict[str, Any]:
     }
 
 
-def _blocks(entries: list[Entry], now: float) -> list[dict[str, Any]]:
-    """One row per attempt of a command (and per wait): start, end, status, attempt."""
+def _blocks(
+    entries: list[Entry],
+    now: float,
+    *,
+    claims_first: bool = False,
+    here: Set[str] | None = None,
+) -> list[dict[str, Any]]:
+    """One row per attempt of a command (and per wait): start, end, status, attempt.
+
+    A command issued and not recorded since is `queued` until a worker claims it. Where
+    claims are written before the block runs (`claims_first`: the shared backends), a
+    claim entry says it runs. The embedded log writes a block's claim with its record,
+    so there, when this process runs the execution (`noetl serve`), `here` holds the
+    commands its workers run now and the others are `queued`; when another process runs
+    it (`here` None), nothing says which, and all are `running`."""
     issued: dict[str, float] = {}
     claimed: dict[tuple[str, int], float] = {}
     rows: dict[tuple[str, int], dict[str, Any]] = {}
@@ -327,11 +382,11 @@ def _blocks(entries: list[Entry], now: float) -> list[dict[str, Any]]:
                     found["kind"] = "loop"
                     found["length"] = entry.body["loop"].get("length")
                     found["width"] = entry.body["loop"].get("width")
-    # commands issued and not recorded since: running (the embedded runtime records a
-    # block's claim with its end, so a running block has only its issue entry)
+    # commands issued and not recorded (nor claimed) since
     recorded = {slot[0] for slot in rows}
     for command, ts in issued.items():
         if command not in recorded:
+            queued = claims_first or (here is not None and command not in here)
             iteration = E.iteration_of(command)
             rows[(command, 1)] = {
                 "entry_id": None,
@@ -342,7 +397,7 @@ def _blocks(entries: list[Entry], now: float) -> list[dict[str, Any]]:
                 "index": iteration[1] if iteration else None,
                 "start": ts,
                 "end": None,
-                "status": "running",
+                "status": "queued" if queued else "running",
             }
             order.append((command, 1))
     steps = {e.command_id: e.step for e in entries if e.command_id}

@@ -87,7 +87,32 @@ def test_the_gateway_starts_follows_and_refuses_through_functions_framework(
                 await http.get("/v1/openapi.json"),
             ]
 
+    async def viewer_calls() -> list[httpx.Response]:
+        """The viewer's pages and its sign-in with a pasted read token, behind TLS as
+        Cloud Run ends it (X-Forwarded-Proto)."""
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://fn") as http:
+            tls = {"X-Forwarded-Proto": "https"}
+            page = await http.get("/viewer/", headers=tls)
+            signed = await http.post(
+                "/viewer/session", json={}, headers={**auth, **tls, "Origin": "https://fn"}
+            )
+            value = signed.cookies.get("noetl_viewer", "")  # sent back as a browser would
+            cookie = {"Cookie": f"noetl_viewer={value}"}
+            listed = await http.get("/v1/executions", headers={**tls, **cookie})  # no bearer
+            return [page, signed, listed]
+
     started, state, events, unknown, anonymous, elsewhere, spec = asyncio.run(calls())
+    page, signed, listed = asyncio.run(viewer_calls())
+    assert page.status_code == 200 and '<script src="app.js">' in page.text
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert signed.status_code == 200, signed.text
+    cookie = signed.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie and "secure" in cookie
+    assert listed.status_code == 200, listed.text
+    assert started.json()["execution_id"] in {
+        e["execution_id"] for e in listed.json()["executions"]
+    }
     assert state.json()["status"] == "completed"
     assert state.json()["result"] is not None
     assert events.headers["content-type"].startswith("text/event-stream")

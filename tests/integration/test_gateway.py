@@ -178,6 +178,10 @@ def test_cancel_catalog_and_schedules(client: httpx.Client, rt: Runtime) -> None
     cancelled = client.post(f"/v1/executions/{running}/cancel", headers=admin)
     assert cancelled.status_code == 202
     assert finished(client, running, admin)["status"] in ("cancelled", "completed")
+    again = client.post(f"/v1/executions/{running}/cancel", headers=admin)
+    assert again.status_code == 409, again.text
+    assert again.json()["error"]["code"] == "already_ended"
+    assert f"execution {running} already ended (" in again.json()["error"]["message"]
     assert client.get("/v1/executions/nope", headers=reader).status_code == 404
 
 
@@ -190,6 +194,7 @@ def test_the_openapi_document_lists_every_route(client: httpx.Client) -> None:
         "/v1/executions/{id}/cancel",
         "/v1/executions/{id}/graph",
         "/v1/executions/{id}/entries/{entry}",
+        "/v1/executions/{id}/logs",
         "/v1/catalog",
         "/v1/schedules",
     }

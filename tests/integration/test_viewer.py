@@ -140,7 +140,7 @@ def viewed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Viewed]:
 def test_the_login_code_sets_a_read_cookie_once(viewed: Viewed) -> None:
     login = viewed.server.login_url()
     first = httpx.get(login)
-    assert first.status_code == 303 and first.headers["location"] == "/viewer/"
+    assert first.status_code == 303 and first.headers["location"] == "./"  # /viewer/
     cookie = first.headers["set-cookie"]
     assert cookie.startswith(viewer.COOKIE + "=")
     parts = {p.strip().lower() for p in cookie.split(";")}
@@ -208,6 +208,76 @@ def test_the_cookie_reads_but_never_starts_or_cancels(viewed: Viewed) -> None:
     assert answer.status_code == 401
 
 
+def test_a_pasted_read_token_signs_in_with_its_paths_and_expiry(viewed: Viewed) -> None:
+    """`POST /viewer/session`: how a browser signs in where no login link is printed (the
+    deployed gateway). The cookie keeps the pasted token's subject, paths and expiry, and
+    only its read scope; the route needs the bearer header and the read scope."""
+    viewed.rt.catalog.register(EXAMPLES / "loops.yaml")
+    hello = viewed.start("examples/hello_world")
+    loops = viewed.start("examples/loops")
+    viewed.wait_ended(hello), viewed.wait_ended(loops)
+    now = time.time()
+    pasted = tokens.create(
+        viewed.key, "ana", ["read", "invoke"], ["examples/hello_*"], now, ttl=600
+    )
+    same_site = {"Origin": viewed.url, "Content-Type": "application/json"}
+    with httpx.Client(base_url=viewed.url, timeout=30) as client:
+        signed = client.post(
+            "/viewer/session",
+            content="{}",
+            headers={**same_site, "Authorization": f"Bearer {pasted}"},
+        )
+        assert signed.status_code == 200, signed.text
+        assert signed.json()["subject"] == "ana"
+        cookie = signed.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=strict" in cookie and "path=/" in cookie
+        claims = tokens.verify(viewed.key, f"Bearer {client.cookies[viewer.COOKIE]}", now)
+        assert claims.subject == "ana" and claims.scopes == {"read"}
+        assert claims.paths == ("examples/hello_*",) and claims.expires <= now + 601
+        listed = client.get("/v1/executions").json()["executions"]
+        assert {e["execution_id"] for e in listed} >= {hello}
+        assert all(e["path"] == "examples/hello_world" for e in listed)
+        assert client.get(f"/v1/executions/{hello}/graph").status_code == 200
+        assert client.get(f"/v1/executions/{loops}/graph").status_code == 403
+        body = json.dumps({"path": "examples/hello_world"})
+        assert client.post("/v1/executions", content=body, headers=same_site).status_code == 401
+        # the cookie alone does not make another session; signing out clears it
+        assert client.post("/viewer/session", content="{}", headers=same_site).status_code == 401
+        out = client.delete("/viewer/session", headers=same_site)
+        assert out.status_code == 204 and viewer.COOKIE not in client.cookies
+        assert client.get("/v1/executions").status_code == 401
+    invoke_only = tokens.create(viewed.key, "bot", ["invoke"], ["*"], now)
+    refused = httpx.post(
+        viewed.url + "/viewer/session",
+        content="{}",
+        headers={**same_site, "Authorization": f"Bearer {invoke_only}"},
+    )
+    assert refused.status_code == 403 and "read" in refused.json()["error"]["message"]
+    forged = httpx.post(
+        viewed.url + "/viewer/session",
+        content="{}",
+        headers={**same_site, "Authorization": f"Bearer {pasted}x"},
+    )
+    assert forged.status_code == 401 and "set-cookie" not in forged.headers
+    late = tokens.create(viewed.key, "old", ["read"], ["*"], now - 7200, ttl=3600)
+    expired = httpx.post(
+        viewed.url + "/viewer/session",
+        content="{}",
+        headers={**same_site, "Authorization": f"Bearer {late}"},
+    )
+    assert expired.status_code == 401 and "expired" in expired.text
+    cross = httpx.post(
+        viewed.url + "/viewer/session",
+        content="{}",
+        headers={
+            "Origin": "https://evil.example",
+            "Content-Type": "application/json",
+            "Authorization": f"Bearer {pasted}",
+        },
+    )
+    assert cross.status_code == 403  # noetl serve's cross-site rule holds here too
+
+
 def test_the_graph_counts_loops_retries_and_children(viewed: Viewed) -> None:
     started = {name: viewed.start(f"examples/{name}") for name in ("loops", "sub_playbook")}
     started["retry"] = viewed.start("tests/flaky_viewer")
@@ -258,11 +328,11 @@ def test_the_graph_counts_loops_retries_and_children(viewed: Viewed) -> None:
 
 def test_the_pages_are_served_with_a_strict_policy(viewed: Viewed) -> None:
     page = httpx.get(viewed.url + "/viewer/")
-    assert page.status_code == 200 and '<script src="/viewer/app.js">' in page.text
+    assert page.status_code == 200 and '<script src="app.js">' in page.text
     policy = page.headers["content-security-policy"]
     assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
     assert page.headers["referrer-policy"] == "no-referrer"
-    assert httpx.get(viewed.url + "/viewer").headers["location"] == "/viewer/"
+    assert httpx.get(viewed.url + "/viewer").headers["location"] == "viewer/"
     script = httpx.get(viewed.url + "/viewer/app.js")
     assert script.headers["content-type"].startswith("text/javascript")
     assert httpx.get(viewed.url + "/viewer/style.css").status_code == 200
@@ -383,6 +453,7 @@ def click(driver: Any, selector: str, why: str) -> None:
 
 def test_the_viewer_shows_a_running_execution_live(viewed: Viewed, browser: Any) -> None:
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
 
     SHOTS.mkdir(parents=True, exist_ok=True)
     done_id = viewed.start("examples/loops")
@@ -455,13 +526,123 @@ def test_the_viewer_shows_a_running_execution_live(viewed: Viewed, browser: Any)
     browser.find_element(By.ID, "invoke-token").send_keys(viewed.token("invoke"))
     until(lambda: browser.find_elements(By.CSS_SELECTOR, "#catalog textarea"))
     browser.save_screenshot(str(SHOTS / "5-catalog.png"))
-    # ... and then starts one with the pasted token, as a bearer header
+    # ... and then starts one with the pasted token, as a bearer header, with the workload
+    # typed before the token was edited again (the forms are drawn again, what was typed stays)
     item = '#catalog .catalog-item[data-path="examples/hello_world"]'
+    box = browser.find_element(By.CSS_SELECTOR, item + " textarea")
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys('{"name": "Grace"}')
+    token_box = browser.find_element(By.ID, "invoke-token")
+    token_box.send_keys(Keys.CONTROL, "a")
+    token_box.send_keys(Keys.BACKSPACE)  # typed, so the page sees it
+    until(lambda: not browser.find_elements(By.CSS_SELECTOR, "#catalog textarea"))
+    token_box.send_keys(viewed.token("invoke"))
+    until(lambda: browser.find_elements(By.CSS_SELECTOR, item + " textarea"))
+    typed = browser.find_element(By.CSS_SELECTOR, item + " textarea").get_attribute("value")
+    assert typed == '{"name": "Grace"}'
     click(browser, item + " button", why="clicking Start")
     until(lambda: "#/e/" in browser.current_url, why="the started execution's page")
     until(
         lambda: text(browser, "#execution-status .badge") == "completed",
         why="the started execution completed",
     )
+    result = until(lambda: text(browser, "#result"), why="the result shown")
+    assert "HELLO, GRACE!" in result, result
+    # a block's stdout on click (what its code printed)
+    click(browser, '#graph g.node[data-step="greet"]', why="clicking step greet")
+    details = until(
+        lambda: (
+            (shown := text(browser, "#details")).startswith("greet") and "events" in shown and shown
+        ),
+        why="the details of greet",
+    )
+    assert "stdout" in details and "greeting Grace" in details, details
     if os.environ.get("NOETL_VIEWER_DOCS_SHOT"):  # refreshes docs/viewer.png on demand
         shutil.copyfile(SHOTS / "3-later.png", ROOT / "docs" / "viewer.png")
+
+
+def test_the_page_signs_in_with_a_pasted_read_token_and_out_again(
+    viewed: Viewed, browser: Any
+) -> None:
+    """Where no login link is printed (the deployed gateway), the page asks for a read
+    token, trades it for the cookie, and forgets it; Sign out clears the cookie."""
+    from selenium.webdriver.common.by import By
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    execution_id = viewed.start("examples/hello_world")
+    viewed.wait_ended(execution_id)
+    browser.get(viewed.url + "/viewer/")
+    browser.delete_all_cookies()
+    browser.refresh()
+    until(lambda: "Not signed in" in text(browser, "#error"), why="the sign-in prompt")
+    browser.save_screenshot(str(SHOTS / "6-sign-in.png"))
+    field = browser.find_element(By.ID, "sign-in-token")
+    field.send_keys(viewed.token("invoke"))  # no read scope: refused, said in the form
+    browser.find_element(By.CSS_SELECTOR, "#sign-in button").click()
+    until(lambda: "refused (403)" in text(browser, "#sign-in"), why="the refusal")
+    assert browser.get_cookie(viewer.COOKIE) is None
+    field = browser.find_element(By.ID, "sign-in-token")
+    field.send_keys(viewed.token("read"))
+    browser.find_element(By.CSS_SELECTOR, "#sign-in button").click()
+    row = f'#executions tr[data-execution="{execution_id}"]'
+    until(lambda: browser.find_elements(By.CSS_SELECTOR, row), why="signed in: the list")
+    cookie = browser.get_cookie(viewer.COOKIE)
+    assert cookie is not None and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    assert browser.execute_script("return document.cookie") == ""
+    assert not browser.find_elements(By.ID, "sign-in-token")  # the pasted token is gone
+    click(browser, "#sign-out", why="Sign out")
+    until(lambda: "Not signed in" in text(browser, "#error"), why="signed out")
+    assert browser.get_cookie(viewer.COOKIE) is None
+
+
+FANNED = """
+apiVersion: noetl.io/v2
+kind: Playbook
+metadata: {name: fanned_viewer, path: tests/fanned_viewer}
+workflow:
+  - step: start
+    tool: {kind: noop}
+    next:
+      spec: {mode: inclusive}
+      arcs: [{step: a}, {step: b}, {step: c}, {step: d}]
+  - step: a
+    tool: {kind: python, code: "import time; time.sleep(3); result = 1"}
+  - step: b
+    tool: {kind: python, code: "import time; time.sleep(3); result = 2"}
+  - step: c
+    tool: {kind: python, code: "import time; time.sleep(3); result = 3"}
+  - step: d
+    tool: {kind: python, code: "import time; time.sleep(3); result = 4"}
+"""
+
+
+def test_blocks_no_worker_has_taken_are_queued_not_running(tmp_path: Path) -> None:
+    """Two workers, four steps ready at once: the graph shows two running and two queued
+    (the embedded log writes claims with records, so this process's own workers say
+    which run); where claims are written first (the shared backends), an issued command
+    without a claim is queued."""
+    conf = settings.load({"NOETL_HOME": str(tmp_path / "home"), "NOETL_WORKERS": "2"})
+    with embedded.runtime(conf) as rt:
+        execution_id = rt.start(load_text(FANNED), {})
+
+        def statuses() -> dict[str, str]:
+            drawn = viewer.graph_of(rt, execution_id)
+            return {s["name"]: s["status"] for s in drawn["steps"]}
+
+        seen = until(
+            lambda: (
+                sorted(statuses()[s] for s in "abcd") == ["queued"] * 2 + ["running"] * 2
+                and statuses()
+            ),
+            why="two running, two queued",
+        )
+        assert seen["start"] == "done"
+        entries = rt.log.entries(execution_id)
+        rows = viewer._blocks(entries, time.time(), claims_first=True)
+        open_rows = [r for r in rows if r["step"] in ("a", "b", "c", "d") and r["end"] is None]
+        assert open_rows and all(r["status"] == "queued" for r in open_rows)
+        elsewhere = viewer._blocks(entries, time.time(), here=None)  # another process runs it
+        assert all(r["status"] == "running" for r in elsewhere if r["end"] is None)
+        assert rt.wait(execution_id, 60) is not None
+        ended = viewer.graph_of(rt, execution_id)
+        assert {s["status"] for s in ended["steps"]} == {"done"}

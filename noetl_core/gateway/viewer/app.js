@@ -16,6 +16,8 @@
     selected: null, // {entryId, step}
   };
   const SVG = "http://www.w3.org/2000/svg";
+  // where the gateway is mounted: "" on `noetl serve`, a prefix behind a path-routed URL
+  const BASE = location.pathname.replace(/\/viewer\/.*$/, "");
   const main = document.getElementById("main");
   const live = document.getElementById("live");
 
@@ -78,7 +80,7 @@
   }
 
   async function api(path, options) {
-    const answer = await fetch(path, Object.assign({ credentials: "same-origin" }, options || {}));
+    const answer = await fetch(BASE + path, Object.assign({ credentials: "same-origin" }, options || {}));
     let body = null;
     try {
       body = await answer.json();
@@ -96,15 +98,62 @@
     const box = h("div", { class: "error-box", id: "error" });
     if (err.status === 401) {
       box.append(
-        h("strong", {}, "Not logged in. "),
+        h("strong", {}, "Not signed in. "),
         "Open the one-time login link that ",
         h("code", {}, "noetl serve"),
-        " printed when it started (it is valid for 5 minutes and works once).",
+        " printed when it started (it is valid for 5 minutes and works once), or paste a token with the read scope (",
+        h("code", {}, "noetl token create --scope read"),
+        "):",
+        signInForm(),
       );
     } else {
       box.append(h("strong", {}, err.status ? "Error " + err.status + ": " : "Error: "), err.message);
     }
     return box;
+  }
+
+  // A pasted read token is sent once, in the Authorization header of POST
+  // /viewer/session; the gateway answers with the HttpOnly cookie. The page keeps nothing.
+  function signInForm() {
+    const input = h("input", { type: "password", placeholder: "read token", autocomplete: "off", id: "sign-in-token" });
+    const message = h("span", { class: "muted" });
+    return h(
+      "form",
+      {
+        id: "sign-in",
+        onsubmit: async (ev) => {
+          ev.preventDefault();
+          const token = input.value.trim();
+          input.value = "";
+          if (!token) return;
+          try {
+            await api("/viewer/session", {
+              method: "POST",
+              headers: { "Content-Type": "application/json", Authorization: "Bearer " + token },
+              body: "{}",
+            });
+            route();
+          } catch (err) {
+            message.textContent = "refused (" + (err.status || "") + "): " + err.message;
+          }
+        },
+      },
+      input,
+      " ",
+      h("button", { type: "submit" }, "Sign in"),
+      " ",
+      message,
+    );
+  }
+
+  async function signOut(ev) {
+    ev.preventDefault();
+    try {
+      await api("/viewer/session", { method: "DELETE", headers: { "Content-Type": "application/json" } });
+    } catch (err) {
+      /* already signed out */
+    }
+    route();
   }
 
   function stopFollowing() {
@@ -242,7 +291,12 @@
       state.selected = { step: step.name, entryId: block ? block.entry_id : null };
       if (block) showEntry(block.entry_id);
       else {
-        const why = step.status === "running" ? "Running: nothing recorded yet." : "Nothing recorded for this step.";
+        const why =
+          step.status === "running"
+            ? "Running: nothing recorded yet."
+            : step.status === "queued"
+              ? "Queued: no worker has taken it yet."
+              : "Nothing recorded for this step.";
         details.replaceChildren(h("h3", {}, step.name), h("p", { class: "muted" }, why), pretty(step));
       }
       drawGraph(graphBox, latest, (st) => selectStep(st));
@@ -252,7 +306,10 @@
     function selectBlock(block) {
       state.selected = { step: block.step, entryId: block.entry_id };
       if (block.entry_id) showEntry(block.entry_id);
-      else details.replaceChildren(h("p", { class: "muted" }, "This block is running: nothing recorded yet."));
+      else
+        details.replaceChildren(
+          h("p", { class: "muted" }, block.status === "queued" ? "This block is queued: no worker has taken it yet." : "This block is running: nothing recorded yet."),
+        );
       drawGraph(graphBox, latest, (st) => selectStep(st));
       drawTimeline(timeline, latest, (b) => selectBlock(b));
     }
@@ -278,6 +335,7 @@
         if (e.args !== undefined) details.append(h("dt", {}, "arc arguments"), pretty(e.args));
         if (e.output !== undefined) details.append(h("dt", {}, "output"), pretty(e.output));
         if (e.output_error) details.append(h("dt", {}, "output"), h("p", { class: "error-box" }, e.output_error));
+        if (e.meta && e.meta.log) details.append(h("dt", {}, "stdout"), h("pre", { class: "stdout" }, e.meta.log));
         if (e.error) details.append(h("dt", {}, "error"), pretty(e.error));
         if (e.retry) details.append(h("dt", {}, "retry"), pretty(e.retry));
         details.append(h("dt", {}, "events"), h("p", { class: "mono" }, e.events.join(", ")));
@@ -302,6 +360,8 @@
     ];
     box.replaceChildren(...parts.filter(Boolean));
     if (g.error) box.append(h("div", { class: "error-box" }, g.error.message || JSON.stringify(g.error)));
+    if (g.result !== undefined) box.append(h("div", { id: "result" }, h("span", { class: "muted" }, "result"), pretty(g.result)));
+    if (g.result_error) box.append(h("div", { class: "error-box" }, "result: " + g.result_error));
   }
 
   // Layers: each step one layer below the deepest step with a forward arc to it.
@@ -421,7 +481,7 @@
       bar.style.left = left + "%";
       bar.style.width = width + "%";
       const label = (b.step || "?") + (b.index !== null && b.index !== undefined ? " [" + b.index + "]" : "") + (b.kind === "loop" ? " (loop)" : "");
-      const info = [b.status, b.end || b.status === "running" ? seconds(end - b.start) : ""];
+      const info = [b.status, b.end || b.status === "running" || b.status === "queued" ? seconds(end - b.start) : ""];
       if (b.attempt > 1) info.push("attempt " + b.attempt);
       if (b.wait) info.push("waits: " + b.wait);
       const selected = state.selected && state.selected.entryId && state.selected.entryId === b.entry_id;
@@ -456,7 +516,7 @@
       try {
         const headers = { Accept: "text/event-stream" };
         if (lastId !== "0") headers["Last-Event-ID"] = lastId;
-        const answer = await fetch("/v1/executions/" + encodeURIComponent(id) + "/events", {
+        const answer = await fetch(BASE + "/v1/executions/" + encodeURIComponent(id) + "/events", {
           credentials: "same-origin",
           headers,
           signal: controller.signal,
@@ -516,8 +576,9 @@
     const tokenInput = h("input", { type: "password", placeholder: "paste an invoke token to start playbooks", autocomplete: "off", id: "invoke-token" });
     if (state.invokeToken) tokenInput.value = state.invokeToken;
     tokenInput.addEventListener("input", () => {
+      const had = !!state.invokeToken;
       state.invokeToken = tokenInput.value.trim() || null;
-      render();
+      if (had !== !!state.invokeToken) render(); // the forms come or go; what was typed stays
     });
     main.replaceChildren(
       h("h1", {}, "Catalog"),
@@ -526,10 +587,13 @@
       list,
     );
     let playbooks = [];
+    const drafts = {}; // path -> the workload typed so far, kept across re-renders
     function render() {
       list.replaceChildren(
         ...playbooks.map((p) => {
-          const workload = h("textarea", { placeholder: "{}", "aria-label": "workload for " + p.path }, "{}");
+          const workload = h("textarea", { placeholder: "{}", "aria-label": "workload for " + p.path });
+          workload.value = drafts[p.path] !== undefined ? drafts[p.path] : "{}";
+          workload.addEventListener("input", () => (drafts[p.path] = workload.value));
           const message = h("span", { class: "muted" });
           const button = h("button", { type: "submit", disabled: !state.invokeToken }, "Start");
           const form = h(
@@ -594,6 +658,7 @@
     else listPage(params);
   }
 
+  document.getElementById("sign-out").addEventListener("click", signOut);
   window.addEventListener("hashchange", route);
   route();
 })();
