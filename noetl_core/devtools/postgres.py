@@ -13,7 +13,8 @@ run as the `postgres` system user (the child switches user before exec, like
 
 It writes the credential (with its password) to `NOETL_HOME/pg_local.json`, or the file
 `--credential-file` names, readable by its owner only, for `noetl register credential
--f`; what it prints never holds the password.
+-f`: whole, once the server takes connections, and removed when it stops (a stale one
+is removed at start). What it prints never holds the password.
 """
 
 from __future__ import annotations
@@ -406,17 +407,20 @@ def main(argv: list[str] | None = None) -> int:
         stopping.set()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    path = Path(args.credential_file)
+    path.unlink(missing_ok=True)  # a stale one would name a server that is gone
     try:
         server = PostgresServer(
             user=args.user, dbname=args.dbname, password=args.password, port=args.port or None
         )
         with server:
-            path = Path(args.credential_file)
+            # the file appears whole, once the server takes connections (`until [ -s ]`)
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            partial = path.with_name(path.name + ".partial")
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as out:
                 out.write(json.dumps(server.credential(args.name)))
-            path.chmod(0o600)
+            os.replace(partial, path)
             info = {  # never the password: it is in the credential file only
                 "host": server.host,
                 "port": server.port,
@@ -436,6 +440,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     finally:
+        path.unlink(missing_ok=True)  # the server is gone: so is its password
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 

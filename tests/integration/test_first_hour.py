@@ -337,6 +337,9 @@ def test_postgres_helper_never_prints_the_password(tmp_path: Path) -> None:
     except PostgresUnavailable as exc:
         pytest.skip(str(exc))
     home = tmp_path / "home"
+    credential = home / "pg_local.json"
+    home.mkdir()
+    credential.write_text('{"stale": "from a server long gone"}')
     proc = subprocess.Popen(
         [sys.executable, "-m", "noetl_core.devtools.postgres", "--password", "pw-never-shown"],
         cwd=ROOT,
@@ -353,11 +356,11 @@ def test_postgres_helper_never_prints_the_password(tmp_path: Path) -> None:
             assert line, proc.stderr.read() if proc.stderr else ""
             printed += line
         info = json.loads(printed)
+        assert info["credential_file"] == str(credential)
+        assert json.loads(credential.read_text())["data"]["db_password"] == "pw-never-shown"
+        assert credential.stat().st_mode & 0o777 == 0o600
     finally:
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
     assert "pw-never-shown" not in printed + out + err
-    credential = home / "pg_local.json"
-    assert info["credential_file"] == str(credential)
-    assert json.loads(credential.read_text())["data"]["db_password"] == "pw-never-shown"
-    assert credential.stat().st_mode & 0o777 == 0o600
+    assert not credential.exists()  # gone with its server
