@@ -322,6 +322,12 @@ def run(args: argparse.Namespace, conf: settings.Settings, client: GatewayClient
 
 
 def _when(ts: Any) -> str:
+    """A time the gateway gave (epoch seconds, or ISO 8601) as `noetl status` prints it."""
+    if isinstance(ts, str):
+        try:
+            ts = dt.datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return "-"
     if not isinstance(ts, int | float):
         return "-"
     return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
@@ -329,9 +335,10 @@ def _when(ts: Any) -> str:
 
 def status(args: argparse.Namespace, conf: settings.Settings, client: GatewayClient) -> int:
     if not args.execution:
-        for item in client.executions():
-            state = client.execution(item["execution_id"]).get("status", "-")
-            print(f"{item['execution_id']}  {_when(item.get('at'))}  {state:<10}  {item['path']}")
+        for item in client.executions():  # one request: the list carries each status
+            state = str(item.get("status") or "-")
+            when = _when(item.get("started_at"))
+            print(f"{item['execution_id']}  {when}  {state:<10}  {item['path']}")
         return 0
     execution_id = args.execution
     state = client.execution(execution_id)

@@ -162,9 +162,12 @@ def test_register_a_directory_then_list_run_and_read(url: str, home: Path, playb
     assert last.stdout.splitlines()[0] == f"execution {out['execution_id']}: completed"
     recent = noetl(home, "status", "--gateway", url)
     assert any(
-        row.startswith(execution_id) and row.endswith("completed   examples/hello_world")
+        re.fullmatch(
+            rf"{execution_id}  \d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d  completed   examples/hello_world",
+            row,
+        )
         for row in recent.stdout.splitlines()
-    ), recent.stdout
+    ), recent.stdout  # the start time too, as `noetl status` prints it here
 
     events = noetl(home, "events", execution_id, "--gateway", url)
     assert events.returncode == 0, events.stderr
