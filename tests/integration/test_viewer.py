@@ -646,3 +646,46 @@ def test_blocks_no_worker_has_taken_are_queued_not_running(tmp_path: Path) -> No
         assert rt.wait(execution_id, 60) is not None
         ended = viewer.graph_of(rt, execution_id)
         assert {s["status"] for s in ended["steps"]} == {"done"}
+
+
+def test_loops_and_children_fold_in_the_timeline(viewed: Viewed, browser: Any) -> None:
+    """A loop's iterations sit under its row, folded when there are more than 20; a
+    sub-playbook's step unfolds into its child's blocks; each group row has its counts."""
+    from selenium.webdriver.common.by import By
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    numbers = list(range(25))
+    wide = viewed.rt.start(viewed.rt.catalog.resolve("examples/loops", None), {"numbers": numbers})
+    parent = viewed.start("examples/sub_playbook")
+    viewed.wait_ended(wide), viewed.wait_ended(parent)
+    browser.get(viewed.server.login_url())
+    until(lambda: browser.current_url == viewed.url + "/viewer/", why="the login redirect")
+
+    def rows(step: str) -> list[Any]:
+        found: list[Any] = browser.find_elements(
+            By.CSS_SELECTOR, f'#timeline .tl-row[data-step="{step}"]'
+        )
+        return found
+
+    browser.get(f"{viewed.url}/viewer/#/e/{wide}")
+    until(lambda: text(browser, "#execution-status .badge") == "completed", why="the loop run")
+    until(lambda: rows("squares"), why="the loop's row")
+    assert len(rows("squares")) == 1  # 25 iterations: folded under the loop's row
+    assert "25/25 done" in rows("squares")[0].text
+    click(browser, '#timeline .tl-row[data-step="squares"] .tl-toggle', why="unfolding the loop")
+    until(lambda: len(rows("squares")) == 26, why="the 25 iterations shown")
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#timeline .tl-row.nested")) == 25
+    click(browser, '#timeline .tl-row[data-step="squares"] .tl-toggle', why="folding it again")
+    until(lambda: len(rows("squares")) == 1, why="folded again")
+
+    browser.get(f"{viewed.url}/viewer/#/e/{parent}")
+    until(lambda: text(browser, "#execution-status .badge") == "completed", why="the parent")
+    until(lambda: browser.find_elements(By.CSS_SELECTOR, "#timeline .tl-toggle"), why="a fold")
+    assert not browser.find_elements(By.CSS_SELECTOR, "#timeline .tl-row.child")
+    click(browser, "#timeline .tl-toggle", why="unfolding the child execution")
+    until(
+        lambda: len(browser.find_elements(By.CSS_SELECTOR, "#timeline .tl-row.child")) >= 2,
+        why="the child's blocks",
+    )
+    assert "completed" in text(browser, "#timeline")
+    browser.save_screenshot(str(SHOTS / "7-child-unfolded.png"))

@@ -14,6 +14,9 @@
     stream: null, // AbortController of the followed execution's events
     timers: [],
     selected: null, // {entryId, step}
+    open: {}, // timeline group (loop command, "child:<id>") -> expanded
+    children: {}, // child execution id -> {blocks, status}, for its parent's timeline
+    loading: {}, // child execution id -> a fetch under way
   };
   const SVG = "http://www.w3.org/2000/svg";
   // where the gateway is mounted: "" on `noetl serve`, a prefix behind a path-routed URL
@@ -464,45 +467,142 @@
     box.replaceChildren(svg);
   }
 
+  // Loop iterations sit under their loop's row and a sub-playbook's blocks under its
+  // step's row, each group collapsible (a loop of more than COLLAPSE_AT iterations
+  // starts collapsed, a child always does); the group's row carries its counts.
+  const COLLAPSE_AT = 20;
+
+  function isOpen(key, fallback) {
+    return state.open[key] === undefined ? fallback : state.open[key];
+  }
+
   function drawTimeline(box, g, onPick) {
     const blocks = g.blocks;
     if (!blocks.length) {
       box.replaceChildren(h("p", { class: "muted" }, "No blocks yet."));
       return;
     }
+    const redraw = () => drawTimeline(box, g, onPick);
     const t0 = g.started_at;
     const t1 = Math.max(g.ended_at || g.now, ...blocks.map((b) => b.end || g.now));
     const span = Math.max(t1 - t0, 0.001);
-    const rows = blocks.map((b) => {
-      const end = b.end || (g.ended_at || g.now);
+    const loops = new Set(blocks.filter((b) => b.kind === "loop").map((b) => b.command_id));
+    const iterations = {}; // loop command -> its iteration blocks
+    for (const b of blocks) {
+      if (b.loop_command && loops.has(b.loop_command)) (iterations[b.loop_command] = iterations[b.loop_command] || []).push(b);
+    }
+
+    function toggle(key, open) {
+      return h(
+        "button",
+        {
+          type: "button",
+          class: "tl-toggle",
+          "aria-expanded": open ? "true" : "false",
+          "data-group": key,
+          onclick: (ev) => {
+            ev.stopPropagation();
+            state.open[key] = !open;
+            redraw();
+          },
+        },
+        open ? "▾" : "▸",
+      );
+    }
+
+    function row(b, depth, extra) {
+      const status = (extra && extra.status) || b.status;
+      const end = (extra && extra.end) || b.end || (g.ended_at || g.now);
       const left = ((b.start - t0) / span) * 100;
       const width = Math.max(((end - b.start) / span) * 100, 0.3);
-      const bar = h("div", { class: "tl-bar " + b.status, title: b.status });
-      bar.style.left = left + "%";
+      const bar = h("div", { class: "tl-bar " + status, title: status });
+      bar.style.left = Math.max(0, Math.min(left, 100)) + "%";
       bar.style.width = width + "%";
       const label = (b.step || "?") + (b.index !== null && b.index !== undefined ? " [" + b.index + "]" : "") + (b.kind === "loop" ? " (loop)" : "");
-      const info = [b.status, b.end || b.status === "running" || b.status === "queued" ? seconds(end - b.start) : ""];
+      const info = [status, b.end || status === "running" || status === "queued" ? seconds(end - b.start) : ""];
       if (b.attempt > 1) info.push("attempt " + b.attempt);
-      if (b.wait) info.push("waits: " + b.wait);
+      if (b.wait && b.status === "waiting") info.push("waits: " + b.wait);
+      if (extra && extra.counts) info.push(extra.counts);
+      const said = info.filter(Boolean).join(" · ");
       const selected = state.selected && state.selected.entryId && state.selected.entryId === b.entry_id;
+      const labelBox = h("div", { class: "tl-label" }, extra && extra.toggle ? extra.toggle : null, label);
+      labelBox.style.paddingLeft = depth * 14 + "px";
       return h(
         "div",
         {
-          class: "tl-row" + (selected ? " selected" : ""),
+          class: "tl-row" + (selected ? " selected" : "") + (depth ? " nested" : ""),
           "data-entry": b.entry_id || "",
-          "data-status": b.status,
-          onclick: () => onPick(b),
+          "data-status": status,
+          "data-step": b.step || "",
+          onclick: () => (extra && extra.onclick ? extra.onclick() : onPick(b)),
         },
-        h("div", { class: "tl-label" }, label),
+        labelBox,
         h("div", { class: "tl-track" }, bar),
-        h("div", { class: "tl-info" }, info.filter(Boolean).join(" · ")),
+        h("div", { class: "tl-info", title: said }, said),
       );
-    });
+    }
+
+    const rows = [];
+    for (const b of blocks) {
+      if (b.loop_command && loops.has(b.loop_command)) continue; // drawn under its loop
+      if (b.kind === "loop") {
+        const its = iterations[b.command_id] || [];
+        const done = its.filter((x) => ["ok", "error", "skipped"].includes(x.status)).length;
+        const failed = its.filter((x) => x.status === "error").length;
+        const open = isOpen(b.command_id, its.length <= COLLAPSE_AT);
+        const counts = done + "/" + (b.length === undefined || b.length === null ? its.length : b.length) + " done" + (failed ? ", " + failed + " failed" : "");
+        // the loop's bar spans its iterations: to the last one's end, or now while one runs
+        const running = its.some((x) => !x.end);
+        const last = running ? g.ended_at || g.now : Math.max(b.end || b.start, ...its.map((x) => x.end));
+        const failedAll = b.status === "error" || failed;
+        const status = running && !g.ended_at ? "running" : failedAll ? "error" : b.status;
+        rows.push(row(b, 0, { toggle: its.length ? toggle(b.command_id, open) : null, counts, end: last, status }));
+        if (open) for (const x of its) rows.push(row(x, 1));
+        continue;
+      }
+      if (b.child_execution_id) {
+        const key = "child:" + b.child_execution_id;
+        const open = isOpen(key, false);
+        const child = state.children[b.child_execution_id];
+        const counts = child ? child.blocks.length + " child block" + (child.blocks.length === 1 ? "" : "s") + ", " + child.status : "child execution";
+        rows.push(row(b, 0, { toggle: toggle(key, open), counts }));
+        if (open) {
+          if (child) {
+            for (const x of child.blocks) {
+              const r = row(x, 1, { onclick: () => (location.hash = "#/e/" + encodeURIComponent(b.child_execution_id)) });
+              r.classList.add("child");
+              rows.push(r);
+            }
+          }
+          if (!child || child.status === "running") loadChild(b.child_execution_id, redraw);
+        }
+        continue;
+      }
+      rows.push(row(b, 0));
+    }
     if (g.blocks_omitted) {
       const cut = Math.floor(rows.length / 2);
       rows.splice(cut, 0, h("p", { class: "muted" }, g.blocks_omitted + " more blocks not shown"));
     }
     box.replaceChildren(...rows);
+  }
+
+  // a child execution's blocks, for its parent's timeline (fetched once it is opened,
+  // again while it runs)
+  async function loadChild(childId, redraw) {
+    if (state.loading[childId]) return;
+    state.loading[childId] = true;
+    try {
+      const child = await api("/v1/executions/" + encodeURIComponent(childId) + "/graph");
+      const before = state.children[childId];
+      state.children[childId] = { blocks: child.blocks, status: child.status };
+      if (!before || before.status !== child.status || before.blocks.length !== child.blocks.length) redraw();
+    } catch (err) {
+      state.children[childId] = { blocks: [], status: "unreadable (" + (err.status || "") + ")" };
+      redraw();
+    } finally {
+      setTimeout(() => (state.loading[childId] = false), 1000);
+    }
   }
 
   // -- live updates: the events stream through fetch() ------------------------------
