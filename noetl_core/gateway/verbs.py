@@ -336,9 +336,9 @@ def _when(ts: Any) -> str:
 def status(args: argparse.Namespace, conf: settings.Settings, client: GatewayClient) -> int:
     if not args.execution:
         for item in client.executions():  # one request: the list carries each status
-            state = str(item.get("status") or "-")
+            status = str(item.get("status") or "-")
             when = _when(item.get("started_at"))
-            print(f"{item['execution_id']}  {when}  {state:<10}  {item['path']}")
+            print(f"{item['execution_id']}  {when}  {status:<10}  {item['path']}")
         return 0
     execution_id = args.execution
     state = client.execution(execution_id)
