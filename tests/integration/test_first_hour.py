@@ -364,3 +364,17 @@ def test_postgres_helper_never_prints_the_password(tmp_path: Path) -> None:
         out, err = proc.communicate(timeout=30)
     assert "pw-never-shown" not in printed + out + err
     assert not credential.exists()  # gone with its server
+
+
+def test_a_prefix_two_executions_share_is_named_ambiguous(tmp_path: Path) -> None:
+    """Ids begin with their start time, so executions started together share a prefix:
+    such a prefix names none of them, and the answer lists the candidates."""
+    ids = [json.loads(noetl(tmp_path, "run", HELLO, "--json").stdout)["execution_id"] for _ in "ab"]
+    shared = next(n for n in range(19, 0, -1) if ids[0][:n] == ids[1][:n])
+    assert shared >= 8  # the same second
+    done = noetl(tmp_path, "status", ids[0][:shared])
+    assert done.returncode == 1 and done.stdout == ""
+    assert f"{ids[0][:shared]!r} matches several executions: " in done.stderr
+    assert ids[0] in done.stderr and ids[1] in done.stderr
+    unique = noetl(tmp_path, "status", ids[1][: shared + 1])  # one digit more: just one
+    assert unique.returncode == 0 and unique.stdout.startswith(f"execution {ids[1]}: completed")
