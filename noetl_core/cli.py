@@ -322,29 +322,35 @@ def cmd_serve(args: argparse.Namespace, conf: settings.Settings) -> int:
         print(f"noetl serve: {line}", flush=True)
 
     with runtime_for(args, conf) as rt:
-        server = Server(rt, args.host, args.port, log=log).start()
-        warn_if_exposed(server)
-        scheduler = Scheduler(rt, log=log).start()
-        print(
-            f"noetl serve: {server.url}  (gateway at /v1, callbacks at /callbacks/<token>; "
-            "schedules of the catalog fire; Ctrl-C stops)",
-            flush=True,
-        )
-        print(
-            f"noetl serve: viewer: {server.login_url()}  (one-time login link, valid 5 minutes)",
-            flush=True,
-        )
+        server = Server(rt, args.host, args.port, log=log)  # bound: a busy port ends here
+        warn_if_exposed(server)  # before anything is served
         stop = threading.Event()
-        repairs = threading.Thread(target=repair, args=(rt, stop), name="noetl-repair")
-        repairs.start()
+        scheduler: Scheduler | None = None
+        repairs: threading.Thread | None = None
         try:
+            server.start()
+            scheduler = Scheduler(rt, log=log).start()
+            print(
+                f"noetl serve: {server.url}  (gateway at /v1, callbacks at /callbacks/<token>; "
+                "schedules of the catalog fire; Ctrl-C stops)",
+                flush=True,
+            )
+            print(
+                f"noetl serve: viewer: {server.login_url()}  (one-time login link, valid 5 "
+                "minutes)",
+                flush=True,
+            )
+            repairs = threading.Thread(target=repair, args=(rt, stop), name="noetl-repair")
+            repairs.start()
             stop.wait()
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # Ctrl-C, at any moment from here on
             pass
         finally:
             stop.set()
-            repairs.join()
-            scheduler.stop()
+            if repairs is not None:
+                repairs.join()
+            if scheduler is not None:
+                scheduler.stop()
             server.stop()
     return 0
 

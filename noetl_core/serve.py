@@ -241,7 +241,8 @@ class Server:
 
     def stop(self) -> None:
         self._uvicorn.should_exit = True
-        self._thread.join(timeout=5)
+        if self._thread.ident is not None:  # started
+            self._thread.join(timeout=5)
         self._socket.close()
 
 

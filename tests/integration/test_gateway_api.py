@@ -69,7 +69,7 @@ def test_the_server_serves_the_document_tested_here(served: tuple[Server, str]) 
 
     server, _ = served
     assert httpx.get(f"{server.url}/v1/openapi.json").json() == OPENAPI
-    assert len(OPERATIONS) == 10
+    assert len(OPERATIONS) == 11
 
 
 @pytest.mark.parametrize("operation", OPERATIONS, ids=lambda o: f"{o.method} {o.path}")
