@@ -213,10 +213,7 @@ def graph_of(rt: Runtime, execution_id: str) -> dict[str, Any]:
         if not isinstance(step.tool, list) and info["tool"] == "playbook":
             info["child_path"] = getattr(step.tool, "path", None)
         steps[step.step] = info
-    here: set[str] | None = None
-    if rt.owners is not None and rt.owners.held(execution_id):  # this process runs it
-        with rt._lock:
-            here = {command for command, _ in rt._running}
+    here = rt.running_here(execution_id)
     blocks = _blocks(entries, rt.clock.now(), claims_first=not rt.log.deferred_claims, here=here)
     terminal = next((e for e in entries if e.kind == "terminal"), None)
     for block in blocks:

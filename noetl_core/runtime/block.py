@@ -679,6 +679,15 @@ class Runtime(ExecutionCache):
     def cancel(self, execution_id: str, reason: str = "cancelled by request") -> None:
         children.cancel(self, self.execution(execution_id), reason)
 
+    def running_here(self, execution_id: str) -> set[str] | None:
+        """The commands of `execution_id` this process's workers run now, when this
+        process runs that execution (holds its lock); None when it does not (another
+        process does, or the backend has no execution locks)."""
+        if self.owners is None or not self.owners.held(execution_id):
+            return None
+        with self._lock:
+            return {command for (command, _), ex in self._running.items() if ex == execution_id}
+
     def abandon(self) -> int:
         """Close as cancelled the blocks this process still runs for halted executions
         (a cancel, a failure) because their user code does not return, so those
